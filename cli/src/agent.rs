@@ -1,0 +1,267 @@
+//! `orchestr8 agent …`: inspect and call one agent component directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use orchestr8_host::sandbox::{
+    DirGrant, HostPattern, InvocationOutcome, InvocationRequest, LoadedAgent, LogLevel, Sandbox,
+    SandboxConfig, SandboxPolicy, SecretValue,
+};
+use orchestr8_host::{Coded, ErrorCode};
+use tokio_util::sync::CancellationToken;
+
+use crate::exit;
+use crate::input::json_arg;
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Print what an agent says about itself: id, version, description, schemas.
+    #[command(after_help = "Examples:\n  orchestr8 agent info agents/target/wasm32-wasip2/release/text_stats.wasm\n  orchestr8 agent info text_stats.wasm --json")]
+    Info {
+        /// The agent component (.wasm).
+        agent: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an agent once in a fresh sandbox and print its output.
+    #[command(after_help = CALL_HELP)]
+    Call(CallArgs),
+}
+
+const CALL_HELP: &str = "\
+Examples:
+  orchestr8 agent call text_stats.wasm --input '{\"text\":\"Hello world.\"}'
+  orchestr8 agent call text_stats.wasm --input @input.json --json
+  orchestr8 agent call fetch.wasm --input '{\"url\":\"https://api.github.com\"}' --allow-host api.github.com
+
+Everything not granted is denied: no files, no environment variables, no
+secrets, no network. A secret granted with --secret NAME takes its value from
+the environment variable ORCHESTR8_SECRET_<NAME> (upper case, `-` as `_`).
+
+On failure the error code (TIMEOUT, FUEL_EXHAUSTED, MEMORY_LIMIT, TRAP,
+CAPABILITY_DENIED, INVALID_INPUT, INVALID_OUTPUT, OUTPUT_TOO_LARGE, RETRYABLE,
+FATAL, CANCELLED) is printed and the exit code is 1.";
+
+#[derive(Args)]
+pub struct CallArgs {
+    /// The agent component (.wasm).
+    agent: PathBuf,
+    /// The input: JSON text, @file, or @- for stdin.
+    #[arg(long, short, default_value = "{}")]
+    input: String,
+    /// Per-agent configuration: JSON text, @file, or @- for stdin.
+    #[arg(long)]
+    config: Option<String>,
+    /// Wall-clock deadline in milliseconds [default: 30000]
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Fuel budget (roughly, WebAssembly instructions) [default: 5000000000]
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Cap on each linear memory, in MiB [default: 64]
+    #[arg(long)]
+    memory_mb: Option<u64>,
+    /// Cap on the output size, in bytes [default: 8388608]
+    #[arg(long)]
+    max_output_bytes: Option<u64>,
+    /// Allow outbound HTTP to this host: `[scheme://]host[:port]`, `*.domain`. Repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<HostPattern>,
+    /// Grant a directory: HOST_PATH:GUEST_PATH, read-only; add `:rw` to allow writes. Repeatable.
+    #[arg(long = "dir", value_name = "HOST:GUEST[:rw]")]
+    dirs: Vec<String>,
+    /// Let the agent read this environment variable of the host. Repeatable.
+    #[arg(long = "env", value_name = "NAME")]
+    env: Vec<String>,
+    /// Grant a secret by name (value from ORCHESTR8_SECRET_<NAME>). Repeatable.
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// Print the whole outcome (output or error, logs, events, denials, stats) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(cmd: AgentCommand, config: SandboxConfig) -> u8 {
+    let sandbox = match Sandbox::new(config) {
+        Ok(s) => s,
+        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
+    };
+    match cmd {
+        AgentCommand::Info { agent, json } => info(&sandbox, agent, json).await,
+        AgentCommand::Call(args) => call(&sandbox, args).await,
+    }
+}
+
+fn report(code: ErrorCode, message: &str, exit_code: u8) -> u8 {
+    eprintln!("error[{code}]: {message}");
+    exit_code
+}
+
+async fn load(sandbox: &Sandbox, path: &PathBuf) -> Result<LoadedAgent, u8> {
+    sandbox
+        .load(path)
+        .await
+        .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))
+}
+
+async fn info(sandbox: &Sandbox, path: PathBuf, json: bool) -> u8 {
+    let agent = match load(sandbox, &path).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let info = agent.info();
+    if json {
+        let mut value = serde_json::to_value(info).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("digest".into(), format!("sha256:{}", agent.digest()).into());
+        }
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+    } else {
+        println!("{} {}", info.id, info.version);
+        println!("{}", info.description);
+        println!("digest: sha256:{}", agent.digest());
+        println!(
+            "input schema:\n{}",
+            serde_json::to_string_pretty(&info.input_schema).unwrap_or_default()
+        );
+        println!(
+            "output schema:\n{}",
+            serde_json::to_string_pretty(&info.output_schema).unwrap_or_default()
+        );
+    }
+    exit::OK
+}
+
+fn policy(args: &CallArgs) -> Result<SandboxPolicy, String> {
+    let mut policy = SandboxPolicy::default();
+    let limits = &mut policy.limits;
+    if let Some(ms) = args.timeout_ms {
+        limits.timeout_ms = ms;
+    }
+    if let Some(fuel) = args.fuel {
+        limits.fuel = fuel;
+    }
+    if let Some(mb) = args.memory_mb {
+        limits.memory_bytes = mb.saturating_mul(1024 * 1024);
+    }
+    if let Some(bytes) = args.max_output_bytes {
+        limits.output_bytes = bytes;
+    }
+    policy.grants.allowed_hosts = args.allow_hosts.clone();
+    for spec in &args.dirs {
+        policy.grants.dirs.push(parse_dir(spec)?);
+    }
+    policy.grants.env = args.env.clone();
+    policy.resolve_env_from_host();
+    policy.grants.secrets = args.secrets.clone();
+    for name in &args.secrets {
+        let var = format!(
+            "ORCHESTR8_SECRET_{}",
+            name.to_ascii_uppercase().replace(['-', '.', '/'], "_")
+        );
+        if let Ok(value) = std::env::var(&var) {
+            policy
+                .secret_values
+                .insert(name.clone(), SecretValue::new(value));
+        }
+    }
+    Ok(policy)
+}
+
+fn parse_dir(spec: &str) -> Result<DirGrant, String> {
+    let (rest, writable) = match spec.strip_suffix(":rw") {
+        Some(rest) => (rest, true),
+        None => (spec.strip_suffix(":ro").unwrap_or(spec), false),
+    };
+    let (host, guest) = rest
+        .split_once(':')
+        .ok_or_else(|| format!("--dir `{spec}` must look like HOST_PATH:GUEST_PATH[:rw]"))?;
+    Ok(DirGrant {
+        host_path: host.into(),
+        guest_path: guest.into(),
+        writable,
+    })
+}
+
+async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
+    let input = match json_arg(&args.input) {
+        Ok(v) => v,
+        Err(e) => return report(ErrorCode::InvalidInput, &format!("{e:#}"), exit::USAGE),
+    };
+    let config = match args.config.as_deref().map(json_arg).transpose() {
+        Ok(c) => c,
+        Err(e) => return report(ErrorCode::InvalidConfig, &format!("{e:#}"), exit::USAGE),
+    };
+    let policy = match policy(&args) {
+        Ok(p) => p,
+        Err(message) => return report(ErrorCode::InvalidConfig, &message, exit::USAGE),
+    };
+    if let Err(e) = policy.validate(sandbox.config().max_memory_bytes) {
+        return report(ErrorCode::InvalidConfig, &e.to_string(), exit::USAGE);
+    }
+    let agent = match load(sandbox, &args.agent).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let mut request = InvocationRequest::new(input);
+    if let Some(config) = config {
+        request.config = config;
+    }
+    request.cancel_grace = Duration::from_secs(2);
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("cancelling (the agent gets 2 s to stop)…");
+                cancel.cancel();
+            }
+        })
+    };
+    let outcome = sandbox.invoke(&agent, &policy, request, &cancel).await;
+    on_ctrl_c.abort();
+    print_outcome(&outcome, args.json)
+}
+
+fn print_outcome(outcome: &InvocationOutcome, json: bool) -> u8 {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&outcome.to_json()).unwrap_or_default()
+        );
+    } else {
+        for line in &outcome.logs {
+            let level = match line.level {
+                LogLevel::Trace => "trace",
+                LogLevel::Debug => "debug",
+                LogLevel::Info => "info",
+                LogLevel::Warn => "warn",
+                LogLevel::Error => "error",
+            };
+            eprintln!("[agent {level}] {}", line.message);
+        }
+        if outcome.logs_dropped > 0 {
+            eprintln!(
+                "[agent] {} log lines dropped past the log volume cap",
+                outcome.logs_dropped
+            );
+        }
+        for denial in &outcome.denials {
+            eprintln!("[denied] {} ({})", denial.target, denial.reason);
+        }
+        if let Ok(output) = &outcome.result {
+            println!("{}", serde_json::to_string_pretty(output).unwrap_or_default());
+        }
+    }
+    match &outcome.result {
+        Ok(_) => exit::OK,
+        Err(e) => {
+            if !json {
+                eprintln!("error[{}]: {e}", e.code());
+            }
+            exit::FAILED
+        }
+    }
+}

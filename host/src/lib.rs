@@ -1,0 +1,13 @@
+//! The orchestr8 host: runs AI agents as sandboxed WebAssembly components.
+//!
+//! Modules, one concern each, data flowing one way:
+//!
+//! - [`sandbox`]: loads agent components and runs each invocation in a fresh,
+//!   tightly limited sandbox (deadline, fuel, memory, deny-by-default
+//!   capabilities).
+//! - [`error`]: the error taxonomy and stable codes shared by everything.
+
+pub mod error;
+pub mod sandbox;
+
+pub use error::{Coded, ErrorCode};

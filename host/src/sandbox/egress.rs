@@ -1,0 +1,561 @@
+//! Outbound HTTP for agents: the allowlist, the address check and the sender.
+//!
+//! Shaped after Spin's outbound-http factor, in layers:
+//!
+//! 1. the request's scheme, host and port must match one of the agent's
+//!    [`HostPattern`]s, or it is refused before anything else happens;
+//! 2. the host name is resolved here, and addresses in internal networks
+//!    (loopback, private, link-local and cloud metadata, …) are removed unless
+//!    a grant names that very address (`127.0.0.1:8080` in a test), so an
+//!    allowed *name* cannot become a path into the inside network;
+//! 3. the connection goes to an address from step 2 (never re-resolved, so a
+//!    DNS answer cannot change between check and use), while a process-wide
+//!    semaphore caps concurrent outbound connections.
+//!
+//! Refusals are answered to the agent as `HTTP-request-denied` and recorded
+//! in the invocation's [`DenialLog`].
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::denial::{Capability, DenialLog};
+
+/// How long connecting may take when the agent sets no connect timeout.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One entry of an agent's outbound allowlist: `[scheme://]host[:port]`.
+///
+/// `host` is a DNS name, `*.suffix` (any name below `suffix`, not `suffix`
+/// itself), an IPv4 address or a bracketed IPv6 address. Without a scheme both
+/// `http` and `https` match; without a port only the scheme's default port
+/// (80 or 443) matches.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    scheme: Option<Scheme>,
+    host: HostMatch,
+    port: Option<u16>,
+    text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Exact(String),
+    Suffix(String),
+    Address(IpAddr),
+}
+
+/// A host pattern that cannot be parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid allowed host `{pattern}`: {reason}")]
+pub struct HostPatternError {
+    pattern: String,
+    reason: &'static str,
+}
+
+impl FromStr for HostPattern {
+    type Err = HostPatternError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let err = |reason| HostPatternError {
+            pattern: text.to_string(),
+            reason,
+        };
+        let (scheme, rest) = match text.split_once("://") {
+            Some(("http", rest)) => (Some(Scheme::Http), rest),
+            Some(("https", rest)) => (Some(Scheme::Https), rest),
+            Some(_) => return Err(err("only http:// and https:// are supported")),
+            None => (None, text),
+        };
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(err("give a host and optional port, without a path"));
+        }
+        let (host, port) = split_host_port(rest).ok_or_else(|| err("bad port"))?;
+        if host.is_empty() {
+            return Err(err("the host is empty"));
+        }
+        let host = host.to_ascii_lowercase();
+        let host = if let Some(suffix) = host.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(err("a wildcard must look like `*.example.com`"));
+            }
+            HostMatch::Suffix(suffix.to_string())
+        } else if host.contains('*') {
+            return Err(err("a wildcard must look like `*.example.com`"));
+        } else if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse() {
+            HostMatch::Address(ip)
+        } else {
+            HostMatch::Exact(host)
+        };
+        Ok(HostPattern {
+            scheme,
+            host,
+            port,
+            text: text.to_string(),
+        })
+    }
+}
+
+/// Splits `host[:port]`, where an IPv6 host is bracketed. `None` for a bad port.
+fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    if s.starts_with('[') {
+        let end = s.find(']')?;
+        let host = &s[..=end];
+        match &s[end + 1..] {
+            "" => Some((host, None)),
+            rest => Some((host, Some(rest.strip_prefix(':')?.parse().ok()?))),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((host, port)) => Some((host, Some(port.parse().ok()?))),
+            None => Some((s, None)),
+        }
+    }
+}
+
+impl HostPattern {
+    fn matches(&self, target: &Target) -> bool {
+        if self.scheme.is_some_and(|s| s != target.scheme) {
+            return false;
+        }
+        let port = self.port.unwrap_or(target.scheme.default_port());
+        if port != target.port {
+            return false;
+        }
+        match &self.host {
+            HostMatch::Exact(h) => *h == target.host,
+            HostMatch::Suffix(suffix) => target
+                .host
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            HostMatch::Address(ip) => target.host.parse::<IpAddr>().is_ok_and(|t| t == *ip),
+        }
+    }
+
+    /// Whether this grant names `addr` itself, which lets an agent reach an
+    /// internal address that was granted on purpose.
+    fn names_address(&self, addr: SocketAddr, scheme: Scheme) -> bool {
+        matches!(self.host, HostMatch::Address(ip) if ip == addr.ip())
+            && self.port.unwrap_or(scheme.default_port()) == addr.port()
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HostPattern({})", self.text)
+    }
+}
+
+impl Serialize for HostPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Where a request wants to go.
+#[derive(Debug, Clone)]
+struct Target {
+    scheme: Scheme,
+    host: String,
+    port: u16,
+    /// `scheme://host:port/path`, without the query, which may hold secrets.
+    display: String,
+}
+
+impl Target {
+    fn from_uri(uri: &http::Uri) -> Option<Target> {
+        let scheme = match uri.scheme_str()? {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            _ => return None,
+        };
+        let host = uri
+            .host()?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(scheme.default_port());
+        let display = format!(
+            "{}://{}{}",
+            uri.scheme_str()?,
+            uri.authority()?.as_str(),
+            uri.path()
+        );
+        Some(Target {
+            scheme,
+            host,
+            port,
+            display,
+        })
+    }
+}
+
+/// Whether an address belongs to a network an agent must not reach by name:
+/// loopback, private, link-local (cloud metadata), carrier-grade NAT,
+/// unspecified, multicast, broadcast and documentation ranges.
+pub(crate) fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal_v4(v4);
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || is_nat64_of_internal(v6)
+        }
+    }
+}
+
+fn is_internal_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, ..] = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || a == 0
+        || (a == 100 && (b & 0xc0) == 64) // 100.64.0.0/10, carrier-grade NAT
+        || (a == 198 && (b & 0xfe) == 18) // 198.18.0.0/15, benchmarking
+}
+
+fn is_nat64_of_internal(v6: Ipv6Addr) -> bool {
+    let s = v6.segments();
+    if s[..6] != [0x64, 0xff9b, 0, 0, 0, 0] {
+        return false;
+    }
+    let v4 = Ipv4Addr::new(
+        (s[6] >> 8) as u8,
+        s[6] as u8,
+        (s[7] >> 8) as u8,
+        s[7] as u8,
+    );
+    is_internal_v4(v4)
+}
+
+/// Process-wide outbound HTTP state: the TLS configuration and the cap on
+/// concurrent connections.
+pub(crate) struct EgressShared {
+    tls: Arc<rustls::ClientConfig>,
+    connections: Arc<Semaphore>,
+}
+
+impl EgressShared {
+    pub(crate) fn new(max_connections: usize) -> Result<Self, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(EgressShared {
+            tls: Arc::new(tls),
+            connections: Arc::new(Semaphore::new(max_connections)),
+        })
+    }
+}
+
+/// The `wasi:http` hooks of one invocation.
+pub(crate) struct EgressHooks {
+    pub(crate) allowed: Arc<[HostPattern]>,
+    pub(crate) shared: Arc<EgressShared>,
+    pub(crate) denials: DenialLog,
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_errors: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> ResponseFuture {
+        let Some(target) = Target::from_uri(request.uri()) else {
+            return Box::new(std::future::ready(Err(HttpError::HttpRequestUriInvalid)));
+        };
+        if !self.allowed.iter().any(|p| p.matches(&target)) {
+            self.denials.record(
+                Capability::Http,
+                format!("{} {}", request.method(), target.display),
+                "host is not on the agent's allowlist".into(),
+            );
+            return Box::new(std::future::ready(Err(HttpError::HttpRequestDenied)));
+        }
+        let allowed = self.allowed.clone();
+        let shared = self.shared.clone();
+        let denials = self.denials.clone();
+        Box::new(async move { send(request, options, target, &allowed, &shared, &denials).await })
+    }
+}
+
+async fn send(
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    target: Target,
+    allowed: &[HostPattern],
+    shared: &EgressShared,
+    denials: &DenialLog,
+) -> Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+> {
+    let connect_timeout = options
+        .and_then(|o| o.connect_timeout)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let first_byte_timeout = options
+        .and_then(|o| o.first_byte_timeout)
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+
+    let resolved = resolve(&target, connect_timeout).await?;
+    let usable: Vec<SocketAddr> = resolved
+        .iter()
+        .copied()
+        .filter(|a| !is_internal(a.ip()) || allowed.iter().any(|p| p.names_address(*a, target.scheme)))
+        .collect();
+    if usable.is_empty() {
+        let list: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
+        denials.record(
+            Capability::Http,
+            format!("{} {}", request.method(), target.display),
+            format!(
+                "host resolves only to internal addresses ({}); grant the address itself to allow it",
+                list.join(", ")
+            ),
+        );
+        return Err(HttpError::HttpRequestDenied);
+    }
+
+    let permit = shared
+        .connections
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| HttpError::ConnectionLimitReached)?;
+    let stream = connect(&usable, connect_timeout).await?;
+
+    // The request line carries only the path; the authority is in `Host`.
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    *request.uri_mut() = path.parse().map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    let io: Box<dyn IoStream> = match target.scheme {
+        Scheme::Http => Box::new(stream),
+        Scheme::Https => {
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+            let tls = tokio_rustls::TlsConnector::from(shared.tls.clone())
+                .connect(name, stream)
+                .await
+                .map_err(HttpError::Tls)?;
+            Box::new(tls)
+        }
+    };
+    let (mut sender, conn) = tokio::time::timeout(
+        connect_timeout,
+        hyper::client::conn::http1::handshake(TokioIo::new(io)),
+    )
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)??;
+
+    let mut conn = Box::pin(conn);
+    let exchange = async {
+        tokio::select! {
+            response = sender.send_request(request) => response.map_err(HttpError::from),
+            closed = &mut conn => Err(match closed {
+                Ok(()) => HttpError::HttpResponseIncomplete,
+                Err(e) => HttpError::from(e),
+            }),
+        }
+    };
+    let response = tokio::time::timeout(first_byte_timeout, exchange)
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)??;
+    let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
+    // The connection keeps its slot until the response body is done.
+    let worker = async move {
+        let _permit = permit;
+        conn.await.map_err(HttpError::from)
+    };
+    Ok((response, Box::new(worker)))
+}
+
+trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T> IoStream for T where T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+
+async fn resolve(target: &Target, timeout: Duration) -> Result<Vec<SocketAddr>, HttpError> {
+    if let Ok(ip) = target.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, target.port)]);
+    }
+    let lookup = tokio::net::lookup_host((target.host.as_str(), target.port));
+    match tokio::time::timeout(timeout, lookup).await {
+        Err(_) => Err(HttpError::DnsTimeout),
+        Ok(Err(e)) => Err(HttpError::DnsError {
+            rcode: Some(e.to_string()),
+            info_code: None,
+        }),
+        Ok(Ok(addrs)) => Ok(addrs.collect()),
+    }
+}
+
+async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, HttpError> {
+    let mut last = HttpError::ConnectionRefused;
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = HttpError::Connect(e),
+            Err(_) => last = HttpError::ConnectionTimeout,
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn target(url: &str) -> Target {
+        Target::from_uri(&url.parse().unwrap()).unwrap()
+    }
+
+    #[rstest]
+    #[case("api.example.com", "https://api.example.com/v1", true)]
+    #[case("api.example.com", "http://api.example.com/", true)]
+    #[case("api.example.com", "https://api.example.com:8443/", false)]
+    #[case("api.example.com:8443", "https://api.example.com:8443/", true)]
+    #[case("https://api.example.com", "http://api.example.com/", false)]
+    #[case("API.Example.com", "https://api.EXAMPLE.com/", true)]
+    #[case("*.example.com", "https://a.example.com/", true)]
+    #[case("*.example.com", "https://a.b.example.com/", true)]
+    #[case("*.example.com", "https://example.com/", false)]
+    #[case("*.example.com", "https://badexample.com/", false)]
+    #[case("api.example.com", "https://api.example.com.evil.net/", false)]
+    #[case("127.0.0.1:8080", "http://127.0.0.1:8080/x", true)]
+    #[case("127.0.0.1:8080", "http://127.0.0.1:8081/x", false)]
+    #[case("[::1]:8080", "http://[::1]:8080/", true)]
+    fn patterns_match_scheme_host_and_port(
+        #[case] pattern: &str,
+        #[case] url: &str,
+        #[case] expected: bool,
+    ) {
+        let p: HostPattern = pattern.parse().unwrap();
+        assert_eq!(p.matches(&target(url)), expected, "{pattern} vs {url}");
+    }
+
+    #[rstest]
+    #[case("ftp://example.com")]
+    #[case("example.com/path")]
+    #[case("example.com:http")]
+    #[case("*")]
+    #[case("a.*.example.com")]
+    #[case("")]
+    #[case("user@example.com")]
+    fn malformed_patterns_are_rejected(#[case] pattern: &str) {
+        assert!(pattern.parse::<HostPattern>().is_err(), "{pattern}");
+    }
+
+    #[rstest]
+    #[case("127.0.0.1", true)]
+    #[case("10.1.2.3", true)]
+    #[case("172.16.0.1", true)]
+    #[case("192.168.1.1", true)]
+    #[case("169.254.169.254", true)]
+    #[case("100.64.0.1", true)]
+    #[case("0.0.0.0", true)]
+    #[case("::1", true)]
+    #[case("fd00:ec2::254", true)]
+    #[case("fe80::1", true)]
+    #[case("::ffff:127.0.0.1", true)]
+    #[case("64:ff9b::a9fe:a9fe", true)]
+    #[case("93.184.216.34", false)]
+    #[case("2606:2800:220:1:248:1893:25c8:1946", false)]
+    fn internal_networks_are_recognised(#[case] ip: &str, #[case] internal: bool) {
+        assert_eq!(is_internal(ip.parse().unwrap()), internal, "{ip}");
+    }
+
+    #[test]
+    fn only_an_address_grant_names_an_internal_address() {
+        let by_name: HostPattern = "localhost:8080".parse().unwrap();
+        let by_addr: HostPattern = "127.0.0.1:8080".parse().unwrap();
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        assert!(!by_name.names_address(addr, Scheme::Http));
+        assert!(by_addr.names_address(addr, Scheme::Http));
+        assert!(!by_addr.names_address("127.0.0.1:9090".parse().unwrap(), Scheme::Http));
+    }
+
+    #[test]
+    fn target_display_drops_the_query() {
+        let t = target("https://api.example.com/v1/search?key=secret");
+        assert_eq!(t.display, "https://api.example.com/v1/search");
+    }
+
+    #[test]
+    fn patterns_round_trip_through_serde() {
+        let p: HostPattern = serde_json::from_str("\"https://*.example.com\"").unwrap();
+        assert_eq!(serde_json::to_string(&p).unwrap(), "\"https://*.example.com\"");
+        assert!(serde_json::from_str::<HostPattern>("\"ftp://x\"").is_err());
+    }
+}

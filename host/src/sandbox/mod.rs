@@ -1,0 +1,227 @@
+//! The sandbox: runs one agent invocation in a fresh, tightly limited
+//! WebAssembly component instance.
+//!
+//! One [`Sandbox`] per process owns the wasmtime `Engine` (component model,
+//! async, fuel, epoch interruption, pooling allocator), the linker with the
+//! WASI and `orchestr8:agent` host functions, the compile cache and the
+//! process-wide caps. [`Sandbox::load`] compiles an agent once (or loads it
+//! from the cache) and pre-links it; [`Sandbox::invoke`] then gives every call
+//! a fresh `Store` bounded by the agent's [`SandboxPolicy`]:
+//!
+//! - a wall-clock deadline and cancellation, raced against the whole call so
+//!   they also fire while the agent waits inside a host call (an epoch
+//!   deadline alone would not: wasmtime issue #9188);
+//! - a fuel budget, and an epoch tick that makes CPU-bound agents yield so
+//!   they cannot starve other invocations;
+//! - memory and table caps through a `ResourceLimiter`;
+//! - caps on output size and log volume;
+//! - deny-by-default files, environment, secrets and outbound HTTP.
+//!
+//! The sandbox knows nothing of workflows: it takes an invocation and a
+//! policy and returns an [`InvocationOutcome`].
+
+mod bindings;
+mod cache;
+mod denial;
+mod egress;
+mod error;
+mod invoke;
+mod loader;
+mod logs;
+mod policy;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+pub use denial::{Capability, Denial};
+pub use egress::{HostPattern, HostPatternError};
+pub use error::{AgentFailure, InvokeError, LoadError, SetupError};
+pub use invoke::{InvocationOutcome, InvocationRequest, InvocationStats};
+pub use loader::{AgentInfo, LoadedAgent};
+pub use logs::{AgentEvent, AgentLogLine, LogLevel, REDACTED};
+pub use policy::{
+    DEFAULT_FUEL, DEFAULT_LOG_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES,
+    DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, DirGrant, Grants, Limits, PolicyError, SandboxPolicy,
+    SecretValue,
+};
+
+use cache::ComponentCache;
+use egress::EgressShared;
+use state::AgentState;
+
+/// How instance memory is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Allocator {
+    /// Pre-reserved slots reused across invocations: fastest instantiation.
+    #[default]
+    Pooling,
+    /// Memory mapped for each instance and released afterwards.
+    OnDemand,
+}
+
+/// Engine-wide settings, fixed for the life of a [`Sandbox`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "camelCase")]
+pub struct SandboxConfig {
+    /// Instance allocation strategy.
+    pub allocator: Allocator,
+    /// How many sandboxes may exist at once; further invocations wait for a
+    /// free one (they never fail for lack of a slot).
+    pub max_instances: u32,
+    /// Ceiling for any agent's per-memory cap, in bytes.
+    pub max_memory_bytes: u64,
+    /// Where compiled agents are cached; `None` disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// How often CPU-bound agents yield to other tasks, in milliseconds.
+    pub epoch_tick_ms: u64,
+    /// Cap on concurrent outbound HTTP connections of all agents together.
+    pub max_outbound_connections: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            allocator: Allocator::Pooling,
+            max_instances: 1000,
+            max_memory_bytes: 1 << 30,
+            cache_dir: default_cache_dir(),
+            epoch_tick_ms: 5,
+            max_outbound_connections: 256,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/orchestr8/components`, or `~/.cache/orchestr8/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("orchestr8").join("components"))
+}
+
+/// Upper bounds for what one component may contain under pooling. A
+/// component over them fails to load with a clear error; an agent built with
+/// the SDK uses a fraction of each.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+const MAX_TABLES_PER_COMPONENT: u32 = 8;
+
+/// Runs agents. Cheap to clone; clones share the engine and its caps.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<SandboxInner>,
+}
+
+struct SandboxInner {
+    engine: Engine,
+    linker: Linker<AgentState>,
+    cache: Option<ComponentCache>,
+    slots: Arc<Semaphore>,
+    egress: Arc<EgressShared>,
+    config: SandboxConfig,
+}
+
+impl Sandbox {
+    /// Creates the engine, linker, cache and caps, and starts the epoch tick.
+    pub fn new(config: SandboxConfig) -> Result<Self, SetupError> {
+        if config.max_instances == 0 {
+            return Err(SetupError::Config("maxInstances must be at least 1".into()));
+        }
+        if config.epoch_tick_ms == 0 {
+            return Err(SetupError::Config("epochTickMs must be at least 1".into()));
+        }
+        if config.max_outbound_connections == 0 {
+            return Err(SetupError::Config(
+                "maxOutboundConnections must be at least 1".into(),
+            ));
+        }
+        let engine = build_engine(&config)?;
+        let mut linker = Linker::new(&engine);
+        link(&mut linker).map_err(|e| SetupError::Engine(e.to_string()))?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(ComponentCache::new(dir.clone(), &engine).map_err(|source| {
+                SetupError::Cache {
+                    path: dir.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+        let egress = EgressShared::new(config.max_outbound_connections)
+            .map_err(|e| SetupError::Tls(e.to_string()))?;
+        start_epoch_ticker(&engine, Duration::from_millis(config.epoch_tick_ms))
+            .map_err(|e| SetupError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(Sandbox {
+            inner: Arc::new(SandboxInner {
+                slots: Arc::new(Semaphore::new(config.max_instances as usize)),
+                engine,
+                linker,
+                cache,
+                egress: Arc::new(egress),
+                config,
+            }),
+        })
+    }
+
+    /// The settings this sandbox was built with.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+}
+
+fn build_engine(config: &SandboxConfig) -> Result<Engine, SetupError> {
+    let mut c = Config::new();
+    c.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true);
+    if config.allocator == Allocator::Pooling {
+        let n = config.max_instances;
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(MAX_CORE_INSTANCES_PER_COMPONENT))
+            .total_memories(n.saturating_mul(MAX_MEMORIES_PER_COMPONENT))
+            .total_tables(n.saturating_mul(MAX_TABLES_PER_COMPONENT))
+            .total_stacks(n)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
+            .max_memory_size(config.max_memory_bytes as usize)
+            .table_elements(policy::DEFAULT_TABLE_ELEMENTS as usize * 5);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&c).map_err(|e| SetupError::Engine(e.to_string()))
+}
+
+fn link(linker: &mut Linker<AgentState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    bindings::orchestr8::agent::host::add_to_linker::<_, HasSelf<AgentState>>(linker, |s| s)?;
+    bindings::orchestr8::agent::types::add_to_linker::<_, HasSelf<AgentState>>(linker, |s| s)?;
+    Ok(())
+}
+
+/// Advances the engine's epoch every `tick` until the engine is dropped.
+/// Each advance makes running agents yield (see `invoke`), which is what
+/// keeps a CPU-bound agent from holding a runtime thread.
+fn start_epoch_ticker(engine: &Engine, tick: Duration) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("orchestr8-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(tick);
+            }
+        })
+        .map(drop)
+}

@@ -1,0 +1,207 @@
+//! The per-invocation state inside a wasmtime `Store`, and the `host`
+//! interface the agent imports.
+//!
+//! One [`AgentState`] is built for every invocation from the agent's
+//! [`SandboxPolicy`] and thrown away afterwards, so nothing leaks from one
+//! call to the next. Host functions get `&mut AgentState`; there are no
+//! globals.
+
+use std::collections::BTreeMap;
+
+use tokio_util::sync::CancellationToken;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::bindings::orchestr8::agent::host::{self, LogLevel as WitLogLevel, SecretError};
+use super::denial::{Capability, DenialLog};
+use super::egress::EgressHooks;
+use super::logs::{AgentRecorder, LogLevel};
+use super::policy::{DEFAULT_STDIO_BYTES, SandboxPolicy, SecretValue};
+
+/// Which cap an agent ran into, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitHit {
+    Memory { requested: u64 },
+    Table { requested: u64 },
+}
+
+/// Caps each linear memory and table, and remembers which cap was hit so a
+/// resulting trap can be reported as `MEMORY_LIMIT` rather than a crash.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    memory_bytes: u64,
+    table_elements: u64,
+    pub(crate) hit: Option<LimitHit>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_bytes {
+            self.hit = Some(LimitHit::Memory {
+                requested: desired as u64,
+            });
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.table_elements {
+            self.hit = Some(LimitHit::Table {
+                requested: desired as u64,
+            });
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+/// Everything one invocation's store holds.
+pub(crate) struct AgentState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: EgressHooks,
+    pub(crate) limiter: Limiter,
+    pub(crate) recorder: AgentRecorder,
+    pub(crate) denials: DenialLog,
+    pub(crate) stderr: MemoryOutputPipe,
+    cancel: CancellationToken,
+    granted_secrets: Vec<String>,
+    secret_values: BTreeMap<String, SecretValue>,
+}
+
+/// A grant that could not be turned into a sandbox.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot grant directory `{path}`: {message}")]
+pub(crate) struct GrantError {
+    pub(crate) path: String,
+    pub(crate) message: String,
+}
+
+impl AgentState {
+    pub(crate) fn new(
+        policy: &SandboxPolicy,
+        hooks: EgressHooks,
+        cancel: CancellationToken,
+    ) -> Result<Self, GrantError> {
+        let stderr = MemoryOutputPipe::new(DEFAULT_STDIO_BYTES);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(MemoryOutputPipe::new(DEFAULT_STDIO_BYTES))
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let env: Vec<(&String, &String)> = policy.env_values.iter().collect();
+        wasi.envs(&env);
+        for dir in &policy.grants.dirs {
+            let perms = if dir.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&dir.host_path, &dir.guest_path, perms)
+                .map_err(|e| GrantError {
+                    path: dir.host_path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        let redact = policy
+            .secret_values
+            .values()
+            .map(|s| s.expose().to_string())
+            .collect();
+        Ok(AgentState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            denials: hooks.denials.clone(),
+            hooks,
+            limiter: Limiter {
+                memory_bytes: policy.limits.memory_bytes,
+                table_elements: policy.limits.table_elements,
+                hit: None,
+            },
+            recorder: AgentRecorder::new(policy.limits.log_bytes, redact),
+            stderr,
+            cancel,
+            granted_secrets: policy.grants.secrets.clone(),
+            secret_values: policy.secret_values.clone(),
+        })
+    }
+}
+
+impl WasiView for AgentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for AgentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl From<WitLogLevel> for LogLevel {
+    fn from(level: WitLogLevel) -> Self {
+        match level {
+            WitLogLevel::Trace => LogLevel::Trace,
+            WitLogLevel::Debug => LogLevel::Debug,
+            WitLogLevel::Info => LogLevel::Info,
+            WitLogLevel::Warn => LogLevel::Warn,
+            WitLogLevel::Error => LogLevel::Error,
+        }
+    }
+}
+
+impl host::Host for AgentState {
+    fn log(&mut self, level: WitLogLevel, message: String, fields: Vec<(String, String)>) {
+        self.recorder.log(level.into(), message, fields);
+    }
+
+    fn emit_event(&mut self, kind: String, payload: String) {
+        self.recorder.event(kind, payload);
+    }
+
+    fn get_secret(&mut self, name: String) -> Result<String, SecretError> {
+        if !self.granted_secrets.contains(&name) {
+            self.denials.record(
+                Capability::Secret,
+                name,
+                "secret is not granted to this agent".into(),
+            );
+            return Err(SecretError::NotGranted);
+        }
+        match self.secret_values.get(&name) {
+            Some(value) => Ok(value.expose().to_string()),
+            None => Err(SecretError::NotSet),
+        }
+    }
+
+    fn is_cancelled(&mut self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+impl super::bindings::orchestr8::agent::types::Host for AgentState {}
