@@ -43,15 +43,15 @@ impl ComponentCache {
     /// The cached component for `digest`, if present and loadable.
     pub(crate) fn get(&self, engine: &Engine, digest: &str) -> Option<Component> {
         let path = self.entry(digest);
-        if !path.is_file() {
-            return None;
-        }
-        // SAFETY: the file was written by `put` from `Component::serialize` of
-        // this same engine configuration (the key includes its compatibility
-        // hash) into a directory private to this user; wasmtime additionally
-        // checks the header and rejects incompatible artifacts.
+        // Read into memory rather than mapping the file: a mapped file that
+        // someone truncates would crash the host (SIGBUS).
+        let bytes = std::fs::read(&path).ok()?;
+        // SAFETY: the bytes were written by `put` from `Component::serialize`
+        // of this same engine configuration (the key includes its
+        // compatibility hash) into a directory private to this user; wasmtime
+        // additionally checks the header and rejects incompatible artifacts.
         #[allow(unsafe_code)]
-        let loaded = unsafe { Component::deserialize_file(engine, &path) };
+        let loaded = unsafe { Component::deserialize(engine, &bytes) };
         match loaded {
             Ok(component) => Some(component),
             Err(e) => {

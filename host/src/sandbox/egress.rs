@@ -420,24 +420,35 @@ async fn send(
     .await
     .map_err(|_| HttpError::ConnectionTimeout)??;
 
+    // Drive the connection while waiting for the response. A server that
+    // answers and closes at once finishes the connection first; the response
+    // is still delivered, so wait for it then.
     let mut conn = Box::pin(conn);
     let exchange = async {
+        let mut send = std::pin::pin!(sender.send_request(request));
         tokio::select! {
-            response = sender.send_request(request) => response.map_err(HttpError::from),
-            closed = &mut conn => Err(match closed {
-                Ok(()) => HttpError::HttpResponseIncomplete,
-                Err(e) => HttpError::from(e),
-            }),
+            biased;
+            response = &mut send => (response, None),
+            closed = &mut conn => (send.await, Some(closed)),
         }
     };
-    let response = tokio::time::timeout(first_byte_timeout, exchange)
+    let (response, closed) = tokio::time::timeout(first_byte_timeout, exchange)
         .await
-        .map_err(|_| HttpError::ConnectionReadTimeout)??;
+        .map_err(|_| HttpError::ConnectionReadTimeout)?;
+    let (response, closed) = match (response, closed) {
+        (Ok(response), closed) => (response, closed),
+        // The connection's own error says more than "request cancelled".
+        (Err(_), Some(Err(conn_error))) => return Err(HttpError::from(conn_error)),
+        (Err(e), _) => return Err(HttpError::from(e)),
+    };
     let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
     // The connection keeps its slot until the response body is done.
     let worker = async move {
         let _permit = permit;
-        conn.await.map_err(HttpError::from)
+        match closed {
+            Some(result) => result.map_err(HttpError::from),
+            None => conn.await.map_err(HttpError::from),
+        }
     };
     Ok((response, Box::new(worker)))
 }
