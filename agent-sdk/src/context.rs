@@ -4,9 +4,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
+use crate::AgentError;
 use crate::bindings::orchestr8::agent::host;
 use crate::bindings::orchestr8::agent::types as wit;
-use crate::AgentError;
 
 /// The invocation's identity, deadline and configuration, plus access to
 /// granted secrets and cancellation.
@@ -42,7 +42,9 @@ impl std::error::Error for SecretError {}
 impl Context {
     pub(crate) fn from_invocation(inv: &wit::Invocation) -> Result<Self, wit::AgentError> {
         let config = serde_json::from_str(&inv.config).map_err(|e| {
-            wit::AgentError::from(AgentError::invalid_input(format!("config is not JSON: {e}")))
+            wit::AgentError::from(AgentError::invalid_input(format!(
+                "config is not JSON: {e}"
+            )))
         })?;
         Ok(Context {
             execution_id: inv.execution_id.clone(),

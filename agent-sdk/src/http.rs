@@ -57,7 +57,10 @@ impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpError::Denied { url } => {
-                write!(f, "request to {url} was denied: the host is not on the agent's allowlist")
+                write!(
+                    f,
+                    "request to {url} was denied: the host is not on the agent's allowlist"
+                )
             }
             HttpError::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
             HttpError::Transport(why) => write!(f, "HTTP request failed: {why}"),
@@ -152,7 +155,9 @@ impl Request {
             .map_err(|e| HttpError::InvalidUrl(format!("bad header: {e:?}")))?;
         let request = OutgoingRequest::new(fields);
         let invalid = |what: &str| HttpError::InvalidUrl(format!("{what} rejected: {}", self.url));
-        request.set_method(&self.method).map_err(|()| invalid("method"))?;
+        request
+            .set_method(&self.method)
+            .map_err(|()| invalid("method"))?;
         request
             .set_scheme(Some(&url.scheme))
             .map_err(|()| invalid("scheme"))?;
@@ -298,7 +303,10 @@ impl Url {
         let rest = rest.split('#').next().unwrap_or(rest);
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, path) = rest.split_at(split);
-        if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        if authority.is_empty()
+            || authority.contains('@')
+            || authority.contains(char::is_whitespace)
+        {
             return Err(bad("bad host"));
         }
         let path_and_query = match path {

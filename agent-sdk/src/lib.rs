@@ -159,7 +159,9 @@ pub mod __private {
         let ctx = Context::from_invocation(&invocation)?;
         let output = A::process(input, &ctx).map_err(wit::AgentError::from)?;
         serde_json::to_string(&output).map_err(|e| {
-            wit::AgentError::from(AgentError::fatal(format!("cannot serialize the output: {e}")))
+            wit::AgentError::from(AgentError::fatal(format!(
+                "cannot serialize the output: {e}"
+            )))
         })
     }
 }

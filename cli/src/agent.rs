@@ -17,7 +17,9 @@ use crate::input::json_arg;
 #[derive(Subcommand)]
 pub enum AgentCommand {
     /// Print what an agent says about itself: id, version, description, schemas.
-    #[command(after_help = "Examples:\n  orchestr8 agent info agents/target/wasm32-wasip2/release/text_stats.wasm\n  orchestr8 agent info text_stats.wasm --json")]
+    #[command(
+        after_help = "Examples:\n  orchestr8 agent info agents/target/wasm32-wasip2/release/text_stats.wasm\n  orchestr8 agent info text_stats.wasm --json"
+    )]
     Info {
         /// The agent component (.wasm).
         agent: PathBuf,
@@ -27,7 +29,7 @@ pub enum AgentCommand {
     },
     /// Run an agent once in a fresh sandbox and print its output.
     #[command(after_help = CALL_HELP)]
-    Call(CallArgs),
+    Call(Box<CallArgs>),
 }
 
 const CALL_HELP: &str = "\
@@ -90,7 +92,7 @@ pub async fn run(cmd: AgentCommand, config: SandboxConfig) -> u8 {
     };
     match cmd {
         AgentCommand::Info { agent, json } => info(&sandbox, agent, json).await,
-        AgentCommand::Call(args) => call(&sandbox, args).await,
+        AgentCommand::Call(args) => call(&sandbox, *args).await,
     }
 }
 
@@ -117,7 +119,10 @@ async fn info(sandbox: &Sandbox, path: PathBuf, json: bool) -> u8 {
         if let Some(map) = value.as_object_mut() {
             map.insert("digest".into(), format!("sha256:{}", agent.digest()).into());
         }
-        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
     } else {
         println!("{} {}", info.id, info.version);
         println!("{}", info.description);
@@ -252,7 +257,10 @@ fn print_outcome(outcome: &InvocationOutcome, json: bool) -> u8 {
             eprintln!("[denied] {} ({})", denial.target, denial.reason);
         }
         if let Ok(output) = &outcome.result {
-            println!("{}", serde_json::to_string_pretty(output).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(output).unwrap_or_default()
+            );
         }
     }
     match &outcome.result {

@@ -15,10 +15,12 @@ pub fn json_arg(arg: &str) -> Result<serde_json::Value> {
             (text, "stdin".to_string())
         }
         Some(path) => (
-            std::fs::read_to_string(path).with_context(|| format!("cannot read input file `{path}`"))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read input file `{path}`"))?,
             format!("file `{path}`"),
         ),
         None => (arg.to_string(), "--input".to_string()),
     };
-    serde_json::from_str(&text).with_context(|| format!("the input from {origin} is not valid JSON"))
+    serde_json::from_str(&text)
+        .with_context(|| format!("the input from {origin} is not valid JSON"))
 }

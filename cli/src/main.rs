@@ -65,7 +65,10 @@ fn main() -> ExitCode {
         )
         .with_ansi(std::env::var_os("NO_COLOR").is_none())
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

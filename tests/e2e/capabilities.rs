@@ -46,16 +46,26 @@ async fn allowed_name_that_resolves_to_loopback_is_refused() {
     let url = format!("http://localhost:{}/", server.port);
     let policy = hosts(&[format!("localhost:{}", server.port)]);
     let outcome = call("hostile-fetch", json!({ "url": url }), &policy).await;
-    assert_eq!(outcome.result.unwrap_err().code(), ErrorCode::CapabilityDenied);
+    assert_eq!(
+        outcome.result.unwrap_err().code(),
+        ErrorCode::CapabilityDenied
+    );
     assert_eq!(server.connections(), 0);
-    assert!(outcome.denials[0].reason.contains("internal addresses"), "{:?}", outcome.denials);
+    assert!(
+        outcome.denials[0].reason.contains("internal addresses"),
+        "{:?}",
+        outcome.denials
+    );
 }
 
 #[tokio::test]
 async fn nothing_is_visible_without_grants() {
-    // SAFETY of the test: reading the process environment only.
-    let host_var = std::env::vars().next().map(|(k, _)| k).unwrap_or_else(|| "PATH".into());
+    let host_var = std::env::vars()
+        .next()
+        .map(|(k, _)| k)
+        .unwrap_or_else(|| "PATH".into());
     let input = json!({
+        "strict": false,
         "read": ["/etc/passwd", "Cargo.toml", "/proc/self/environ"],
         "write": ["/tmp/orchestr8-escape"],
         "env": [host_var.clone(), "HOME", "PATH"],
@@ -64,9 +74,17 @@ async fn nothing_is_visible_without_grants() {
     let outcome = call("hostile-snoop", input, &SandboxPolicy::default()).await;
     let out = outcome.result.unwrap();
     for (path, result) in out["read"].as_object().unwrap() {
-        assert!(result.as_str().unwrap().starts_with("error:"), "{path} was readable: {result}");
+        assert!(
+            result.as_str().unwrap().starts_with("error:"),
+            "{path} was readable: {result}"
+        );
     }
-    assert!(out["write"]["/tmp/orchestr8-escape"].as_str().unwrap().starts_with("error:"));
+    assert!(
+        out["write"]["/tmp/orchestr8-escape"]
+            .as_str()
+            .unwrap()
+            .starts_with("error:")
+    );
     assert!(!std::path::Path::new("/tmp/orchestr8-escape").exists());
     for (name, value) in out["env"].as_object().unwrap() {
         assert!(value.is_null(), "{name} was visible");
@@ -92,16 +110,30 @@ async fn granted_read_only_directory_can_be_read_but_not_written() {
         writable: false,
     });
     let input = json!({
+        "strict": false,
         "read": ["/data/notes.txt"],
         "write": ["/data/new.txt", "/data/notes.txt"],
         "list": ["/data"],
     });
     let out = call("hostile-snoop", input, &policy).await.result.unwrap();
     assert_eq!(out["read"]["/data/notes.txt"], "granted text");
-    assert!(out["write"]["/data/new.txt"].as_str().unwrap().starts_with("error:"));
-    assert!(out["write"]["/data/notes.txt"].as_str().unwrap().starts_with("error:"));
+    assert!(
+        out["write"]["/data/new.txt"]
+            .as_str()
+            .unwrap()
+            .starts_with("error:")
+    );
+    assert!(
+        out["write"]["/data/notes.txt"]
+            .as_str()
+            .unwrap()
+            .starts_with("error:")
+    );
     assert!(!dir.path().join("new.txt").exists());
-    assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "granted text");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "granted text"
+    );
     assert_eq!(out["list"]["/data"], json!(["notes.txt"]));
 }
 
@@ -114,10 +146,14 @@ async fn granted_writable_directory_can_be_written() {
         guest_path: "/out".into(),
         writable: true,
     });
-    let out = call("hostile-snoop", json!({"write": ["/out/result.txt"]}), &policy)
-        .await
-        .result
-        .unwrap();
+    let out = call(
+        "hostile-snoop",
+        json!({"strict": false, "write": ["/out/result.txt"]}),
+        &policy,
+    )
+    .await
+    .result
+    .unwrap();
     assert_eq!(out["write"]["/out/result.txt"], "written");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("result.txt")).unwrap(),
@@ -130,10 +166,14 @@ async fn granted_env_var_is_the_only_one_visible() {
     let mut policy = SandboxPolicy::default();
     policy.grants.env = vec!["GREETING".into()];
     policy.env_values.insert("GREETING".into(), "hi".into());
-    let out = call("hostile-snoop", json!({"env": ["GREETING", "PATH"]}), &policy)
-        .await
-        .result
-        .unwrap();
+    let out = call(
+        "hostile-snoop",
+        json!({"strict": false, "env": ["GREETING", "PATH"]}),
+        &policy,
+    )
+    .await
+    .result
+    .unwrap();
     assert_eq!(out["env"]["GREETING"], "hi");
     assert!(out["env"]["PATH"].is_null());
     assert_eq!(out["allEnv"], json!(["GREETING"]));
@@ -143,17 +183,29 @@ async fn granted_env_var_is_the_only_one_visible() {
 async fn secrets_are_readable_only_when_granted_and_refusals_are_recorded() {
     let mut policy = SandboxPolicy::default();
     policy.grants.secrets = vec!["api-key".into(), "unset".into()];
-    policy.secret_values.insert("api-key".into(), SecretValue::new("s3cr3t"));
+    policy
+        .secret_values
+        .insert("api-key".into(), SecretValue::new("s3cr3t"));
     let outcome = call(
         "hostile-snoop",
-        json!({"secrets": ["api-key", "unset", "other"]}),
+        json!({"strict": false, "secrets": ["api-key", "unset", "other"]}),
         &policy,
     )
     .await;
     let out = outcome.result.unwrap();
     assert_eq!(out["secrets"]["api-key"], "read");
-    assert!(out["secrets"]["unset"].as_str().unwrap().contains("no value"));
-    assert!(out["secrets"]["other"].as_str().unwrap().contains("not granted"));
+    assert!(
+        out["secrets"]["unset"]
+            .as_str()
+            .unwrap()
+            .contains("no value")
+    );
+    assert!(
+        out["secrets"]["other"]
+            .as_str()
+            .unwrap()
+            .contains("not granted")
+    );
     assert_eq!(outcome.denials.len(), 1);
     assert_eq!(outcome.denials[0].capability, Capability::Secret);
     assert_eq!(outcome.denials[0].target, "other");

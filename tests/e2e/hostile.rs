@@ -18,7 +18,12 @@ fn limits(f: impl FnOnce(&mut Limits)) -> SandboxPolicy {
 }
 
 async fn demo_still_works() {
-    let outcome = call("text-stats", json!({"text": "still standing"}), &SandboxPolicy::default()).await;
+    let outcome = call(
+        "text-stats",
+        json!({"text": "still standing"}),
+        &SandboxPolicy::default(),
+    )
+    .await;
     assert_eq!(outcome.result.unwrap()["words"], 2);
 }
 
@@ -31,6 +36,8 @@ async fn demo_still_works() {
 #[case::sleeper_is_stopped_inside_a_host_call("hostile-sleep", json!({}), limits(|l| l.timeout_ms = 300), ErrorCode::Timeout)]
 #[case::huge_output_is_refused("hostile-output", json!({}), limits(|l| l.memory_bytes = 512 << 20), ErrorCode::OutputTooLarge)]
 #[case::huge_output_within_default_memory_hits_the_cap("hostile-output", json!({}), SandboxPolicy::default(), ErrorCode::MemoryLimit)]
+#[case::snoop_is_refused_what_it_was_not_granted("hostile-snoop", json!({}), SandboxPolicy::default(), ErrorCode::CapabilityDenied)]
+#[case::endless_log_flood_runs_out_of_fuel("hostile-logs", json!({}), limits(|l| l.fuel = 200_000_000), ErrorCode::FuelExhausted)]
 #[case::unlisted_host_is_denied("hostile-fetch", json!({"url": "http://example.com/"}), SandboxPolicy::default(), ErrorCode::CapabilityDenied)]
 #[tokio::test]
 async fn hostile_agent_is_contained(
@@ -50,7 +57,9 @@ async fn panic_message_reaches_the_error() {
     let outcome = call("hostile-panic", json!({}), &SandboxPolicy::default()).await;
     let error = outcome.result.unwrap_err();
     assert!(
-        error.to_string().contains("hostile agent gave up on purpose"),
+        error
+            .to_string()
+            .contains("hostile agent gave up on purpose"),
         "{error}"
     );
 }
@@ -58,14 +67,27 @@ async fn panic_message_reaches_the_error() {
 #[tokio::test]
 async fn stack_overflow_is_named() {
     let outcome = call("hostile-recursion", json!({}), &SandboxPolicy::default()).await;
-    assert!(outcome.result.unwrap_err().to_string().contains("stack overflow"));
+    assert!(
+        outcome
+            .result
+            .unwrap_err()
+            .to_string()
+            .contains("stack overflow")
+    );
 }
 
 #[tokio::test]
 async fn memory_error_names_the_limit() {
-    let outcome = call("hostile-memory", json!({}), &limits(|l| l.memory_bytes = 16 << 20)).await;
+    let outcome = call(
+        "hostile-memory",
+        json!({}),
+        &limits(|l| l.memory_bytes = 16 << 20),
+    )
+    .await;
     match outcome.result.unwrap_err() {
-        InvokeError::MemoryLimit { limit, requested, .. } => {
+        InvokeError::MemoryLimit {
+            limit, requested, ..
+        } => {
             assert_eq!(limit, 16 << 20);
             assert!(requested > limit);
         }
@@ -86,7 +108,12 @@ async fn log_flood_is_capped_and_the_agent_still_finishes() {
 
 #[tokio::test]
 async fn fuel_consumption_is_reported() {
-    let outcome = call("text-stats", json!({"text": "a b c"}), &SandboxPolicy::default()).await;
+    let outcome = call(
+        "text-stats",
+        json!({"text": "a b c"}),
+        &SandboxPolicy::default(),
+    )
+    .await;
     assert!(outcome.result.is_ok());
     assert!(outcome.stats.fuel_consumed > 0);
     assert!(outcome.stats.fuel_consumed < SandboxPolicy::default().limits.fuel);

@@ -22,7 +22,12 @@ async fn demo_agent_describes_itself() {
 #[tokio::test]
 async fn demo_agent_computes_text_statistics() {
     let text = "The cat sat. The cat ran!\nA dog watched?";
-    let outcome = call("text-stats", json!({"text": text, "top": 1}), &SandboxPolicy::default()).await;
+    let outcome = call(
+        "text-stats",
+        json!({"text": text, "top": 1}),
+        &SandboxPolicy::default(),
+    )
+    .await;
     let out = outcome.result.unwrap();
     assert_eq!(out["words"], 9);
     assert_eq!(out["lines"], 2);
@@ -34,7 +39,12 @@ async fn demo_agent_computes_text_statistics() {
 
 #[tokio::test]
 async fn input_that_does_not_match_the_schema_is_invalid_input() {
-    let outcome = call("text-stats", json!({"txet": "typo"}), &SandboxPolicy::default()).await;
+    let outcome = call(
+        "text-stats",
+        json!({"txet": "typo"}),
+        &SandboxPolicy::default(),
+    )
+    .await;
     let error = outcome.result.unwrap_err();
     assert_eq!(error.code(), ErrorCode::InvalidInput);
     assert!(error.to_string().contains("text"), "{error}");
@@ -42,7 +52,12 @@ async fn input_that_does_not_match_the_schema_is_invalid_input() {
 
 #[tokio::test]
 async fn agent_reported_invalid_input_keeps_its_message() {
-    let outcome = call("text-stats", json!({"text": "x", "top": 1000}), &SandboxPolicy::default()).await;
+    let outcome = call(
+        "text-stats",
+        json!({"text": "x", "top": 1000}),
+        &SandboxPolicy::default(),
+    )
+    .await;
     match outcome.result.unwrap_err() {
         InvokeError::InvalidInput(f) => assert_eq!(f.message, "`top` must be at most 100"),
         other => panic!("unexpected {other:?}"),
@@ -96,7 +111,10 @@ async fn a_component_without_the_handler_export_is_not_an_agent() {
         }
         other => panic!("unexpected {other}"),
     }
-    assert!(err.to_string().contains("does not implement orchestr8:agent"));
+    assert!(
+        err.to_string()
+            .contains("does not implement orchestr8:agent")
+    );
 }
 
 #[tokio::test]

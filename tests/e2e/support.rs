@@ -51,10 +51,19 @@ pub async fn load(name: &str) -> LoadedAgent {
 }
 
 /// Loads `name` and invokes it once with `input` under `policy`.
-pub async fn call(name: &str, input: serde_json::Value, policy: &SandboxPolicy) -> InvocationOutcome {
+pub async fn call(
+    name: &str,
+    input: serde_json::Value,
+    policy: &SandboxPolicy,
+) -> InvocationOutcome {
     let agent = load(name).await;
     sandbox()
-        .invoke(&agent, policy, InvocationRequest::new(input), &CancellationToken::new())
+        .invoke(
+            &agent,
+            policy,
+            InvocationRequest::new(input),
+            &CancellationToken::new(),
+        )
         .await
 }
 

@@ -1,17 +1,14 @@
-//! Hostile: floods the host with `lines` log lines of 1 KiB each (100,000 by
-//! default, about 100 MiB), then returns how many it sent.
+//! Hostile: floods the host with 1 KiB log lines: `lines` of them, then
+//! returns how many it sent, or without end when `lines` is not given (only
+//! fuel or the deadline stop it then). The host keeps at most its log budget.
 
 use orchestr8_agent_sdk::{Agent, AgentError, Context, JsonSchema, export_agent, log};
 use serde::Deserialize;
 
 #[derive(Deserialize, JsonSchema)]
 pub struct Input {
-    #[serde(default = "default_lines")]
-    pub lines: u64,
-}
-
-fn default_lines() -> u64 {
-    100_000
+    #[serde(default)]
+    pub lines: Option<u64>,
 }
 
 pub struct LogFlood;
@@ -25,10 +22,12 @@ impl Agent for LogFlood {
 
     fn process(input: Input, _: &Context) -> Result<u64, AgentError> {
         let line = "spam ".repeat(205);
-        for i in 0..input.lines {
-            log::info_with(&line, &[("n", &i.to_string())]);
+        let mut sent = 0;
+        while input.lines.is_none_or(|n| sent < n) {
+            log::info_with(&line, &[("n", &sent.to_string())]);
+            sent += 1;
         }
-        Ok(input.lines)
+        Ok(sent)
     }
 }
 

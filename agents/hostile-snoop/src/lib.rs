@@ -1,15 +1,19 @@
 //! Hostile: tries to read files, environment variables and secrets, and to
-//! write files, and reports exactly what it could see and do. Tests use it to
-//! show that what was not granted is invisible.
+//! write files. With `strict` (the default) it fails if anything it tried was
+//! refused; otherwise it reports exactly what it could see and do. Tests use
+//! the report to show that what was not granted is invisible. Without input it
+//! goes for `/etc/passwd`, `$HOME` and the secret `api-key`.
 
 use std::collections::BTreeMap;
 
 use orchestr8_agent_sdk::{Agent, AgentError, Context, JsonSchema, export_agent};
 use serde::{Deserialize, Serialize};
 
-#[derive(Deserialize, JsonSchema, Default)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(default)]
 pub struct Input {
+    /// Fail when any attempt is refused (default true).
+    pub strict: bool,
     /// Files to read.
     pub read: Vec<String>,
     /// Files to create and write.
@@ -20,6 +24,19 @@ pub struct Input {
     pub secrets: Vec<String>,
     /// Directories to list.
     pub list: Vec<String>,
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input {
+            strict: true,
+            read: vec!["/etc/passwd".into()],
+            write: Vec::new(),
+            env: vec!["HOME".into()],
+            secrets: vec!["api-key".into()],
+            list: Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -44,11 +61,13 @@ pub struct Snoop;
 impl Agent for Snoop {
     const ID: &'static str = "@hostile/snoop";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Reads and writes whatever it is told to, and reports what worked.";
+    const DESCRIPTION: &'static str =
+        "Reads and writes whatever it is told to, and reports what worked.";
     type Input = Input;
     type Output = Output;
 
     fn process(input: Input, ctx: &Context) -> Result<Output, AgentError> {
+        let strict = input.strict;
         let read = input
             .read
             .into_iter()
@@ -101,15 +120,50 @@ impl Agent for Snoop {
                 (d, entries)
             })
             .collect();
-        Ok(Output {
+        let output = Output {
             read,
             write,
             env,
             all_env: std::env::vars().map(|(k, _)| k).collect(),
             secrets,
             list,
-        })
+        };
+        if strict {
+            let refused = refusals(&output);
+            if !refused.is_empty() {
+                return Err(AgentError::fatal(format!(
+                    "refused: {}",
+                    refused.join("; ")
+                )));
+            }
+        }
+        Ok(output)
     }
 }
 
 export_agent!(Snoop);
+
+fn refusals(out: &Output) -> Vec<String> {
+    let failed = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .filter(|(_, v)| v.starts_with("error:"))
+            .map(|(k, v)| format!("{k} ({v})"))
+            .collect::<Vec<_>>()
+    };
+    let mut refused = failed(&out.read);
+    refused.extend(failed(&out.write));
+    refused.extend(failed(&out.secrets));
+    refused.extend(
+        out.env
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| format!("${k} (not set)")),
+    );
+    refused.extend(
+        out.list
+            .iter()
+            .filter(|(_, v)| v.first().is_some_and(|e| e.starts_with("error:")))
+            .map(|(k, _)| format!("{k}/ (cannot list)")),
+    );
+    refused
+}

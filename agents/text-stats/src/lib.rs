@@ -52,8 +52,7 @@ pub struct TextStats;
 impl Agent for TextStats {
     const ID: &'static str = "@orchestr8/text-stats";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "Counts characters, words, lines and sentences of a text and lists its most frequent words.";
+    const DESCRIPTION: &'static str = "Counts characters, words, lines and sentences of a text and lists its most frequent words.";
     type Input = Input;
     type Output = Output;
 

@@ -36,8 +36,7 @@ impl ComponentCache {
     }
 
     fn entry(&self, digest: &str) -> PathBuf {
-        self.dir
-            .join(format!("{digest}-{}.cwasm", self.engine_key))
+        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
     }
 
     /// The cached component for `digest`, if present and loadable.

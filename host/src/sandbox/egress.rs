@@ -268,12 +268,7 @@ fn is_nat64_of_internal(v6: Ipv6Addr) -> bool {
     if s[..6] != [0x64, 0xff9b, 0, 0, 0, 0] {
         return false;
     }
-    let v4 = Ipv4Addr::new(
-        (s[6] >> 8) as u8,
-        s[6] as u8,
-        (s[7] >> 8) as u8,
-        s[7] as u8,
-    );
+    let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     is_internal_v4(v4)
 }
 
@@ -370,7 +365,9 @@ async fn send(
     let usable: Vec<SocketAddr> = resolved
         .iter()
         .copied()
-        .filter(|a| !is_internal(a.ip()) || allowed.iter().any(|p| p.names_address(*a, target.scheme)))
+        .filter(|a| {
+            !is_internal(a.ip()) || allowed.iter().any(|p| p.names_address(*a, target.scheme))
+        })
         .collect();
     if usable.is_empty() {
         let list: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
@@ -454,7 +451,8 @@ async fn send(
 }
 
 trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
-impl<T> IoStream for T where T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T> IoStream for T where T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static
+{}
 
 async fn resolve(target: &Target, timeout: Duration) -> Result<Vec<SocketAddr>, HttpError> {
     if let Ok(ip) = target.host.parse::<IpAddr>() {
@@ -566,7 +564,10 @@ mod tests {
     #[test]
     fn patterns_round_trip_through_serde() {
         let p: HostPattern = serde_json::from_str("\"https://*.example.com\"").unwrap();
-        assert_eq!(serde_json::to_string(&p).unwrap(), "\"https://*.example.com\"");
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            "\"https://*.example.com\""
+        );
         assert!(serde_json::from_str::<HostPattern>("\"ftp://x\"").is_err());
     }
 }

@@ -220,7 +220,7 @@ pub enum LoadError {
         /// Where the bytes came from.
         origin: String,
         /// How the call failed.
-        source: InvokeError,
+        source: Box<InvokeError>,
     },
     /// `info` returned something unusable.
     #[error("`{origin}`: `info` returned {reason}")]

@@ -10,6 +10,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
+use super::Sandbox;
 use super::bindings::orchestr8::agent::types::{AgentError, ErrorInfo, Invocation};
 use super::bindings::{Agent, AgentPre};
 use super::denial::{Denial, DenialLog};
@@ -19,7 +20,6 @@ use super::loader::LoadedAgent;
 use super::logs::{AgentEvent, AgentLogLine};
 use super::policy::SandboxPolicy;
 use super::state::{AgentState, LimitHit};
-use super::Sandbox;
 use crate::error::Coded;
 
 /// Default time a cancelled agent gets to notice (`host.is-cancelled`) and
@@ -100,11 +100,23 @@ impl InvocationOutcome {
             Err(e) => serde_json::json!({ "ok": false, "error": e.to_body() }),
         };
         if let Value::Object(map) = &mut out {
-            map.insert("logs".into(), serde_json::to_value(&self.logs).unwrap_or_default());
-            map.insert("events".into(), serde_json::to_value(&self.events).unwrap_or_default());
+            map.insert(
+                "logs".into(),
+                serde_json::to_value(&self.logs).unwrap_or_default(),
+            );
+            map.insert(
+                "events".into(),
+                serde_json::to_value(&self.events).unwrap_or_default(),
+            );
             map.insert("logsDropped".into(), self.logs_dropped.into());
-            map.insert("denials".into(), serde_json::to_value(&self.denials).unwrap_or_default());
-            map.insert("stats".into(), serde_json::to_value(self.stats).unwrap_or_default());
+            map.insert(
+                "denials".into(),
+                serde_json::to_value(&self.denials).unwrap_or_default(),
+            );
+            map.insert(
+                "stats".into(),
+                serde_json::to_value(self.stats).unwrap_or_default(),
+            );
         }
         out
     }
@@ -118,11 +130,12 @@ pub(crate) struct Run<R> {
 }
 
 /// A call made on a freshly instantiated agent.
-pub(crate) type AgentCall<R> = for<'a> fn(
-    &'a Agent,
-    &'a mut Store<AgentState>,
-    &'a Invocation,
-) -> Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+pub(crate) type AgentCall<R> =
+    for<'a> fn(
+        &'a Agent,
+        &'a mut Store<AgentState>,
+        &'a Invocation,
+    ) -> Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
 enum Interrupted {
     Deadline,
@@ -426,13 +439,19 @@ mod tests {
     #[test]
     fn panic_messages_are_extracted_from_stderr() {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:12:9:\nboom: the agent gave up\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
-        assert_eq!(panic_message(stderr).as_deref(), Some("boom: the agent gave up"));
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("boom: the agent gave up")
+        );
         assert_eq!(panic_message("nothing to see"), None);
     }
 
     #[test]
     fn outputs_over_the_limit_or_not_json_are_rejected() {
-        assert_eq!(parse_output("{\"a\":1}", 100).unwrap(), serde_json::json!({"a": 1}));
+        assert_eq!(
+            parse_output("{\"a\":1}", 100).unwrap(),
+            serde_json::json!({"a": 1})
+        );
         assert!(matches!(
             parse_output("{\"a\":1}", 3),
             Err(InvokeError::OutputTooLarge { size: 7, limit: 3 })

@@ -14,15 +14,15 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
 
+use super::Sandbox;
 use super::bindings::orchestr8::agent::types::Invocation;
 use super::bindings::{AgentPre, HANDLER_EXPORT};
 use super::error::LoadError;
 use super::policy::{Limits, SandboxPolicy};
 use super::state::AgentState;
-use super::Sandbox;
 
 /// Deadline for an agent's `info` call.
 const INFO_TIMEOUT_MS: u64 = 5_000;
@@ -106,7 +106,11 @@ impl Sandbox {
     }
 
     /// Loads an agent component from bytes; `origin` names it in errors.
-    pub async fn load_bytes(&self, bytes: Vec<u8>, origin: String) -> Result<LoadedAgent, LoadError> {
+    pub async fn load_bytes(
+        &self,
+        bytes: Vec<u8>,
+        origin: String,
+    ) -> Result<LoadedAgent, LoadError> {
         check_header(&bytes, &origin)?;
         let digest = hex(&Sha256::digest(&bytes));
         let component = {
@@ -121,14 +125,12 @@ impl Sandbox {
                 })??
         };
         self.check_exports(&component, &origin)?;
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::UnsupportedImport {
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
+            LoadError::UnsupportedImport {
                 origin: origin.clone(),
                 message: format!("{e:#}"),
-            })?;
+            }
+        })?;
         let pre = AgentPre::new(pre).map_err(|e| LoadError::MissingExport {
             origin: origin.clone(),
             missing: format!("{HANDLER_EXPORT} ({e:#})"),
@@ -148,7 +150,12 @@ impl Sandbox {
 
     fn compile(&self, bytes: &[u8], digest: &str, origin: &str) -> Result<Component, LoadError> {
         let engine = &self.inner.engine;
-        if let Some(cached) = self.inner.cache.as_ref().and_then(|c| c.get(engine, digest)) {
+        if let Some(cached) = self
+            .inner
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(engine, digest))
+        {
             return Ok(cached);
         }
         let component = Component::from_binary(engine, bytes).map_err(|e| LoadError::Invalid {
@@ -185,7 +192,11 @@ impl Sandbox {
         Ok(())
     }
 
-    async fn call_info(&self, pre: &AgentPre<AgentState>, origin: &str) -> Result<AgentInfo, LoadError> {
+    async fn call_info(
+        &self,
+        pre: &AgentPre<AgentState>,
+        origin: &str,
+    ) -> Result<AgentInfo, LoadError> {
         let policy = SandboxPolicy::with_limits(Limits {
             timeout_ms: INFO_TIMEOUT_MS,
             ..Limits::default()
@@ -213,7 +224,7 @@ impl Sandbox {
             .result
             .map_err(|source| LoadError::Info {
                 origin: origin.to_string(),
-                source,
+                source: Box::new(source),
             })?;
         let bad = |reason: String| LoadError::InvalidInfo {
             origin: origin.to_string(),
