@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// The invocation passed its wall-clock deadline.
+    #[serde(alias = "TimeoutError")]
     Timeout,
     /// The invocation used up its fuel (CPU) budget.
     FuelExhausted,
@@ -31,11 +32,17 @@ pub enum ErrorCode {
     /// The agent's output is larger than the output limit.
     OutputTooLarge,
     /// The agent reported a transient failure; a retry may succeed.
+    #[serde(alias = "RetryableError", alias = "NetworkError")]
     Retryable,
     /// The agent reported a permanent failure.
     Fatal,
     /// The invocation was cancelled.
     Cancelled,
+    /// The circuit breaker for this agent (and target) is open: the call was
+    /// refused without running.
+    CircuitOpen,
+    /// The overall time budget for the call, retries included, ran out.
+    BudgetExhausted,
     /// The agent file does not exist or cannot be read.
     AgentNotFound,
     /// The file is not a WebAssembly component, or does not implement the
@@ -62,6 +69,8 @@ impl ErrorCode {
             ErrorCode::Retryable => "RETRYABLE",
             ErrorCode::Fatal => "FATAL",
             ErrorCode::Cancelled => "CANCELLED",
+            ErrorCode::CircuitOpen => "CIRCUIT_OPEN",
+            ErrorCode::BudgetExhausted => "BUDGET_EXHAUSTED",
             ErrorCode::AgentNotFound => "AGENT_NOT_FOUND",
             ErrorCode::InvalidAgent => "INVALID_AGENT",
             ErrorCode::InvalidConfig => "INVALID_CONFIG",
@@ -76,7 +85,7 @@ impl ErrorCode {
     }
 
     /// Every code, in a stable order (for documentation and tests).
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::Timeout,
         ErrorCode::FuelExhausted,
         ErrorCode::MemoryLimit,
@@ -88,6 +97,8 @@ impl ErrorCode {
         ErrorCode::Retryable,
         ErrorCode::Fatal,
         ErrorCode::Cancelled,
+        ErrorCode::CircuitOpen,
+        ErrorCode::BudgetExhausted,
         ErrorCode::AgentNotFound,
         ErrorCode::InvalidAgent,
         ErrorCode::InvalidConfig,
@@ -108,6 +119,11 @@ pub trait Coded: fmt::Display {
 
     /// Structured details, if the failure has any.
     fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// How long to wait before a retry makes sense, when the failure says.
+    fn retry_after(&self) -> Option<std::time::Duration> {
         None
     }
 

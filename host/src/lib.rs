@@ -5,9 +5,14 @@
 //! - [`sandbox`]: loads agent components and runs each invocation in a fresh,
 //!   tightly limited sandbox (deadline, fuel, memory, deny-by-default
 //!   capabilities).
+//! - [`resilience`]: the chain every invocation goes through,
+//!   `retry(circuitBreaker(timeout(op)))`, with a time budget.
+//! - [`invoker`]: an agent invocation through that chain.
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
 pub mod error;
+pub mod invoker;
+pub mod resilience;
 pub mod sandbox;
 
 pub use error::{Coded, ErrorCode};

@@ -9,4 +9,5 @@
 mod capabilities;
 mod hostile;
 mod loading;
+mod resilience;
 mod support;

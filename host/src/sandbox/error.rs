@@ -148,13 +148,11 @@ impl Coded for InvokeError {
             _ => None,
         }
     }
-}
 
-impl InvokeError {
     /// The agent's retry hint, if it gave one.
-    pub fn retry_after_ms(&self) -> Option<u64> {
+    fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            InvokeError::Retryable(f) => f.retry_after_ms,
+            InvokeError::Retryable(f) => f.retry_after_ms.map(std::time::Duration::from_millis),
             _ => None,
         }
     }

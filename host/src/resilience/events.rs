@@ -1,0 +1,86 @@
+//! What the chain decided, one typed event per decision. The engine turns
+//! them into journal entries.
+
+use serde::Serialize;
+
+use super::breaker::{BreakerState, Transition};
+use crate::error::ErrorCode;
+
+/// One decision of the resilience chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum ResilienceEvent {
+    /// An attempt was admitted and started.
+    AttemptStarted {
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// Its timeout.
+        timeout_ms: u64,
+        /// Whether it is a half-open circuit's probe.
+        probe: bool,
+    },
+    /// An attempt succeeded.
+    AttemptSucceeded {
+        /// Attempt number.
+        attempt: u32,
+        /// How long it took.
+        duration_ms: u64,
+    },
+    /// An attempt failed.
+    AttemptFailed {
+        /// Attempt number.
+        attempt: u32,
+        /// The failure's code.
+        code: ErrorCode,
+        /// The failure's message.
+        message: String,
+        /// Whether the circuit breaker counted it.
+        counted: bool,
+    },
+    /// Another attempt will follow after a delay.
+    RetryScheduled {
+        /// The number of the coming attempt.
+        attempt: u32,
+        /// The delay before it.
+        delay_ms: u64,
+        /// The failure that caused the retry.
+        reason: ErrorCode,
+    },
+    /// A circuit changed state.
+    BreakerStateChanged {
+        /// The circuit.
+        key: String,
+        /// State before.
+        from: BreakerState,
+        /// State after.
+        to: BreakerState,
+    },
+    /// An open circuit refused a call.
+    CallRejected {
+        /// The circuit.
+        key: String,
+        /// When it lets a probe through, if known.
+        retry_in_ms: Option<u64>,
+    },
+    /// The call's time budget ran out.
+    BudgetExhausted {
+        /// The budget.
+        budget_ms: u64,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+impl ResilienceEvent {
+    pub(crate) fn breaker(key: &str, t: Transition) -> Self {
+        ResilienceEvent::BreakerStateChanged {
+            key: key.to_string(),
+            from: t.from,
+            to: t.to,
+        }
+    }
+}
