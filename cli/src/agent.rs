@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use orchestr8_host::invoker::{Invoker, ResilientOutcome};
+use orchestr8_host::resilience::{Resilience, ResilienceEvent, ResiliencePolicy, RetryPolicy};
 use orchestr8_host::sandbox::{
     DirGrant, HostPattern, InvocationOutcome, InvocationRequest, LoadedAgent, LogLevel, Sandbox,
     SandboxConfig, SandboxPolicy, SecretValue,
@@ -42,9 +44,13 @@ Everything not granted is denied: no files, no environment variables, no
 secrets, no network. A secret granted with --secret NAME takes its value from
 the environment variable ORCHESTR8_SECRET_<NAME> (upper case, `-` as `_`).
 
+With --max-attempts N the call goes through the resilience chain: failures
+coded RETRYABLE or TIMEOUT are retried after an exponential, fully jittered
+delay (--retry-base-ms, --retry-max-ms), within --budget-ms in all.
+
 On failure the error code (TIMEOUT, FUEL_EXHAUSTED, MEMORY_LIMIT, TRAP,
 CAPABILITY_DENIED, INVALID_INPUT, INVALID_OUTPUT, OUTPUT_TOO_LARGE, RETRYABLE,
-FATAL, CANCELLED) is printed and the exit code is 1.";
+FATAL, CANCELLED, BUDGET_EXHAUSTED) is printed and the exit code is 1.";
 
 #[derive(Args)]
 pub struct CallArgs {
@@ -80,7 +86,20 @@ pub struct CallArgs {
     /// Grant a secret by name (value from ORCHESTR8_SECRET_<NAME>). Repeatable.
     #[arg(long = "secret", value_name = "NAME")]
     secrets: Vec<String>,
-    /// Print the whole outcome (output or error, logs, events, denials, stats) as JSON.
+    /// Total attempts, the first included (1–10); retries RETRYABLE and TIMEOUT failures.
+    #[arg(long, default_value_t = 1)]
+    max_attempts: u32,
+    /// Base of the exponential backoff between attempts, in milliseconds.
+    #[arg(long, default_value_t = orchestr8_host::resilience::DEFAULT_BASE_DELAY_MS)]
+    retry_base_ms: u64,
+    /// Cap on one backoff delay, in milliseconds.
+    #[arg(long, default_value_t = orchestr8_host::resilience::DEFAULT_MAX_DELAY_MS)]
+    retry_max_ms: u64,
+    /// Time budget for all attempts and delays together, in milliseconds.
+    #[arg(long, default_value_t = orchestr8_host::resilience::DEFAULT_BUDGET_MS)]
+    budget_ms: u64,
+    /// Print the whole outcome (output or error, and every attempt's logs,
+    /// events, denials and stats) as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -206,6 +225,20 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
     if let Err(e) = policy.validate(sandbox.config().max_memory_bytes) {
         return report(ErrorCode::InvalidConfig, &e.to_string(), exit::USAGE);
     }
+    let resilience = ResiliencePolicy {
+        retry: RetryPolicy {
+            max_attempts: args.max_attempts,
+            base_delay_ms: args.retry_base_ms,
+            max_delay_ms: args.retry_max_ms,
+            ..RetryPolicy::default()
+        },
+        timeout_ms: policy.limits.timeout_ms,
+        budget_ms: args.budget_ms,
+        ..ResiliencePolicy::default()
+    };
+    if let Err(message) = resilience.validate() {
+        return report(ErrorCode::InvalidConfig, &message, exit::USAGE);
+    }
     let agent = match load(sandbox, &args.agent).await {
         Ok(a) => a,
         Err(code) => return code,
@@ -225,36 +258,45 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
             }
         })
     };
-    let outcome = sandbox.invoke(&agent, &policy, request, &cancel).await;
+    let invoker = Invoker::new(sandbox.clone(), Resilience::default());
+    let quiet = args.json;
+    let events = move |event: ResilienceEvent| {
+        if let ResilienceEvent::RetryScheduled {
+            attempt,
+            delay_ms,
+            reason,
+        } = event
+            && !quiet
+        {
+            eprintln!("[retry] {reason}: attempt {attempt} in {delay_ms} ms");
+        }
+    };
+    let outcome = invoker
+        .invoke(&agent, &policy, &resilience, request, &cancel, &events)
+        .await;
     on_ctrl_c.abort();
     print_outcome(&outcome, args.json)
 }
 
-fn print_outcome(outcome: &InvocationOutcome, json: bool) -> u8 {
+fn print_outcome(outcome: &ResilientOutcome, json: bool) -> u8 {
     if json {
+        let mut value = match &outcome.result {
+            Ok(output) => serde_json::json!({ "ok": true, "output": output }),
+            Err(e) => serde_json::json!({ "ok": false, "error": e.to_body() }),
+        };
+        value["attempts"] = outcome
+            .attempts
+            .iter()
+            .map(InvocationOutcome::to_json)
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&outcome.to_json()).unwrap_or_default()
+            serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
-        for line in &outcome.logs {
-            let level = match line.level {
-                LogLevel::Trace => "trace",
-                LogLevel::Debug => "debug",
-                LogLevel::Info => "info",
-                LogLevel::Warn => "warn",
-                LogLevel::Error => "error",
-            };
-            eprintln!("[agent {level}] {}", line.message);
-        }
-        if outcome.logs_dropped > 0 {
-            eprintln!(
-                "[agent] {} log lines dropped past the log volume cap",
-                outcome.logs_dropped
-            );
-        }
-        for denial in &outcome.denials {
-            eprintln!("[denied] {} ({})", denial.target, denial.reason);
+        let several = outcome.attempts.len() > 1;
+        for (i, attempt) in outcome.attempts.iter().enumerate() {
+            print_attempt(attempt, several.then_some(i + 1));
         }
         if let Ok(output) = &outcome.result {
             println!(
@@ -271,5 +313,31 @@ fn print_outcome(outcome: &InvocationOutcome, json: bool) -> u8 {
             }
             exit::FAILED
         }
+    }
+}
+
+fn print_attempt(attempt: &InvocationOutcome, number: Option<usize>) {
+    let tag = number.map_or(String::new(), |n| format!(" #{n}"));
+    for line in &attempt.logs {
+        let level = match line.level {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        eprintln!("[agent{tag} {level}] {}", line.message);
+    }
+    if attempt.logs_dropped > 0 {
+        eprintln!(
+            "[agent{tag}] {} log lines dropped past the log volume cap",
+            attempt.logs_dropped
+        );
+    }
+    for denial in &attempt.denials {
+        eprintln!("[denied{tag}] {} ({})", denial.target, denial.reason);
+    }
+    if let (Some(_), Err(e)) = (number, &attempt.result) {
+        eprintln!("[attempt{tag} failed] {}: {e}", e.code());
     }
 }

@@ -69,8 +69,9 @@ fn call_reads_input_from_a_file_and_prints_json_outcomes() {
     let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(outcome["ok"], true);
     assert_eq!(outcome["output"]["words"], 2);
-    assert_eq!(outcome["logs"][0]["message"], "analysed 2 words");
-    assert!(outcome["stats"]["fuelConsumed"].as_u64().unwrap() > 0);
+    let attempt = &outcome["attempts"][0];
+    assert_eq!(attempt["logs"][0]["message"], "analysed 2 words");
+    assert!(attempt["stats"]["fuelConsumed"].as_u64().unwrap() > 0);
 }
 
 #[test]
@@ -112,6 +113,54 @@ fn hostile_agents_exit_non_zero_with_their_code(
 }
 
 #[test]
+fn retries_carry_a_flaky_agent_to_success() {
+    let path = agent("flaky");
+    let out = orchestr8(&[
+        "agent",
+        "call",
+        path.to_str().unwrap(),
+        "--input",
+        r#"{"failures":2}"#,
+        "--max-attempts",
+        "3",
+        "--retry-base-ms",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let output: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(output["attempt"], 3);
+    assert_eq!(stderr(&out).matches("[retry] RETRYABLE").count(), 2);
+}
+
+#[test]
+fn exhausted_retries_say_so() {
+    let path = agent("flaky");
+    let out = orchestr8(&[
+        "agent",
+        "call",
+        path.to_str().unwrap(),
+        "--input",
+        r#"{"failures":9}"#,
+        "--max-attempts",
+        "2",
+        "--retry-base-ms",
+        "10",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["error"]["code"], "RETRYABLE");
+    assert_eq!(outcome["error"]["details"]["attempts"], 2);
+    assert!(
+        outcome["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 2 attempts")
+    );
+    assert_eq!(outcome["attempts"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn a_missing_agent_exits_three() {
     let out = orchestr8(&["agent", "call", "/no/such.wasm"]);
     assert_eq!(out.status.code(), Some(3));
@@ -134,6 +183,7 @@ fn a_file_that_is_not_an_agent_exits_three() {
 #[case::bad_host(&["--allow-host", "ftp://x"], "only http:// and https://")]
 #[case::bad_dir(&["--dir", "nocolon"], "HOST_PATH:GUEST_PATH")]
 #[case::zero_timeout(&["--timeout-ms", "0"], "timeoutMs")]
+#[case::too_many_attempts(&["--max-attempts", "11"], "maxAttempts")]
 fn bad_command_lines_exit_two(#[case] extra: &[&str], #[case] message: &str) {
     let path = agent("text-stats");
     let mut args = vec!["agent", "call", path.to_str().unwrap()];

@@ -460,8 +460,9 @@ mod tests {
                         if in_flight.is_empty() { continue; }
                         let a = in_flight.remove(i % in_flight.len());
                         let outcome = [Outcome::Success, Outcome::Failure, Outcome::Neutral][o as usize];
-                        if let Some(t) = c.record(now, &p, a, outcome) {
-                            if t.to == BreakerState::Open { opened_at = Some(now); }
+                        let t = c.record(now, &p, a, outcome);
+                        if t.is_some_and(|t| t.to == BreakerState::Open) {
+                            opened_at = Some(now);
                         }
                     }
                 }

@@ -109,6 +109,10 @@ fn plural(n: u32) -> &'static str {
 impl<E: fmt::Display> fmt::Display for ResilienceError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // A single attempt needs no story about retries.
+            ResilienceError::Failed {
+                last, attempts: 1, ..
+            } => last.fmt(f),
             ResilienceError::Failed {
                 last,
                 attempts,

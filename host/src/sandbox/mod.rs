@@ -38,7 +38,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use denial::{Capability, Denial};
 pub use egress::{HostPattern, HostPatternError};
@@ -114,6 +114,9 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 const MAX_TABLES_PER_COMPONENT: u32 = 8;
+/// Low memory kept mapped between uses of a pool slot: a Rust agent's stack,
+/// data and small heap live there.
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
 /// Runs agents. Cheap to clone; clones share the engine and its caps.
 #[derive(Clone)]
@@ -195,7 +198,13 @@ fn build_engine(config: &SandboxConfig) -> Result<Engine, SetupError> {
             .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
             .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
             .max_memory_size(config.max_memory_bytes as usize)
-            .table_elements(policy::DEFAULT_TABLE_ELEMENTS as usize * 5);
+            .table_elements(policy::DEFAULT_TABLE_ELEMENTS as usize * 5)
+            // Reset the pages an instance dirtied with memset, found by the
+            // PAGEMAP_SCAN ioctl where the kernel has it (Linux 6.7+), instead
+            // of an madvise and the TLB shootdown it costs on every call.
+            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+            .table_keep_resident(KEEP_RESIDENT_BYTES)
+            .pagemap_scan(Enabled::Auto);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&c).map_err(|e| SetupError::Engine(e.to_string()))
