@@ -31,6 +31,14 @@ fn orchestr8(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `orchestr8 agent call <agent> <extra…>`.
+fn call(name: &str, extra: &[&str]) -> Output {
+    let path = agent(name);
+    let mut args = vec!["agent", "call", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    orchestr8(&args)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -102,10 +110,7 @@ fn hostile_agents_exit_non_zero_with_their_code(
     #[case] code: &str,
     #[case] message: &str,
 ) {
-    let path = agent(name);
-    let mut args = vec!["agent", "call", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let out = orchestr8(&args);
+    let out = call(name, extra);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{name}: {err}");
     assert!(err.contains(&format!("error[{code}]")), "{name}: {err}");
@@ -114,18 +119,17 @@ fn hostile_agents_exit_non_zero_with_their_code(
 
 #[test]
 fn retries_carry_a_flaky_agent_to_success() {
-    let path = agent("flaky");
-    let out = orchestr8(&[
-        "agent",
-        "call",
-        path.to_str().unwrap(),
-        "--input",
-        r#"{"failures":2}"#,
-        "--max-attempts",
-        "3",
-        "--retry-base-ms",
-        "10",
-    ]);
+    let out = call(
+        "flaky",
+        &[
+            "--input",
+            r#"{"failures":2}"#,
+            "--max-attempts",
+            "3",
+            "--retry-base-ms",
+            "10",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let output: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(output["attempt"], 3);
@@ -134,19 +138,18 @@ fn retries_carry_a_flaky_agent_to_success() {
 
 #[test]
 fn exhausted_retries_say_so() {
-    let path = agent("flaky");
-    let out = orchestr8(&[
-        "agent",
-        "call",
-        path.to_str().unwrap(),
-        "--input",
-        r#"{"failures":9}"#,
-        "--max-attempts",
-        "2",
-        "--retry-base-ms",
-        "10",
-        "--json",
-    ]);
+    let out = call(
+        "flaky",
+        &[
+            "--input",
+            r#"{"failures":9}"#,
+            "--max-attempts",
+            "2",
+            "--retry-base-ms",
+            "10",
+            "--json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(outcome["error"]["code"], "RETRYABLE");
@@ -185,10 +188,7 @@ fn a_file_that_is_not_an_agent_exits_three() {
 #[case::zero_timeout(&["--timeout-ms", "0"], "timeoutMs")]
 #[case::too_many_attempts(&["--max-attempts", "11"], "maxAttempts")]
 fn bad_command_lines_exit_two(#[case] extra: &[&str], #[case] message: &str) {
-    let path = agent("text-stats");
-    let mut args = vec!["agent", "call", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    let out = orchestr8(&args);
+    let out = call("text-stats", extra);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains(message), "{}", stderr(&out));
 }

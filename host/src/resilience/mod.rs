@@ -46,6 +46,8 @@ use crate::error::{Coded, ErrorCode};
 pub const DEFAULT_ATTEMPT_TIMEOUT_MS: u64 = 30_000;
 /// Default budget for a whole call, retries included.
 pub const DEFAULT_BUDGET_MS: u64 = 90_000;
+/// Longest timeout, budget or delay accepted: a day.
+pub const MAX_DURATION_MS: u64 = 24 * 3600 * 1000;
 
 /// The policies of one call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,11 +79,12 @@ impl ResiliencePolicy {
     pub fn validate(&self) -> Result<(), String> {
         self.retry.validate()?;
         self.circuit_breaker.validate()?;
-        if self.timeout_ms == 0 {
-            return Err("timeoutMs must be at least 1".into());
-        }
-        if self.budget_ms == 0 {
-            return Err("budgetMs must be at least 1".into());
+        for (name, value) in [("timeoutMs", self.timeout_ms), ("budgetMs", self.budget_ms)] {
+            if !(1..=MAX_DURATION_MS).contains(&value) {
+                return Err(format!(
+                    "{name} must be between 1 and {MAX_DURATION_MS}, got {value}"
+                ));
+            }
         }
         Ok(())
     }
@@ -185,7 +188,7 @@ impl Resilience {
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let budget_end = Instant::now() + Duration::from_millis(policy.budget_ms);
+        let budget_end = deadline_after(Duration::from_millis(policy.budget_ms));
         let per_attempt = Duration::from_millis(policy.timeout_ms);
         let breaker = &policy.circuit_breaker;
         let mut last: Option<AttemptError<E>> = None;
@@ -293,7 +296,7 @@ impl Resilience {
             if let Some(hint) = error.retry_after() {
                 delay = delay.max(hint.min(Duration::from_millis(policy.retry.max_delay_ms)));
             }
-            if Instant::now() + delay >= budget_end {
+            if deadline_after(delay) >= budget_end {
                 return Err(self.budget_exhausted(policy, &call, attempts, Some(error)));
             }
             call.events.emit(ResilienceEvent::RetryScheduled {
@@ -341,6 +344,13 @@ impl Resilience {
             last,
         }
     }
+}
+
+/// Now plus `d`, saturating far in the future instead of overflowing.
+fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 async fn cancelled_after(cancel: &CancellationToken, grace: Duration) {

@@ -57,6 +57,13 @@ impl RetryPolicy {
                 self.max_attempts
             ));
         }
+        if self.max_delay_ms > super::MAX_DURATION_MS {
+            return Err(format!(
+                "retry.maxDelayMs must be at most {}, got {}",
+                super::MAX_DURATION_MS,
+                self.max_delay_ms
+            ));
+        }
         if self.max_delay_ms < self.base_delay_ms {
             return Err(format!(
                 "retry.maxDelayMs ({}) must not be below retry.baseDelayMs ({})",

@@ -102,6 +102,19 @@ where
     chain.run(policy, call, op).await
 }
 
+/// Runs `op` on circuit `k`, discarding events.
+async fn run_k<T, F, Fut>(
+    chain: &Resilience,
+    policy: &ResiliencePolicy,
+    op: F,
+) -> Result<T, ResilienceError<Fail>>
+where
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, Fail>>,
+{
+    run(chain, policy, "k", &Recorder::default(), op).await
+}
+
 /// An operation failing its first `failures` attempts, counting calls.
 fn flaky(
     failures: u32,
@@ -283,34 +296,14 @@ async fn a_failed_probe_reopens_the_circuit() {
     let chain = chain();
     let p = policy(1, 1);
     let calls = Arc::new(AtomicU32::new(0));
-    let _ = run(
-        &chain,
-        &p,
-        "k",
-        &Recorder::default(),
-        flaky(99, calls.clone()),
-    )
-    .await;
+    let _ = run_k(&chain, &p, flaky(99, calls.clone())).await;
     tokio::time::advance(Duration::from_secs(60)).await;
-    let _ = run(
-        &chain,
-        &p,
-        "k",
-        &Recorder::default(),
-        flaky(99, calls.clone()),
-    )
-    .await;
+    let _ = run_k(&chain, &p, flaky(99, calls.clone())).await;
     assert_eq!(chain.breakers().state("k"), BreakerState::Open);
     tokio::time::advance(Duration::from_secs(59)).await;
-    let err = run(
-        &chain,
-        &p,
-        "k",
-        &Recorder::default(),
-        flaky(0, calls.clone()),
-    )
-    .await
-    .unwrap_err();
+    let err = run_k(&chain, &p, flaky(0, calls.clone()))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::CircuitOpen);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
@@ -320,14 +313,7 @@ async fn half_open_lets_exactly_one_probe_through_concurrent_callers() {
     let chain = chain();
     let p = policy(1, 1);
     let calls = Arc::new(AtomicU32::new(0));
-    let _ = run(
-        &chain,
-        &p,
-        "k",
-        &Recorder::default(),
-        flaky(99, calls.clone()),
-    )
-    .await;
+    let _ = run_k(&chain, &p, flaky(99, calls.clone())).await;
     tokio::time::advance(Duration::from_secs(60)).await;
     calls.store(0, Ordering::SeqCst);
     let tasks: Vec<_> = (0..10)
@@ -535,4 +521,15 @@ proptest! {
             prop_assert_eq!(result, Ok(failures + 1));
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn absurd_durations_neither_panic_nor_validate() {
+    let mut p = policy(2, 10);
+    p.budget_ms = u64::MAX;
+    p.retry.max_delay_ms = u64::MAX;
+    p.retry.base_delay_ms = u64::MAX / 2;
+    assert!(p.validate().is_err());
+    let result = run_k(&chain(), &p, |_| async { Err::<(), _>(retryable()) }).await;
+    assert!(result.is_err());
 }

@@ -142,10 +142,13 @@ impl Sandbox {
         if config.epoch_tick_ms == 0 {
             return Err(SetupError::Config("epochTickMs must be at least 1".into()));
         }
-        if config.max_outbound_connections == 0 {
-            return Err(SetupError::Config(
-                "maxOutboundConnections must be at least 1".into(),
-            ));
+        if config.max_outbound_connections == 0
+            || config.max_outbound_connections > Semaphore::MAX_PERMITS
+        {
+            return Err(SetupError::Config(format!(
+                "maxOutboundConnections must be between 1 and {}",
+                Semaphore::MAX_PERMITS
+            )));
         }
         let engine = build_engine(&config)?;
         let mut linker = Linker::new(&engine);
