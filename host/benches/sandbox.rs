@@ -175,9 +175,9 @@ async fn main() {
     ] {
         let s = sandbox(allocator, 64, Some(cache.path().to_path_buf()));
         latency(
-            &format!("trivial (hostile-state), {name}"),
+            &format!("trivial (state-probe), {name}"),
             &s,
-            "hostile_state.wasm",
+            "state_probe.wasm",
             json!({"tag": 1}),
             n,
         )
@@ -199,7 +199,7 @@ async fn main() {
         "| concurrent | succeeded | wall time | throughput | peak RSS |\n|---|---|---|---|---|"
     );
     let s = sandbox(Allocator::Pooling, 1000, Some(cache.path().to_path_buf()));
-    let agent = s.load(agent_path("hostile_state.wasm")).await.unwrap();
+    let agent = s.load(agent_path("state_probe.wasm")).await.unwrap();
     let levels: &[usize] = if quick {
         &[10, 100, 1000]
     } else {

@@ -68,7 +68,15 @@ impl Invoker {
         cancel: &CancellationToken,
         events: &dyn EventSink,
     ) -> ResilientOutcome {
-        let key = policy.circuit_breaker.key(&agent.info().id);
+        // The target of an agent's calls is what it may reach.
+        let target = sandbox_policy
+            .grants
+            .allowed_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let key = policy.circuit_breaker.key(&agent.info().id, Some(&target));
         let attempts: Arc<Mutex<Vec<InvocationOutcome>>> = Arc::default();
         let call = Call {
             key: &key,

@@ -143,7 +143,7 @@ async fn cancellation_stops_a_running_agent_after_its_grace_period(
 
 #[tokio::test]
 async fn every_invocation_gets_a_fresh_sandbox_even_200_at_once() {
-    let agent = load("hostile-state").await;
+    let agent = load("state-probe").await;
     let policy = SandboxPolicy::default();
     let calls = (0..200u64).map(|tag| {
         let agent = agent.clone();

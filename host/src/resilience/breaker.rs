@@ -38,6 +38,10 @@ pub struct CircuitBreakerPolicy {
     /// Failures that count towards opening. Others (invalid input, denied
     /// capabilities, cancellations) leave the count as it is.
     pub counted_errors: Vec<ErrorCode>,
+    /// Key circuits by agent and outbound target (the hosts it may reach)
+    /// rather than by agent alone, so one failing upstream does not open the
+    /// circuit of an agent configured for another.
+    pub include_target: bool,
 }
 
 impl Default for CircuitBreakerPolicy {
@@ -46,6 +50,7 @@ impl Default for CircuitBreakerPolicy {
             failure_threshold: DEFAULT_FAILURE_THRESHOLD,
             reset_timeout_ms: DEFAULT_RESET_TIMEOUT_MS,
             counted_errors: vec![ErrorCode::Timeout, ErrorCode::Retryable],
+            include_target: false,
         }
     }
 }
@@ -63,9 +68,13 @@ impl CircuitBreakerPolicy {
         Duration::from_millis(self.reset_timeout_ms)
     }
 
-    /// The circuit key for an agent.
-    pub fn key(&self, agent_id: &str) -> String {
-        format!("cb:{agent_id}")
+    /// The circuit key: `cb:<agent>`, or `cb:<agent>:<target>` when the
+    /// policy includes the target and there is one.
+    pub fn key(&self, agent_id: &str, target: Option<&str>) -> String {
+        match target {
+            Some(t) if self.include_target && !t.is_empty() => format!("cb:{agent_id}:{t}"),
+            _ => format!("cb:{agent_id}"),
+        }
     }
 }
 
@@ -411,8 +420,12 @@ mod tests {
     }
 
     #[test]
-    fn keys_name_the_agent() {
-        assert_eq!(CircuitBreakerPolicy::default().key("@a/b"), "cb:@a/b");
+    fn keys_name_the_agent_and_the_target_when_asked() {
+        let mut p = CircuitBreakerPolicy::default();
+        assert_eq!(p.key("@a/b", Some("api.x.com")), "cb:@a/b");
+        p.include_target = true;
+        assert_eq!(p.key("@a/b", Some("api.x.com")), "cb:@a/b:api.x.com");
+        assert_eq!(p.key("@a/b", None), "cb:@a/b");
     }
 
     #[derive(Debug, Clone)]

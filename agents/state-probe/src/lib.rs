@@ -1,4 +1,4 @@
-//! Hostile: tries to carry state from one invocation to the next in a global
+//! State probe: tries to carry state from one invocation to the next in a global
 //! counter. Every invocation runs in a fresh sandbox, so it always sees 1.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +24,7 @@ pub struct Output {
 pub struct State;
 
 impl Agent for State {
-    const ID: &'static str = "@hostile/state";
+    const ID: &'static str = "@test/state-probe";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Counts invocations in a global it hopes will survive.";
     type Input = Input;
