@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A stable, machine-readable failure code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// The invocation passed its wall-clock deadline.
@@ -50,6 +50,9 @@ pub enum ErrorCode {
     InvalidAgent,
     /// A configuration value is out of range or inconsistent.
     InvalidConfig,
+    /// A workflow document (or a condition in it) is invalid.
+    #[serde(alias = "ValidationError")]
+    Validation,
     /// Something failed inside the host itself; not the agent's fault.
     Internal,
 }
@@ -74,6 +77,7 @@ impl ErrorCode {
             ErrorCode::AgentNotFound => "AGENT_NOT_FOUND",
             ErrorCode::InvalidAgent => "INVALID_AGENT",
             ErrorCode::InvalidConfig => "INVALID_CONFIG",
+            ErrorCode::Validation => "VALIDATION",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -85,7 +89,7 @@ impl ErrorCode {
     }
 
     /// Every code, in a stable order (for documentation and tests).
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::Timeout,
         ErrorCode::FuelExhausted,
         ErrorCode::MemoryLimit,
@@ -102,6 +106,7 @@ impl ErrorCode {
         ErrorCode::AgentNotFound,
         ErrorCode::InvalidAgent,
         ErrorCode::InvalidConfig,
+        ErrorCode::Validation,
         ErrorCode::Internal,
     ];
 }

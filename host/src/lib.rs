@@ -8,11 +8,14 @@
 //! - [`resilience`]: the chain every invocation goes through,
 //!   `retry(circuitBreaker(timeout(op)))`, with a time budget.
 //! - [`invoker`]: an agent invocation through that chain.
+//! - [`workflow`]: the workflow document, its validation, mapping
+//!   expressions and conditions.
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
 pub mod error;
 pub mod invoker;
 pub mod resilience;
 pub mod sandbox;
+pub mod workflow;
 
 pub use error::{Coded, ErrorCode};

@@ -28,7 +28,7 @@ pub const DEFAULT_RESET_TIMEOUT_MS: u64 = 60_000;
 pub const MAX_CIRCUITS: usize = 1_000;
 
 /// When a circuit opens and closes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct CircuitBreakerPolicy {
     /// Consecutive counted failures that open the circuit.

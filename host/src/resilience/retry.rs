@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorCode;
 
 /// When and how often to try again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetryPolicy {
     /// Total attempts, the first one included (1–10).

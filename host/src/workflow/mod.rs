@@ -1,0 +1,119 @@
+//! Workflows: the JSON document ([`ast`]), its validation, mapping
+//! expressions ([`mapping`]) and step conditions ([`condition`]).
+//!
+//! [`parse`] turns text into a [`Workflow`] (rejecting unknown fields with
+//! their JSON path); [`Workflow::validate`] then checks everything a schema
+//! cannot: duplicate ids, unknown dependencies, cycles (named), fallbacks,
+//! expressions that refer to steps that are not upstream, unknown agents,
+//! ranges. Every problem is reported at once, each with its JSON path.
+
+pub mod ast;
+pub mod condition;
+pub mod mapping;
+mod validate;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use ast::*;
+pub use validate::{AgentCatalog, schema_hash};
+
+use crate::error::{Coded, ErrorCode};
+
+/// One problem in a workflow document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    /// Where: a JSON path such as `steps[2].dependencies[0]`.
+    pub path: String,
+    /// What is wrong, and how to fix it when that is not obvious.
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// A workflow document that cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct WorkflowError {
+    /// Every problem found.
+    pub issues: Vec<Issue>,
+}
+
+impl fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.issues.len();
+        write!(
+            f,
+            "invalid workflow ({n} problem{})",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for issue in &self.issues {
+            write!(f, "\n  {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Coded for WorkflowError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::Validation
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "issues": self.issues }))
+    }
+}
+
+/// Parses a workflow document. Malformed JSON, wrong types and unknown
+/// fields are reported with their path; semantic checks are separate
+/// ([`Workflow::validate`]).
+pub fn parse(text: &str) -> Result<Workflow, WorkflowError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("not valid JSON: {inner}")
+        } else {
+            // serde's message ends with " at line L column C"; the path says where.
+            let text = inner.to_string();
+            match text.rfind(" at line ") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            }
+        };
+        WorkflowError {
+            issues: vec![Issue {
+                path: if path == "." {
+                    "$".into()
+                } else {
+                    format!("$.{path}")
+                },
+                message,
+            }],
+        }
+    })
+}
+
+/// Parses and validates in one go.
+pub fn load(text: &str, agents: &dyn AgentCatalog) -> Result<Workflow, WorkflowError> {
+    let workflow = parse(text)?;
+    let issues = workflow.validate(agents);
+    if issues.is_empty() {
+        Ok(workflow)
+    } else {
+        Err(WorkflowError { issues })
+    }
+}
+
+/// The JSON Schema of the workflow format, generated from the types.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Workflow)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

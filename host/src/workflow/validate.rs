@@ -1,0 +1,482 @@
+//! Semantic validation: what the JSON Schema cannot say.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sha2::{Digest, Sha256};
+
+use super::ast::{OnError, SCHEMA_MAJOR, Step, Workflow};
+use super::mapping::{self, Root};
+use super::{Issue, condition};
+use crate::resilience::{CircuitBreakerPolicy, RetryPolicy};
+
+/// Tells which agents exist.
+pub trait AgentCatalog {
+    /// Whether an agent with this id can be run.
+    fn contains(&self, id: &str) -> bool;
+}
+
+/// Every agent id is accepted (validation of the document alone).
+impl AgentCatalog for () {
+    fn contains(&self, _: &str) -> bool {
+        true
+    }
+}
+
+impl<S: std::hash::BuildHasher> AgentCatalog for std::collections::HashSet<String, S> {
+    fn contains(&self, id: &str) -> bool {
+        std::collections::HashSet::contains(self, id)
+    }
+}
+
+/// SHA-256 of the workflow format's JSON Schema, as hex: the value a
+/// document's `schemaHash` must carry when it has one.
+pub fn schema_hash() -> String {
+    let text = super::json_schema().to_string();
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+struct Checker {
+    issues: Vec<Issue>,
+}
+
+impl Checker {
+    fn issue(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.issues.push(Issue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn is_semver(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn is_step_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn is_agent_id(id: &str) -> bool {
+    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    id.strip_prefix('@')
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(scope, name)| ok(scope) && ok(name))
+}
+
+fn is_agent_version(v: &str) -> bool {
+    v == "latest" || is_semver(v.trim_start_matches(['^', '~']))
+}
+
+impl Workflow {
+    /// Every problem a schema cannot catch, each with its JSON path; empty
+    /// when the workflow can run. Agents are checked against `agents`.
+    pub fn validate(&self, agents: &dyn AgentCatalog) -> Vec<Issue> {
+        let mut c = Checker { issues: Vec::new() };
+        self.check_header(&mut c);
+        self.check_policies(&mut c);
+        let ids = self.check_ids(&mut c);
+        for (i, step) in self.steps.iter().enumerate() {
+            check_step(&mut c, i, step, &ids, agents);
+        }
+        if let Some(cycle) = find_cycle(&self.steps, &ids) {
+            c.issue(
+                "$.steps",
+                format!(
+                    "dependency cycle: {} (each step depends on the next)",
+                    cycle.join(" -> ")
+                ),
+            );
+        } else {
+            self.check_references(&mut c, &ids);
+        }
+        c.issues
+    }
+
+    fn check_header(&self, c: &mut Checker) {
+        if !is_semver(&self.version) {
+            c.issue(
+                "$.version",
+                format!("`{}` is not a version like 1.0.0", self.version),
+            );
+        }
+        match self.schema_version.split('.').next().map(str::parse::<u64>) {
+            Some(Ok(major)) if is_semver(&self.schema_version) && major == SCHEMA_MAJOR => {}
+            Some(Ok(_)) if is_semver(&self.schema_version) => c.issue(
+                "$.schemaVersion",
+                format!(
+                    "unsupported schema version {}: this host reads {SCHEMA_MAJOR}.x",
+                    self.schema_version
+                ),
+            ),
+            _ => c.issue(
+                "$.schemaVersion",
+                format!("`{}` is not a version like 1.0.0", self.schema_version),
+            ),
+        }
+        if let Some(hash) = &self.schema_hash {
+            if hash.len() != 64 || !hash.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                c.issue("$.schemaHash", "must be 64 hexadecimal digits (a SHA-256)");
+            } else if !hash.eq_ignore_ascii_case(&schema_hash()) {
+                c.issue(
+                    "$.schemaHash",
+                    "schema hash mismatch: the document was written for another version of the format \
+                     (see `orchestr8 schema --hash`, or drop the field)",
+                );
+            }
+        }
+        let m = &self.metadata;
+        if uuid::Uuid::parse_str(&m.id).is_err() {
+            c.issue("$.metadata.id", format!("`{}` is not a UUID", m.id));
+        }
+        let name_len = m.name.chars().count();
+        if !(1..=255).contains(&name_len) {
+            c.issue("$.metadata.name", "must be 1 to 255 characters");
+        }
+        if m.description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 1000)
+        {
+            c.issue("$.metadata.description", "must be at most 1000 characters");
+        }
+        for (i, r) in self.context.secret_refs.iter().enumerate() {
+            let ok = r.strip_prefix("secret://").is_some_and(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || "-_/".contains(ch))
+            });
+            if !ok {
+                c.issue(
+                    format!("$.context.secretRefs[{i}]"),
+                    format!("`{r}` is not a reference like secret://path/name"),
+                );
+            }
+        }
+        if self.steps.is_empty() {
+            c.issue("$.steps", "a workflow needs at least one step");
+        }
+    }
+
+    fn check_policies(&self, c: &mut Checker) {
+        let p = &self.policies;
+        let ranges: [(&str, u64, u64, u64); 4] = [
+            (
+                "$.policies.timeout.global",
+                p.timeout.global,
+                1_000,
+                24 * 3_600_000,
+            ),
+            (
+                "$.policies.timeout.perStep",
+                p.timeout.per_step,
+                1_000,
+                24 * 3_600_000,
+            ),
+            (
+                "$.policies.concurrency.maxConcurrentSteps",
+                u64::from(p.concurrency.max_concurrent_steps),
+                1,
+                10,
+            ),
+            (
+                "$.policies.resilienceBudget.perExecutionMs",
+                p.resilience_budget.per_execution_ms,
+                1_000,
+                24 * 3_600_000,
+            ),
+        ];
+        for (path, value, min, max) in ranges {
+            if value < min || value > max {
+                c.issue(
+                    path,
+                    format!("must be between {min} and {max}, got {value}"),
+                );
+            }
+        }
+        if let Err(e) = p.resilience.retry.validate() {
+            c.issue("$.policies.resilience.retry", e);
+        }
+        if let Err(e) = p.resilience.circuit_breaker.validate() {
+            c.issue("$.policies.resilience.circuitBreaker", e);
+        }
+    }
+
+    fn check_ids(&self, c: &mut Checker) -> HashMap<String, usize> {
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if !is_step_id(&step.id) {
+                c.issue(
+                    format!("$.steps[{i}].id"),
+                    format!(
+                        "`{}` may only contain letters, digits, `_` and `-`",
+                        step.id
+                    ),
+                );
+            }
+            if let Some(first) = ids.get(&step.id) {
+                c.issue(
+                    format!("$.steps[{i}].id"),
+                    format!(
+                        "duplicate step id `{}` (first used at steps[{first}])",
+                        step.id
+                    ),
+                );
+            } else {
+                ids.insert(step.id.clone(), i);
+            }
+        }
+        ids
+    }
+
+    /// Expressions may only refer to steps upstream of where they are used.
+    fn check_references(&self, c: &mut Checker, ids: &HashMap<String, usize>) {
+        let upstream = upstream_sets(&self.steps, ids);
+        for (i, step) in self.steps.iter().enumerate() {
+            let Some(input) = &step.input else { continue };
+            for (field, value) in &input.mapping {
+                let path = format!("$.steps[{i}].input.mapping.{field}");
+                let exprs = match mapping::expressions(value) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        c.issue(path, e.to_string());
+                        continue;
+                    }
+                };
+                for e in exprs {
+                    let Root::Step(target) = &e.root else {
+                        continue;
+                    };
+                    if !ids.contains_key(target) {
+                        c.issue(
+                            &path,
+                            format!("`{}` refers to unknown step `{target}`", e.source),
+                        );
+                    } else if !upstream[i].contains(target.as_str()) {
+                        c.issue(
+                            &path,
+                            format!(
+                                "`{}` refers to step `{target}`, which is not upstream of `{}`: \
+                                 add it to dependencies",
+                                e.source, step.id
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_step(
+    c: &mut Checker,
+    i: usize,
+    step: &Step,
+    ids: &HashMap<String, usize>,
+    agents: &dyn AgentCatalog,
+) {
+    let at = |field: &str| format!("$.steps[{i}].{field}");
+    if step.name.trim().is_empty() {
+        c.issue(at("name"), "must not be empty");
+    }
+    if !is_agent_id(&step.agent.id) {
+        c.issue(
+            at("agent.id"),
+            format!("`{}` is not an agent id like @scope/name", step.agent.id),
+        );
+    } else if !agents.contains(&step.agent.id) {
+        c.issue(at("agent.id"), format!("unknown agent `{}`", step.agent.id));
+    }
+    if let Some(v) = &step.agent.version
+        && !is_agent_version(v)
+    {
+        c.issue(
+            at("agent.version"),
+            format!("`{v}` is not a version like 1.2.3, ^1.2.3, ~1.2.3 or latest"),
+        );
+    }
+    if step.agent.config.as_ref().is_some_and(|v| !v.is_object()) {
+        c.issue(at("agent.config"), "must be an object");
+    }
+    for (d, dep) in step.dependencies.iter().enumerate() {
+        if !ids.contains_key(dep) {
+            c.issue(
+                at(&format!("dependencies[{d}]")),
+                format!("unknown step `{dep}`"),
+            );
+        }
+    }
+    match (step.on_error, &step.fallback_step_id) {
+        (OnError::Fallback, None) => {
+            c.issue(at("fallbackStepId"), "required when onError is `fallback`")
+        }
+        (OnError::Fallback, Some(f)) if f == &step.id => {
+            c.issue(at("fallbackStepId"), "a step cannot be its own fallback")
+        }
+        (OnError::Fallback, Some(f)) if !ids.contains_key(f) => {
+            c.issue(at("fallbackStepId"), format!("unknown step `{f}`"))
+        }
+        (OnError::Fallback, Some(_)) => {}
+        (_, Some(_)) => c.issue(at("fallbackStepId"), "only used when onError is `fallback`"),
+        (_, None) => {}
+    }
+    if let Some(cond) = &step.condition {
+        for (name, expr) in [("if", &cond.if_), ("unless", &cond.unless)] {
+            if let Some(expr) = expr
+                && let Err(e) = condition::compile(expr)
+            {
+                c.issue(at(&format!("condition.{name}")), e.to_string());
+            }
+        }
+    }
+    if let Some(output) = &step.output {
+        for (name, path) in &output.capture {
+            if mapping::parse_template(&format!("${{variables.{path}}}")).is_err() {
+                c.issue(
+                    at(&format!("output.capture.{name}")),
+                    format!("`{path}` is not a path like items[0].title"),
+                );
+            }
+        }
+        if let Some(schema) = &output.schema
+            && let Err(e) = jsonschema::validator_for(schema)
+        {
+            c.issue(at("output.schema"), format!("not a valid JSON Schema: {e}"));
+        }
+    }
+    if let Some(schema) = step.input.as_ref().and_then(|i| i.schema.as_ref())
+        && let Err(e) = jsonschema::validator_for(schema)
+    {
+        c.issue(at("input.schema"), format!("not a valid JSON Schema: {e}"));
+    }
+    if let Some(p) = &step.policies {
+        if let Some(t) = p.timeout
+            && !(1_000..=24 * 3_600_000).contains(&t)
+        {
+            c.issue(
+                at("policies.timeout"),
+                format!("must be between 1000 and 86400000, got {t}"),
+            );
+        }
+        if let Some(retry) = &p.retry {
+            match overlay::<RetryPolicy>(&RetryPolicy::default(), retry) {
+                Ok(r) => {
+                    if let Err(e) = r.validate() {
+                        c.issue(at("policies.retry"), e);
+                    }
+                }
+                Err(e) => c.issue(at("policies.retry"), e),
+            }
+        }
+        if let Some(cb) = &p.circuit_breaker
+            && let Err(e) = overlay::<CircuitBreakerPolicy>(&CircuitBreakerPolicy::default(), cb)
+        {
+            c.issue(at("policies.circuitBreaker"), e);
+        }
+    }
+}
+
+/// Overrides `base` field by field with `fields`.
+pub(crate) fn overlay<T>(
+    base: &T,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<T, String>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut value = serde_json::to_value(base).map_err(|e| e.to_string())?;
+    if let serde_json::Value::Object(map) = &mut value {
+        for (k, v) in fields {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+/// A cycle through the dependencies, as step ids ending where it started.
+fn find_cycle(steps: &[Step], ids: &HashMap<String, usize>) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(
+        i: usize,
+        steps: &[Step],
+        ids: &HashMap<String, usize>,
+        marks: &mut [Mark],
+        stack: &mut Vec<usize>,
+    ) -> Option<Vec<String>> {
+        marks[i] = Mark::Active;
+        stack.push(i);
+        for dep in &steps[i].dependencies {
+            let Some(&j) = ids.get(dep) else { continue };
+            match marks[j] {
+                Mark::Active => {
+                    let start = stack.iter().position(|&k| k == j).unwrap_or(0);
+                    let mut cycle: Vec<String> = stack[start..]
+                        .iter()
+                        .map(|&k| steps[k].id.clone())
+                        .collect();
+                    cycle.push(steps[j].id.clone());
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(c) = visit(j, steps, ids, marks, stack) {
+                        return Some(c);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        stack.pop();
+        marks[i] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; steps.len()];
+    for i in 0..steps.len() {
+        if marks[i] == Mark::New
+            && let Some(c) = visit(i, steps, ids, &mut marks, &mut Vec::new())
+        {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// For each step, the ids of every step it transitively depends on.
+/// Assumes no cycle.
+pub(crate) fn upstream_sets(steps: &[Step], ids: &HashMap<String, usize>) -> Vec<BTreeSet<String>> {
+    let mut memo: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
+    fn up(
+        i: usize,
+        steps: &[Step],
+        ids: &HashMap<String, usize>,
+        memo: &mut BTreeMap<usize, BTreeSet<String>>,
+    ) -> BTreeSet<String> {
+        if let Some(s) = memo.get(&i) {
+            return s.clone();
+        }
+        let mut set = BTreeSet::new();
+        for dep in &steps[i].dependencies {
+            if let Some(&j) = ids.get(dep) {
+                set.insert(dep.clone());
+                set.extend(up(j, steps, ids, memo));
+            }
+        }
+        memo.insert(i, set.clone());
+        set
+    }
+    (0..steps.len())
+        .map(|i| up(i, steps, ids, &mut memo))
+        .collect()
+}
