@@ -10,8 +10,10 @@
 //! - [`invoker`]: an agent invocation through that chain.
 //! - [`workflow`]: the workflow document, its validation, mapping
 //!   expressions and conditions.
+//! - [`engine`]: runs an execution of a workflow over the DAG.
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
+pub mod engine;
 pub mod error;
 pub mod invoker;
 pub mod resilience;

@@ -17,6 +17,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use ast::*;
+pub(crate) use validate::overlay as overlay_policy;
 pub use validate::{AgentCatalog, schema_hash};
 
 use crate::error::{Coded, ErrorCode};

@@ -1,0 +1,224 @@
+//! What an execution reports: one typed event per step, attempt and
+//! decision. The journal stores them in order; observers watch them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ErrorBody;
+use crate::resilience::ResilienceEvent;
+use crate::sandbox::AgentLogLine;
+
+/// How an execution ended (or where it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutionStatus {
+    /// Accepted, not started.
+    Pending,
+    /// Running.
+    Running,
+    /// Every step succeeded, was skipped, or failed under `continue`.
+    Succeeded,
+    /// A step failed under `fail`.
+    Failed,
+    /// Cancelled on request.
+    Cancelled,
+    /// The global timeout passed.
+    TimedOut,
+    /// The process running it died; found at the next start.
+    Interrupted,
+}
+
+impl ExecutionStatus {
+    /// Whether the execution has ended.
+    pub fn is_final(self) -> bool {
+        !matches!(self, ExecutionStatus::Pending | ExecutionStatus::Running)
+    }
+
+    /// The status as stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Pending => "pending",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Succeeded => "succeeded",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Cancelled => "cancelled",
+            ExecutionStatus::TimedOut => "timed-out",
+            ExecutionStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses what [`ExecutionStatus::as_str`] printed.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            ExecutionStatus::Pending,
+            ExecutionStatus::Running,
+            ExecutionStatus::Succeeded,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Cancelled,
+            ExecutionStatus::TimedOut,
+            ExecutionStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// Where a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// Running.
+    Running,
+    /// Finished with an output.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Not run: its condition was false, a dependency did not complete, or
+    /// the execution ended first.
+    Skipped,
+    /// Stopped by cancellation or by another step's failure.
+    Cancelled,
+}
+
+/// One thing that happened in an execution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum ExecutionEvent {
+    /// The execution started.
+    ExecutionStarted {
+        /// The workflow's metadata id.
+        workflow_id: String,
+        /// The workflow's name.
+        workflow_name: String,
+        /// Number of steps.
+        steps: usize,
+    },
+    /// A step's dependencies are done and it is about to run.
+    StepStarted {
+        /// The step.
+        step_id: String,
+        /// The agent it calls.
+        agent_id: String,
+        /// The input built for it.
+        input: Value,
+    },
+    /// A step did not run.
+    StepSkipped {
+        /// The step.
+        step_id: String,
+        /// Why: `condition-not-met`, `dependency-not-completed`,
+        /// `fallback-not-needed`, `execution-ended`.
+        reason: String,
+    },
+    /// A step produced its output.
+    StepSucceeded {
+        /// The step.
+        step_id: String,
+        /// Its output.
+        output: Value,
+        /// Attempts it took.
+        attempts: u32,
+        /// How long it took.
+        duration_ms: u64,
+        /// When a fallback produced the output: the fallback's step id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        via_fallback: Option<String>,
+    },
+    /// A step failed.
+    StepFailed {
+        /// The step.
+        step_id: String,
+        /// Why.
+        error: ErrorBody,
+        /// Attempts it took.
+        attempts: u32,
+        /// How long it took.
+        duration_ms: u64,
+        /// Whether the execution goes on (`onError: continue`).
+        continued: bool,
+    },
+    /// A running step was stopped.
+    StepCancelled {
+        /// The step.
+        step_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A decision of the resilience chain for a step.
+    Resilience {
+        /// The step.
+        step_id: String,
+        /// The decision.
+        event: ResilienceEvent,
+    },
+    /// A log line of the step's agent.
+    AgentLog {
+        /// The step.
+        step_id: String,
+        /// The attempt that logged it.
+        attempt: u32,
+        /// The line.
+        line: AgentLogLine,
+    },
+    /// Cancellation was requested.
+    CancellationRequested {
+        /// How long running steps may take to stop.
+        grace_period_ms: u64,
+    },
+    /// The execution ended.
+    ExecutionFinished {
+        /// How.
+        status: ExecutionStatus,
+        /// How long it took.
+        duration_ms: u64,
+        /// Why it failed, when it did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<ErrorBody>,
+    },
+}
+
+impl ExecutionEvent {
+    /// The event's kind, as journaled (`step-started`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ExecutionEvent::ExecutionStarted { .. } => "execution-started",
+            ExecutionEvent::StepStarted { .. } => "step-started",
+            ExecutionEvent::StepSkipped { .. } => "step-skipped",
+            ExecutionEvent::StepSucceeded { .. } => "step-succeeded",
+            ExecutionEvent::StepFailed { .. } => "step-failed",
+            ExecutionEvent::StepCancelled { .. } => "step-cancelled",
+            ExecutionEvent::Resilience { event, .. } => match event {
+                ResilienceEvent::AttemptStarted { .. } => "attempt-started",
+                ResilienceEvent::AttemptSucceeded { .. } => "attempt-succeeded",
+                ResilienceEvent::AttemptFailed { .. } => "attempt-failed",
+                ResilienceEvent::RetryScheduled { .. } => "retry-scheduled",
+                ResilienceEvent::BreakerStateChanged { .. } => "breaker-state-changed",
+                ResilienceEvent::CallRejected { .. } => "call-rejected",
+                ResilienceEvent::BudgetExhausted { .. } => "budget-exhausted",
+            },
+            ExecutionEvent::AgentLog { .. } => "agent-log",
+            ExecutionEvent::CancellationRequested { .. } => "cancellation-requested",
+            ExecutionEvent::ExecutionFinished { .. } => "execution-finished",
+        }
+    }
+
+    /// The step the event is about, if any.
+    pub fn step_id(&self) -> Option<&str> {
+        match self {
+            ExecutionEvent::StepStarted { step_id, .. }
+            | ExecutionEvent::StepSkipped { step_id, .. }
+            | ExecutionEvent::StepSucceeded { step_id, .. }
+            | ExecutionEvent::StepFailed { step_id, .. }
+            | ExecutionEvent::StepCancelled { step_id, .. }
+            | ExecutionEvent::Resilience { step_id, .. }
+            | ExecutionEvent::AgentLog { step_id, .. } => Some(step_id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,693 @@
+//! The scheduler loop of one execution.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    Engine, EventSink, ExecutionEvent, ExecutionResult, ExecutionStatus, StepCall, StepOutcome,
+    StepResult, StepStatus,
+};
+use crate::error::{ErrorBody, ErrorCode};
+use crate::resilience::{CircuitBreakerPolicy, ResiliencePolicy, RetryPolicy};
+use crate::workflow::mapping::{self, Root, Scope};
+use crate::workflow::{OnError, Step, Workflow, condition, overlay_policy};
+
+fn error(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+    ErrorBody {
+        code,
+        message: message.into(),
+        details: None,
+    }
+}
+
+/// What a finished task was running.
+#[derive(Clone, Copy)]
+enum Task {
+    /// The step itself.
+    Step(usize),
+    /// A fallback step standing in for `original`.
+    Fallback { fallback: usize, original: usize },
+}
+
+struct Run<'a> {
+    workflow: &'a Workflow,
+    execution_id: String,
+    variables: BTreeMap<String, Value>,
+    events: EventSink,
+    results: Vec<StepResult>,
+    index: HashMap<&'a str, usize>,
+    fallback_only: HashSet<usize>,
+    /// Per step, per referenced step id: whether every reference has a `??` default.
+    refs: Vec<HashMap<String, bool>>,
+    /// Inputs built for steps, kept for their fallbacks.
+    inputs: HashMap<usize, Value>,
+    /// Errors of steps waiting on their fallback.
+    pending_failures: HashMap<usize, ErrorBody>,
+    started: HashMap<usize, Instant>,
+}
+
+impl Engine {
+    /// Runs `workflow` (already validated) to the end. `variables` are
+    /// merged over the workflow's own. Cancelling `cancel` stops it.
+    pub async fn execute(
+        &self,
+        workflow: &Workflow,
+        execution_id: String,
+        variables: BTreeMap<String, Value>,
+        cancel: CancellationToken,
+        events: EventSink,
+    ) -> ExecutionResult {
+        let started = Instant::now();
+        let mut all_variables = workflow.context.variables.clone();
+        all_variables.extend(variables);
+        let index = workflow
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect();
+        let fallback_only = workflow
+            .steps
+            .iter()
+            .filter_map(|s| s.fallback_step_id.as_deref())
+            .filter_map(|id| workflow.steps.iter().position(|s| s.id == id))
+            .collect();
+        let refs = workflow.steps.iter().map(references).collect();
+        let mut run = Run {
+            workflow,
+            execution_id,
+            variables: all_variables,
+            events,
+            results: vec![StepResult::pending(); workflow.steps.len()],
+            index,
+            fallback_only,
+            refs,
+            inputs: HashMap::new(),
+            pending_failures: HashMap::new(),
+            started: HashMap::new(),
+        };
+        (run.events)(ExecutionEvent::ExecutionStarted {
+            workflow_id: workflow.metadata.id.clone(),
+            workflow_name: workflow.metadata.name.clone(),
+            steps: workflow.steps.len(),
+        });
+        let (status, failure) = self.drive(&mut run, &cancel).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        (run.events)(ExecutionEvent::ExecutionFinished {
+            status,
+            duration_ms,
+            error: failure.clone(),
+        });
+        ExecutionResult {
+            execution_id: run.execution_id.clone(),
+            status,
+            steps: workflow
+                .steps
+                .iter()
+                .zip(run.results)
+                .map(|(s, r)| (s.id.clone(), r))
+                .collect(),
+            duration_ms,
+            error: failure,
+        }
+    }
+
+    async fn drive(
+        &self,
+        run: &mut Run<'_>,
+        cancel: &CancellationToken,
+    ) -> (ExecutionStatus, Option<ErrorBody>) {
+        let policies = &run.workflow.policies;
+        let cap = policies.concurrency.max_concurrent_steps.max(1) as usize;
+        let grace = Duration::from_millis(policies.cancellation.grace_period);
+        let deadline = Instant::now() + Duration::from_millis(policies.timeout.global);
+        let stop_running = CancellationToken::new();
+        let mut tasks = Tasks::default();
+        let mut ended: Option<(ExecutionStatus, Option<ErrorBody>)> = None;
+
+        loop {
+            if ended.is_none() {
+                while tasks.len() < cap {
+                    let Some(i) = run.next_ready() else { break };
+                    if let Some(call) = run.prepare(i, &stop_running, grace) {
+                        tasks.spawn(self, Task::Step(i), call);
+                    }
+                }
+            }
+            if tasks.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = tasks.join_next() => {
+                    let Some((task, outcome)) = joined else { continue };
+                    let cancelling = ended.is_some();
+                    if let Some(fail) = run.finish(task, outcome, cancelling, &mut tasks, self, &stop_running, grace)
+                        && ended.is_none()
+                    {
+                        ended = Some((ExecutionStatus::Failed, Some(fail)));
+                        stop_running.cancel();
+                    }
+                }
+                _ = cancel.cancelled(), if ended.is_none() => {
+                    (run.events)(ExecutionEvent::CancellationRequested {
+                        grace_period_ms: grace.as_millis() as u64,
+                    });
+                    ended = Some((ExecutionStatus::Cancelled, Some(error(ErrorCode::Cancelled, "execution cancelled"))));
+                    stop_running.cancel();
+                }
+                _ = tokio::time::sleep_until(deadline), if ended.is_none() => {
+                    ended = Some((
+                        ExecutionStatus::TimedOut,
+                        Some(error(
+                            ErrorCode::Timeout,
+                            format!("execution did not finish within its global timeout of {} ms", policies.timeout.global),
+                        )),
+                    ));
+                    stop_running.cancel();
+                }
+            }
+        }
+        run.skip_leftovers(ended.is_some());
+        ended.unwrap_or((ExecutionStatus::Succeeded, None))
+    }
+}
+
+/// The running step calls, each remembered by task id so even a task that
+/// panicked is attributed to its step.
+#[derive(Default)]
+struct Tasks {
+    set: JoinSet<StepOutcome>,
+    owners: HashMap<tokio::task::Id, Task>,
+}
+
+impl Tasks {
+    fn spawn(&mut self, engine: &Engine, task: Task, call: StepCall) {
+        let runner = engine.runner.clone();
+        let handle = self.set.spawn(async move { runner.run(call).await });
+        self.owners.insert(handle.id(), task);
+    }
+
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    async fn join_next(&mut self) -> Option<(Task, StepOutcome)> {
+        let (id, outcome) = match self.set.join_next_with_id().await? {
+            Ok((id, outcome)) => (id, outcome),
+            Err(e) => (
+                e.id(),
+                StepOutcome {
+                    result: Err(error(ErrorCode::Internal, format!("step task failed: {e}"))),
+                    attempts: 0,
+                },
+            ),
+        };
+        Some((self.owners.remove(&id)?, outcome))
+    }
+}
+
+/// Which steps a step's mapping refers to, and whether every reference
+/// carries a `??` default.
+fn references(step: &Step) -> HashMap<String, bool> {
+    let mut refs: HashMap<String, bool> = HashMap::new();
+    let Some(input) = &step.input else {
+        return refs;
+    };
+    for value in input.mapping.values() {
+        for e in mapping::expressions(value).unwrap_or_default() {
+            if let Root::Step(id) = &e.root {
+                let all = refs.entry(id.clone()).or_insert(true);
+                *all &= e.default.is_some();
+            }
+        }
+    }
+    refs
+}
+
+impl<'a> Run<'a> {
+    fn emit(&self, event: ExecutionEvent) {
+        (self.events)(event);
+    }
+
+    fn step(&self, i: usize) -> &'a Step {
+        &self.workflow.steps[i]
+    }
+
+    fn status(&self, id: &str) -> StepStatus {
+        self.index
+            .get(id)
+            .map_or(StepStatus::Skipped, |&j| self.results[j].status)
+    }
+
+    fn is_done(status: StepStatus) -> bool {
+        !matches!(status, StepStatus::Pending | StepStatus::Running)
+    }
+
+    /// The next pending step whose dependencies have all finished: fewer
+    /// dependencies first, then document order. Steps that are skipped on
+    /// the way are recorded and passed over.
+    fn next_ready(&mut self) -> Option<usize> {
+        loop {
+            let candidate = (0..self.workflow.steps.len())
+                .filter(|&i| {
+                    self.results[i].status == StepStatus::Pending
+                        && !self.fallback_only.contains(&i)
+                })
+                .filter(|&i| {
+                    self.step(i)
+                        .dependencies
+                        .iter()
+                        .all(|d| Self::is_done(self.status(d)))
+                })
+                .min_by_key(|&i| (self.step(i).dependencies.len(), i))?;
+            match self.blocked_by(candidate) {
+                Some(reason) => self.skip(candidate, reason),
+                None => return Some(candidate),
+            }
+        }
+    }
+
+    /// Why a ready step must be skipped, if it must.
+    fn blocked_by(&self, i: usize) -> Option<String> {
+        let step = self.step(i);
+        for dep in &step.dependencies {
+            if self.status(dep) != StepStatus::Succeeded {
+                // Running anyway is opted into by `??` on every reference.
+                let opted_in = self.refs[i].get(dep).copied().unwrap_or(false);
+                if !opted_in {
+                    return Some("dependency-not-completed".into());
+                }
+            }
+        }
+        None
+    }
+
+    fn skip(&mut self, i: usize, reason: String) {
+        self.results[i].status = StepStatus::Skipped;
+        self.results[i].reason = Some(reason.clone());
+        self.emit(ExecutionEvent::StepSkipped {
+            step_id: self.step(i).id.clone(),
+            reason,
+        });
+    }
+
+    fn condition_data(&self) -> Value {
+        let steps: serde_json::Map<String, Value> = self
+            .workflow
+            .steps
+            .iter()
+            .zip(&self.results)
+            .filter(|(_, r)| Self::is_done(r.status))
+            .map(|(s, r)| {
+                (
+                    s.id.clone(),
+                    json!({ "status": r.status, "output": r.output.clone().unwrap_or(Value::Null) }),
+                )
+            })
+            .collect();
+        json!({ "steps": steps, "variables": self.variables })
+    }
+
+    fn outputs(&self) -> BTreeMap<String, Value> {
+        self.workflow
+            .steps
+            .iter()
+            .zip(&self.results)
+            .filter_map(|(s, r)| r.output.clone().map(|o| (s.id.clone(), o)))
+            .collect()
+    }
+
+    /// Checks the condition and builds the input; returns the call to make,
+    /// or `None` when the step was skipped or failed before running.
+    fn prepare(&mut self, i: usize, stop: &CancellationToken, grace: Duration) -> Option<StepCall> {
+        let step = self.step(i);
+        if let Some(cond) = &step.condition {
+            let data = self.condition_data();
+            let verdict = (|| {
+                if let Some(e) = &cond.if_
+                    && !condition::holds(e, &data)?
+                {
+                    return Ok(false);
+                }
+                match &cond.unless {
+                    Some(e) => condition::holds(e, &data).map(|h| !h),
+                    None => Ok(true),
+                }
+            })();
+            match verdict {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.skip(i, "condition-not-met".into());
+                    return None;
+                }
+                Err(e) => {
+                    self.fail_before_run(i, error(ErrorCode::Validation, e.to_string()));
+                    return None;
+                }
+            }
+        }
+        let input = match self.build_input(i) {
+            Ok(input) => input,
+            Err(e) => {
+                self.fail_before_run(i, e);
+                return None;
+            }
+        };
+        self.inputs.insert(i, input.clone());
+        Some(self.call(i, i, input, stop, grace))
+    }
+
+    fn build_input(&self, i: usize) -> Result<Value, ErrorBody> {
+        let step = self.step(i);
+        let outputs = self.outputs();
+        let scope = Scope {
+            outputs: &outputs,
+            variables: &self.variables,
+            env: &self.workflow.context.environment,
+        };
+        let input = match &step.input {
+            Some(input) => mapping::build_input(&input.mapping, scope, mapping::Limits::default())
+                .map_err(|e| error(ErrorCode::Validation, format!("input mapping: {e}")))?,
+            None => json!({}),
+        };
+        if let Some(schema) = step.input.as_ref().and_then(|i| i.schema.as_ref()) {
+            check_schema(schema, &input, ErrorCode::InvalidInput, "input")?;
+        }
+        Ok(input)
+    }
+
+    /// The call for running step `agent_of`'s agent on behalf of `for_step`.
+    fn call(
+        &mut self,
+        for_step: usize,
+        agent_of: usize,
+        input: Value,
+        stop: &CancellationToken,
+        grace: Duration,
+    ) -> StepCall {
+        let step = self.step(agent_of);
+        self.results[for_step].status = StepStatus::Running;
+        self.results[agent_of].status = StepStatus::Running;
+        self.started.insert(agent_of, Instant::now());
+        self.started.entry(for_step).or_insert_with(Instant::now);
+        self.emit(ExecutionEvent::StepStarted {
+            step_id: step.id.clone(),
+            agent_id: step.agent.id.clone(),
+            input: input.clone(),
+        });
+        StepCall {
+            execution_id: self.execution_id.clone(),
+            step_id: step.id.clone(),
+            agent_id: step.agent.id.clone(),
+            config: step.agent.config.clone().unwrap_or_else(|| json!({})),
+            input,
+            resilience: self.resilience(agent_of),
+            cancel: stop.child_token(),
+            cancel_grace: grace,
+            events: self.events.clone(),
+        }
+    }
+
+    /// The step's policies over the global ones, field by field.
+    fn resilience(&self, i: usize) -> ResiliencePolicy {
+        let global = &self.workflow.policies;
+        let step = self.step(i);
+        let overrides = step.policies.as_ref();
+        let retry = match overrides.and_then(|p| p.retry.as_ref()) {
+            Some(fields) => overlay_policy(&global.resilience.retry, fields)
+                .unwrap_or_else(|_| global.resilience.retry.clone()),
+            // `onError: retry` with nothing to retry with gets the default policy.
+            None if step.on_error == OnError::Retry
+                && global.resilience.retry.max_attempts == 1 =>
+            {
+                RetryPolicy::default()
+            }
+            None => global.resilience.retry.clone(),
+        };
+        let circuit_breaker: CircuitBreakerPolicy =
+            match overrides.and_then(|p| p.circuit_breaker.as_ref()) {
+                Some(fields) => overlay_policy(&global.resilience.circuit_breaker, fields)
+                    .unwrap_or_else(|_| global.resilience.circuit_breaker.clone()),
+                None => global.resilience.circuit_breaker.clone(),
+            };
+        ResiliencePolicy {
+            retry,
+            circuit_breaker,
+            timeout_ms: overrides
+                .and_then(|p| p.timeout)
+                .unwrap_or(global.timeout.per_step),
+            budget_ms: global.resilience_budget.per_execution_ms,
+        }
+    }
+
+    fn fail_before_run(&mut self, i: usize, e: ErrorBody) {
+        let continued = self.step(i).on_error == OnError::Continue;
+        self.record_failure(i, e, 0, continued);
+    }
+
+    fn record_failure(&mut self, i: usize, e: ErrorBody, attempts: u32, continued: bool) {
+        let duration_ms = self.elapsed(i);
+        let r = &mut self.results[i];
+        r.status = StepStatus::Failed;
+        r.error = Some(e.clone());
+        r.attempts = attempts;
+        r.duration_ms = duration_ms;
+        self.emit(ExecutionEvent::StepFailed {
+            step_id: self.step(i).id.clone(),
+            error: e,
+            attempts,
+            duration_ms,
+            continued,
+        });
+    }
+
+    fn elapsed(&self, i: usize) -> u64 {
+        self.started
+            .get(&i)
+            .map_or(0, |t| t.elapsed().as_millis() as u64)
+    }
+
+    fn record_success(
+        &mut self,
+        i: usize,
+        output: Value,
+        attempts: u32,
+        via_fallback: Option<String>,
+    ) {
+        let duration_ms = self.elapsed(i);
+        let captured = self
+            .step(i)
+            .output
+            .as_ref()
+            .map(|o| capture(&o.capture, &output))
+            .unwrap_or_default();
+        let r = &mut self.results[i];
+        r.status = StepStatus::Succeeded;
+        r.output = Some(output.clone());
+        r.attempts = attempts;
+        r.duration_ms = duration_ms;
+        r.captured = captured;
+        r.via_fallback = via_fallback.clone();
+        self.emit(ExecutionEvent::StepSucceeded {
+            step_id: self.step(i).id.clone(),
+            output,
+            attempts,
+            duration_ms,
+            via_fallback,
+        });
+    }
+
+    fn record_cancelled(&mut self, i: usize, attempts: u32, reason: &str) {
+        let duration_ms = self.elapsed(i);
+        let r = &mut self.results[i];
+        r.status = StepStatus::Cancelled;
+        r.attempts = attempts;
+        r.duration_ms = duration_ms;
+        r.reason = Some(reason.into());
+        self.emit(ExecutionEvent::StepCancelled {
+            step_id: self.step(i).id.clone(),
+            reason: reason.into(),
+        });
+    }
+
+    /// Records a finished task; returns the error that fails the execution,
+    /// if this one does.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &mut self,
+        task: Task,
+        outcome: StepOutcome,
+        cancelling: bool,
+        tasks: &mut Tasks,
+        engine: &Engine,
+        stop: &CancellationToken,
+        grace: Duration,
+    ) -> Option<ErrorBody> {
+        let (i, original) = match task {
+            Task::Step(i) => (i, None),
+            Task::Fallback { fallback, original } => (fallback, Some(original)),
+        };
+        let result = outcome.result.and_then(|output| {
+            match self.step(i).output.as_ref().and_then(|o| o.schema.as_ref()) {
+                Some(schema) => check_schema(schema, &output, ErrorCode::InvalidOutput, "output")
+                    .map(|()| output),
+                None => Ok(output),
+            }
+        });
+        let attempts = outcome.attempts;
+        match (result, original) {
+            (Ok(output), None) => {
+                self.record_success(i, output, attempts, None);
+                None
+            }
+            (Ok(output), Some(orig)) => {
+                let fallback_id = self.step(i).id.clone();
+                self.record_success(i, output.clone(), attempts, None);
+                self.pending_failures.remove(&orig);
+                self.record_success(orig, output, attempts, Some(fallback_id));
+                None
+            }
+            (Err(e), _) if cancelling || e.code == ErrorCode::Cancelled => {
+                let reason = if cancelling {
+                    "execution-ended"
+                } else {
+                    "cancelled"
+                };
+                self.record_cancelled(i, attempts, reason);
+                if let Some(orig) = original {
+                    self.pending_failures.remove(&orig);
+                    self.record_cancelled(orig, 0, reason);
+                }
+                None
+            }
+            (Err(e), Some(orig)) => {
+                self.record_failure(i, e, attempts, false);
+                let original_error = self
+                    .pending_failures
+                    .remove(&orig)
+                    .unwrap_or_else(|| error(ErrorCode::Fatal, "fallback failed"));
+                self.record_failure(orig, original_error.clone(), 0, false);
+                Some(original_error)
+            }
+            (Err(e), None) => match self.step(i).on_error {
+                OnError::Continue => {
+                    self.record_failure(i, e, attempts, true);
+                    None
+                }
+                OnError::Fallback => {
+                    let Some(j) = self
+                        .step(i)
+                        .fallback_step_id
+                        .as_deref()
+                        .and_then(|id| self.index.get(id).copied())
+                    else {
+                        self.record_failure(i, e.clone(), attempts, false);
+                        return Some(e);
+                    };
+                    self.emit(ExecutionEvent::StepFailed {
+                        step_id: self.step(i).id.clone(),
+                        error: e.clone(),
+                        attempts,
+                        duration_ms: self.elapsed(i),
+                        continued: true,
+                    });
+                    self.pending_failures.insert(i, e);
+                    let input = self.inputs.get(&i).cloned().unwrap_or_else(|| json!({}));
+                    let call = self.call(i, j, input, stop, grace);
+                    tasks.spawn(
+                        engine,
+                        Task::Fallback {
+                            fallback: j,
+                            original: i,
+                        },
+                        call,
+                    );
+                    None
+                }
+                OnError::Fail | OnError::Retry => {
+                    self.record_failure(i, e.clone(), attempts, false);
+                    Some(e)
+                }
+            },
+        }
+    }
+
+    /// Steps never run: fallbacks nobody needed, and everything left when
+    /// the execution ended early.
+    fn skip_leftovers(&mut self, ended_early: bool) {
+        for i in 0..self.workflow.steps.len() {
+            if self.results[i].status != StepStatus::Pending {
+                continue;
+            }
+            let reason = if self.fallback_only.contains(&i) && !ended_early {
+                "fallback-not-needed"
+            } else if ended_early {
+                "execution-ended"
+            } else {
+                "dependency-not-completed"
+            };
+            self.skip(i, reason.into());
+        }
+    }
+}
+
+fn check_schema(
+    schema: &Value,
+    value: &Value,
+    code: ErrorCode,
+    what: &str,
+) -> Result<(), ErrorBody> {
+    let validator = jsonschema::validator_for(schema).map_err(|e| {
+        error(
+            ErrorCode::Validation,
+            format!("{what} schema is invalid: {e}"),
+        )
+    })?;
+    let problems: Vec<String> = validator
+        .iter_errors(value)
+        .take(5)
+        .map(|e| format!("{} at `{}`", e, e.instance_path()))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(error(
+            code,
+            format!("{what} does not match its schema: {}", problems.join("; ")),
+        ))
+    }
+}
+
+/// The values `capture` names, by path into the output.
+fn capture(paths: &BTreeMap<String, String>, output: &Value) -> BTreeMap<String, Value> {
+    let outputs = BTreeMap::from([("_".to_string(), output.clone())]);
+    let variables = BTreeMap::new();
+    let env = BTreeMap::new();
+    let scope = Scope {
+        outputs: &outputs,
+        variables: &variables,
+        env: &env,
+    };
+    paths
+        .iter()
+        .filter_map(|(name, path)| {
+            let template = format!("${{steps._.output.{path}}}");
+            match mapping::parse_template(&template) {
+                Ok(mapping::Template::Whole(e)) => e
+                    .evaluate(scope, mapping::Limits::default())
+                    .ok()
+                    .map(|v| (name.clone(), v)),
+                _ => None,
+            }
+        })
+        .collect()
+}

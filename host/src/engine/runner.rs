@@ -1,0 +1,96 @@
+//! The real step runner: the agent in the sandbox, through the resilience
+//! chain.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{ExecutionEvent, StepCall, StepOutcome, StepRunner};
+use crate::error::Coded;
+use crate::invoker::Invoker;
+use crate::resilience::ResilienceEvent;
+use crate::sandbox::{InvocationRequest, LoadedAgent, SandboxPolicy};
+
+/// A loaded agent and the policy it runs under.
+#[derive(Clone)]
+pub struct RegisteredAgent {
+    /// The compiled agent.
+    pub agent: LoadedAgent,
+    /// Its limits and grants.
+    pub policy: SandboxPolicy,
+}
+
+/// Runs steps' agents with an [`Invoker`], looking agents up by id.
+pub struct AgentStepRunner {
+    invoker: Invoker,
+    agents: HashMap<String, RegisteredAgent>,
+}
+
+impl AgentStepRunner {
+    /// A runner for these agents, keyed by agent id.
+    pub fn new(invoker: Invoker, agents: HashMap<String, RegisteredAgent>) -> Self {
+        AgentStepRunner { invoker, agents }
+    }
+}
+
+impl StepRunner for AgentStepRunner {
+    fn has_agent(&self, agent_id: &str) -> bool {
+        self.agents.contains_key(agent_id)
+    }
+
+    fn run(&self, call: StepCall) -> Pin<Box<dyn Future<Output = StepOutcome> + Send + '_>> {
+        Box::pin(async move {
+            let Some(registered) = self.agents.get(&call.agent_id) else {
+                return StepOutcome {
+                    result: Err(crate::error::ErrorBody {
+                        code: crate::error::ErrorCode::InvalidAgent,
+                        message: format!("agent `{}` is not registered", call.agent_id),
+                        details: None,
+                    }),
+                    attempts: 0,
+                };
+            };
+            let request = InvocationRequest {
+                execution_id: call.execution_id.clone(),
+                step_id: call.step_id.clone(),
+                attempt: 1,
+                config: call.config.clone(),
+                input: call.input.clone(),
+                cancel_grace: call.cancel_grace,
+            };
+            let step_id = call.step_id.clone();
+            let events = call.events.clone();
+            let sink = move |event: ResilienceEvent| {
+                events(ExecutionEvent::Resilience {
+                    step_id: step_id.clone(),
+                    event,
+                });
+            };
+            let outcome = self
+                .invoker
+                .invoke(
+                    &registered.agent,
+                    &registered.policy,
+                    &call.resilience,
+                    request,
+                    &call.cancel,
+                    &sink,
+                )
+                .await;
+            for (n, attempt) in outcome.attempts.iter().enumerate() {
+                for line in &attempt.logs {
+                    (call.events)(ExecutionEvent::AgentLog {
+                        step_id: call.step_id.clone(),
+                        attempt: n as u32 + 1,
+                        line: line.clone(),
+                    });
+                }
+            }
+            let attempts = outcome.attempts.len() as u32;
+            StepOutcome {
+                result: outcome.result.map_err(|e| e.to_body()),
+                attempts,
+            }
+        })
+    }
+}
