@@ -2,6 +2,8 @@
 
 mod agent;
 mod input;
+mod project;
+mod workflow;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +52,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a workflow: its steps run as sandboxed agents; progress is shown
+    /// as the journal records it.
+    #[command(
+        after_help = "Examples:\n  orchestr8 run examples/text-pipeline/workflow.json\n  orchestr8 run workflow.json --input '{\"text\": \"…\"}' --json"
+    )]
+    Run(workflow::RunArgs),
+    /// Check a workflow document and print every problem with its JSON path.
+    #[command(
+        after_help = "Examples:\n  orchestr8 validate workflow.json\n  orchestr8 validate workflow.json --agents-dir agents/target/wasm32-wasip2/release --json"
+    )]
+    Validate(workflow::ValidateArgs),
+    /// Print an execution's journal as a timeline.
+    #[command(
+        after_help = "Examples:\n  orchestr8 inspect --last\n  orchestr8 inspect 3f0c…-… --json"
+    )]
+    Inspect(workflow::InspectArgs),
+    /// Print the JSON Schema of workflow documents.
+    Schema(workflow::SchemaArgs),
     /// Inspect and run single agent components.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
@@ -77,8 +97,8 @@ fn main() -> ExitCode {
     };
     let config = SandboxConfig {
         allocator: Allocator::Pooling,
-        // One-shot commands run few sandboxes: a small pool starts faster.
-        max_instances: 16,
+        // One command runs a handful of sandboxes at once: a small pool starts faster.
+        max_instances: 64,
         cache_dir: if cli.no_cache {
             None
         } else {
@@ -88,6 +108,10 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => workflow::run(args, config).await,
+            Command::Validate(args) => workflow::validate(args, config).await,
+            Command::Inspect(args) => workflow::inspect(args),
+            Command::Schema(args) => workflow::schema(args),
             Command::Agent(cmd) => agent::run(cmd, config).await,
         }
     });

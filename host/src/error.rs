@@ -50,6 +50,8 @@ pub enum ErrorCode {
     InvalidAgent,
     /// A configuration value is out of range or inconsistent.
     InvalidConfig,
+    /// No such execution (or other named thing).
+    NotFound,
     /// A workflow document (or a condition in it) is invalid.
     #[serde(alias = "ValidationError")]
     Validation,
@@ -78,6 +80,7 @@ impl ErrorCode {
             ErrorCode::InvalidAgent => "INVALID_AGENT",
             ErrorCode::InvalidConfig => "INVALID_CONFIG",
             ErrorCode::Validation => "VALIDATION",
+            ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -89,7 +92,7 @@ impl ErrorCode {
     }
 
     /// Every code, in a stable order (for documentation and tests).
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::Timeout,
         ErrorCode::FuelExhausted,
         ErrorCode::MemoryLimit,
@@ -107,6 +110,7 @@ impl ErrorCode {
         ErrorCode::InvalidAgent,
         ErrorCode::InvalidConfig,
         ErrorCode::Validation,
+        ErrorCode::NotFound,
         ErrorCode::Internal,
     ];
 }

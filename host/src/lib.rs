@@ -11,13 +11,21 @@
 //! - [`workflow`]: the workflow document, its validation, mapping
 //!   expressions and conditions.
 //! - [`engine`]: runs an execution of a workflow over the DAG.
+//! - [`journal`], [`bus`]: every event made durable in order, then
+//!   published to observers that may never slow the engine down.
+//! - [`store`]: executions and journals (SQLite by default).
+//! - [`orchestrator`]: ties engine, journal and store into one execution.
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
+pub mod bus;
 pub mod engine;
 pub mod error;
 pub mod invoker;
+pub mod journal;
+pub mod orchestrator;
 pub mod resilience;
 pub mod sandbox;
+pub mod store;
 pub mod workflow;
 
 pub use error::{Coded, ErrorCode};

@@ -1,0 +1,405 @@
+//! `orchestr8 run`, `validate`, `inspect` and `schema`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use orchestr8_host::engine::{ExecutionResult, ExecutionStatus, StepStatus};
+use orchestr8_host::journal::JournalUpdate;
+use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
+use orchestr8_host::store::{JournalEntry, SqliteStore, Store, now, process_alive};
+use orchestr8_host::workflow::{self, Workflow, WorkflowError};
+use orchestr8_host::{Coded, ErrorCode};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::exit;
+use crate::input::json_arg;
+use crate::project::{self, DEFAULT_AGENTS_DIR};
+
+/// Where agents and state are.
+#[derive(Args, Clone)]
+pub struct ProjectArgs {
+    /// A directory of agent components (.wasm); repeatable.
+    #[arg(long = "agents-dir", value_name = "DIR", default_value = DEFAULT_AGENTS_DIR)]
+    agents_dirs: Vec<PathBuf>,
+    /// Where executions and journals are kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".orchestr8",
+        env = "ORCHESTR8_STATE_DIR"
+    )]
+    state_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The workflow document.
+    workflow: PathBuf,
+    /// Variables for the run, merged over the workflow's: a JSON object, @file or @-.
+    #[arg(long, short)]
+    input: Option<String>,
+    #[command(flatten)]
+    project: ProjectArgs,
+    /// Print the execution result as JSON on stdout (progress stays on stderr).
+    #[arg(long)]
+    json: bool,
+    /// Do not print progress.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct ValidateArgs {
+    /// The workflow document.
+    workflow: PathBuf,
+    /// A directory of agent components to check agent ids against; repeatable.
+    #[arg(long = "agents-dir", value_name = "DIR")]
+    agents_dirs: Vec<PathBuf>,
+    /// Print the problems as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The execution id.
+    #[arg(required_unless_present = "last")]
+    execution: Option<String>,
+    /// The most recent execution.
+    #[arg(long, conflicts_with = "execution")]
+    last: bool,
+    /// Where executions and journals are kept.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".orchestr8",
+        env = "ORCHESTR8_STATE_DIR"
+    )]
+    state_dir: PathBuf,
+    /// Print the record and journal as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct SchemaArgs {
+    /// Print only the schema's SHA-256 (the value of a document's `schemaHash`).
+    #[arg(long)]
+    hash: bool,
+}
+
+fn report(code: ErrorCode, message: &str, exit_code: u8) -> u8 {
+    eprintln!("error[{code}]: {message}");
+    exit_code
+}
+
+fn read_workflow(path: &Path) -> Result<String, u8> {
+    std::fs::read_to_string(path).map_err(|e| {
+        report(
+            ErrorCode::NotFound,
+            &format!("cannot read workflow `{}`: {e}", path.display()),
+            exit::USAGE,
+        )
+    })
+}
+
+fn print_invalid(path: &Path, e: &WorkflowError, json: bool) -> u8 {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&e.to_body()).unwrap_or_default()
+        );
+    } else {
+        eprintln!("error[{}]: {} is {e}", e.code(), path.display());
+    }
+    exit::USAGE
+}
+
+pub fn schema(args: SchemaArgs) -> u8 {
+    if args.hash {
+        println!("{}", workflow::schema_hash());
+    } else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&workflow::json_schema()).unwrap_or_default()
+        );
+    }
+    exit::OK
+}
+
+pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> u8 {
+    let text = match read_workflow(&args.workflow) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let result = if args.agents_dirs.is_empty() {
+        workflow::load(&text, &())
+    } else {
+        let sandbox = match Sandbox::new(config) {
+            Ok(s) => s,
+            Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
+        };
+        match project::load_agents(&sandbox, &args.agents_dirs).await {
+            Ok(agents) => {
+                let ids: HashSet<String> = agents.into_keys().collect();
+                workflow::load(&text, &ids)
+            }
+            Err(e) => return report(ErrorCode::InvalidAgent, &format!("{e:#}"), exit::LOAD),
+        }
+    };
+    match result {
+        Ok(wf) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "steps": wf.steps.len()})
+                );
+            } else {
+                println!(
+                    "{} is valid ({} steps)",
+                    args.workflow.display(),
+                    wf.steps.len()
+                );
+            }
+            exit::OK
+        }
+        Err(e) => print_invalid(&args.workflow, &e, args.json),
+    }
+}
+
+pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
+    let text = match read_workflow(&args.workflow) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let variables: BTreeMap<String, Value> = match args.input.as_deref().map(json_arg).transpose() {
+        Ok(None) => BTreeMap::new(),
+        Ok(Some(Value::Object(map))) => map.into_iter().collect(),
+        Ok(Some(_)) => {
+            return report(
+                ErrorCode::InvalidInput,
+                "--input must be a JSON object of variables",
+                exit::USAGE,
+            );
+        }
+        Err(e) => return report(ErrorCode::InvalidInput, &format!("{e:#}"), exit::USAGE),
+    };
+    let sandbox = match Sandbox::new(config) {
+        Ok(s) => s,
+        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
+    };
+    let agents = match project::load_agents(&sandbox, &args.project.agents_dirs).await {
+        Ok(a) => a,
+        Err(e) => return report(ErrorCode::InvalidAgent, &format!("{e:#}"), exit::LOAD),
+    };
+    let ids: HashSet<String> = agents.keys().cloned().collect();
+    let wf: Workflow = match workflow::load(&text, &ids) {
+        Ok(wf) => wf,
+        Err(e) => return print_invalid(&args.workflow, &e, false),
+    };
+    let orchestrator = match project::orchestrator(sandbox, agents, &args.project.state_dir) {
+        Ok(o) => o,
+        Err(e) => return report(ErrorCode::Internal, &format!("{e:#}"), exit::LOAD),
+    };
+    let mut progress = orchestrator.subscribe(65_536);
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("cancelling (running steps get the grace period to stop)…");
+                cancel.cancel();
+            }
+        })
+    };
+    let quiet = args.quiet;
+    let show = |u: &JournalUpdate| {
+        if !quiet {
+            eprintln!("{}", timeline_line(&u.entry));
+        }
+    };
+    let running = orchestrator.run(&wf, variables, cancel);
+    tokio::pin!(running);
+    let outcome = loop {
+        tokio::select! {
+            done = &mut running => {
+                while let Some(u) = progress.try_recv() {
+                    show(&u);
+                }
+                break done;
+            }
+            Some(u) = progress.recv() => show(&u),
+        }
+    };
+    on_ctrl_c.abort();
+    let result = match outcome {
+        Ok(r) => r,
+        Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        );
+    } else {
+        print_result(&wf, &result);
+    }
+    if result.status == ExecutionStatus::Succeeded {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+/// Outputs of the steps nothing depends on: what the workflow produced.
+fn print_result(wf: &Workflow, result: &ExecutionResult) {
+    let used: HashSet<&str> = wf
+        .steps
+        .iter()
+        .flat_map(|s| s.dependencies.iter().map(String::as_str))
+        .collect();
+    for step in wf.steps.iter().filter(|s| !used.contains(s.id.as_str())) {
+        if let Some(r) = result.steps.get(&step.id)
+            && r.status == StepStatus::Succeeded
+            && let Some(output) = &r.output
+        {
+            println!("{}:", step.id);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(output).unwrap_or_default()
+            );
+        }
+    }
+    println!(
+        "execution {} {}",
+        result.execution_id,
+        result.status.as_str()
+    );
+    if let Some(e) = &result.error {
+        eprintln!("error[{}]: {}", e.code, e.message);
+    }
+}
+
+/// One readable line per journal entry.
+pub fn timeline_line(e: &JournalEntry) -> String {
+    let time = e.at.get(11..23).unwrap_or(&e.at);
+    let step = e
+        .step_id
+        .as_deref()
+        .map(|s| format!(" {s}"))
+        .unwrap_or_default();
+    let attempt = e.attempt.map(|a| format!(" #{a}")).unwrap_or_default();
+    let took = e
+        .duration_ms
+        .map(|d| format!(" ({d} ms)"))
+        .unwrap_or_default();
+    let detail = match e.kind.as_str() {
+        "step-failed" | "execution-finished" => e.data["error"]["message"]
+            .as_str()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default(),
+        "attempt-failed" => e.data["event"]["message"]
+            .as_str()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default(),
+        "step-skipped" | "step-cancelled" => e.data["reason"]
+            .as_str()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default(),
+        "retry-scheduled" => format!(" in {} ms", e.data["event"]["delayMs"]),
+        "breaker-state-changed" => format!(
+            ": {} {} -> {}",
+            e.data["event"]["key"].as_str().unwrap_or_default(),
+            e.data["event"]["from"].as_str().unwrap_or_default(),
+            e.data["event"]["to"].as_str().unwrap_or_default()
+        ),
+        "agent-log" => format!(
+            ": {}",
+            e.data["line"]["message"].as_str().unwrap_or_default()
+        ),
+        "execution-started" => format!(": {}", e.data["workflowName"].as_str().unwrap_or_default()),
+        _ => String::new(),
+    };
+    let code = e
+        .code
+        .as_deref()
+        .map(|c| format!(" [{c}]"))
+        .unwrap_or_default();
+    let status = if e.kind == "execution-finished" {
+        format!(" {}", e.data["status"].as_str().unwrap_or_default())
+    } else {
+        String::new()
+    };
+    format!(
+        "{time} #{:<4} {}{step}{attempt}{status}{code}{took}{detail}",
+        e.seq, e.kind
+    )
+}
+
+pub fn inspect(args: InspectArgs) -> u8 {
+    let path = project::database(&args.state_dir);
+    if !path.is_file() {
+        return report(
+            ErrorCode::NotFound,
+            &format!("no executions recorded in `{}`", args.state_dir.display()),
+            exit::FAILED,
+        );
+    }
+    let store = match SqliteStore::open(&path) {
+        Ok(s) => s,
+        Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
+    };
+    if let Err(e) = store.mark_interrupted(&now(), &process_alive) {
+        return report(e.code(), &e.to_string(), exit::FAILED);
+    }
+    let id = match (args.execution, args.last) {
+        (Some(id), _) => id,
+        (None, _) => match store.last_execution() {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                return report(
+                    ErrorCode::NotFound,
+                    "no executions recorded yet",
+                    exit::FAILED,
+                );
+            }
+            Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
+        },
+    };
+    let record = match store.execution(&id) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return report(
+                ErrorCode::NotFound,
+                &format!("unknown execution `{id}`"),
+                exit::FAILED,
+            );
+        }
+        Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
+    };
+    let journal = match store.journal(&id, 0, usize::MAX >> 1) {
+        Ok(j) => j,
+        Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
+    };
+    if args.json {
+        let value = serde_json::json!({ "execution": record, "journal": journal });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "execution {} of {} ({}): {}",
+            record.id,
+            record.workflow_name,
+            record.started_at,
+            record.status.as_str()
+        );
+        for entry in &journal {
+            println!("{}", timeline_line(entry));
+        }
+    }
+    exit::OK
+}

@@ -1,0 +1,94 @@
+//! One execution from start to record: creates it in the store, runs the
+//! engine with the journal writer as its event sink, and records the end.
+//!
+//! At start-up it marks executions that a dead process left running as
+//! `interrupted`, journals intact.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, Subscription};
+use crate::engine::{Engine, ExecutionResult, ExecutionStatus};
+use crate::journal::{JournalUpdate, JournalWriter};
+use crate::store::{ExecutionRecord, Store, StoreError, now, process_alive};
+use crate::workflow::Workflow;
+
+/// Runs executions and keeps their record.
+pub struct Orchestrator {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    bus: Arc<Bus<JournalUpdate>>,
+}
+
+impl Orchestrator {
+    /// Opens the orchestrator over `store`, marking executions a previous
+    /// process left running as interrupted.
+    pub fn new(engine: Engine, store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let interrupted = store.mark_interrupted(&now(), &process_alive)?;
+        if !interrupted.is_empty() {
+            tracing::warn!(
+                ?interrupted,
+                "executions left running by a previous process are marked interrupted"
+            );
+        }
+        Ok(Orchestrator {
+            engine,
+            store,
+            bus: Arc::new(Bus::new()),
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Watches committed journal entries of every execution.
+    pub fn subscribe(&self, capacity: usize) -> Subscription<JournalUpdate> {
+        self.bus.subscribe(capacity)
+    }
+
+    /// Runs `workflow` (already validated) with `variables` over its own,
+    /// recording everything. Fails only when the store does.
+    pub async fn run(
+        &self,
+        workflow: &Workflow,
+        variables: BTreeMap<String, Value>,
+        cancel: CancellationToken,
+    ) -> Result<ExecutionResult, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.store.create_execution(&ExecutionRecord {
+            id: id.clone(),
+            workflow_id: workflow.metadata.id.clone(),
+            workflow_name: workflow.metadata.name.clone(),
+            status: ExecutionStatus::Running,
+            started_at: now(),
+            finished_at: None,
+            input: serde_json::to_value(&variables).unwrap_or(Value::Null),
+            result: None,
+            owner_pid: std::process::id(),
+        })?;
+        let writer =
+            JournalWriter::start(self.store.clone(), id.clone(), Vec::new(), self.bus.clone())?;
+        let result = self
+            .engine
+            .execute(workflow, id.clone(), variables, cancel, writer.sink())
+            .await;
+        writer.finish().await?;
+        self.store.finish_execution(
+            &id,
+            result.status,
+            &now(),
+            &serde_json::to_value(&result).unwrap_or(Value::Null),
+        )?;
+        Ok(result)
+    }
+}

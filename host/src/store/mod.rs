@@ -1,0 +1,180 @@
+//! Where executions and their journals are kept.
+//!
+//! The [`Store`] trait is the seam: the embedded default is a SQLite file
+//! ([`SqliteStore`], WAL mode) in the project's `.orchestr8/` folder; an
+//! in-memory store ([`MemoryStore`]) serves tests; a shared database can
+//! implement the same trait later. Journal entries are append-only and
+//! numbered per execution from 1; an entry is acknowledged once `append`
+//! returns, and from then on survives a crash of the process.
+
+mod memory;
+mod sqlite;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use crate::engine::ExecutionStatus;
+use crate::error::{Coded, ErrorCode};
+
+/// One execution, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionRecord {
+    /// The execution id.
+    pub id: String,
+    /// The workflow's metadata id.
+    pub workflow_id: String,
+    /// The workflow's name.
+    pub workflow_name: String,
+    /// Where it is.
+    pub status: ExecutionStatus,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The variables it ran with.
+    pub input: Value,
+    /// The execution result, once finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// The process running it, to tell a live execution from one whose
+    /// process died.
+    pub owner_pid: u32,
+}
+
+/// An entry to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEntry {
+    /// When (RFC 3339).
+    pub at: String,
+    /// What happened (`step-started`, …).
+    pub kind: String,
+    /// The step, if any.
+    pub step_id: Option<String>,
+    /// The attempt, if any.
+    pub attempt: Option<u32>,
+    /// A duration, if the event has one.
+    pub duration_ms: Option<u64>,
+    /// An error code, if the event has one.
+    pub code: Option<String>,
+    /// The event itself.
+    pub data: Value,
+}
+
+/// A stored journal entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalEntry {
+    /// Position in the execution's journal, from 1.
+    pub seq: u64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What happened.
+    pub kind: String,
+    /// The step, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    /// The attempt, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// A duration, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// An error code, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The event.
+    pub data: Value,
+}
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("storage error: {0}")]
+    Database(String),
+    /// No such execution.
+    #[error("unknown execution `{0}`")]
+    UnknownExecution(String),
+}
+
+impl Coded for StoreError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::Database(_) => ErrorCode::Internal,
+            StoreError::UnknownExecution(_) => ErrorCode::NotFound,
+        }
+    }
+}
+
+/// Persistence of executions and journals.
+pub trait Store: Send + Sync {
+    /// Records a new execution.
+    fn create_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError>;
+    /// Appends entries in order; returns their sequence numbers. Durable
+    /// once it returns.
+    fn append(&self, execution_id: &str, entries: &[NewEntry]) -> Result<Vec<u64>, StoreError>;
+    /// Records how an execution ended.
+    fn finish_execution(
+        &self,
+        id: &str,
+        status: ExecutionStatus,
+        finished_at: &str,
+        result: &Value,
+    ) -> Result<(), StoreError>;
+    /// One execution.
+    fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// Journal entries after `after`, at most `limit`.
+    fn journal(&self, id: &str, after: u64, limit: usize) -> Result<Vec<JournalEntry>, StoreError>;
+    /// The most recently started execution.
+    fn last_execution(&self) -> Result<Option<String>, StoreError>;
+    /// Marks executions left `running` by a process that is no longer
+    /// alive (`alive` says) as `interrupted`, with a journal entry saying
+    /// so; returns their ids.
+    fn mark_interrupted(
+        &self,
+        at: &str,
+        alive: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// Whether a process is running. On Linux it looks in `/proc`; elsewhere it
+/// answers yes, so nothing is ever marked interrupted by mistake.
+pub fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// The journal entry that marks an interrupted execution.
+pub(crate) fn interrupted_entry(at: &str) -> NewEntry {
+    NewEntry {
+        at: at.to_string(),
+        kind: "execution-interrupted".into(),
+        step_id: None,
+        attempt: None,
+        duration_ms: None,
+        code: None,
+        data: serde_json::json!({
+            "type": "execution-interrupted",
+            "reason": "the process running this execution stopped before it finished",
+        }),
+    }
+}
+
+/// Now, as RFC 3339 with milliseconds.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests;

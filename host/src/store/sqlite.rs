@@ -1,0 +1,274 @@
+//! The embedded default store: one SQLite file, WAL mode.
+//!
+//! `synchronous = NORMAL` with WAL: a committed transaction survives the
+//! process being killed (the guarantee the journal gives); only a power
+//! loss can take the last commits with it.
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+use super::{ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry};
+use crate::engine::ExecutionStatus;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS executions (
+    id TEXT PRIMARY KEY,
+    workflow_id TEXT NOT NULL,
+    workflow_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    input TEXT NOT NULL,
+    result TEXT,
+    owner_pid INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_created ON executions(created);
+CREATE TABLE IF NOT EXISTS journal (
+    execution_id TEXT NOT NULL REFERENCES executions(id),
+    seq INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    step_id TEXT,
+    attempt INTEGER,
+    duration_ms INTEGER,
+    code TEXT,
+    data TEXT NOT NULL,
+    PRIMARY KEY (execution_id, seq)
+) WITHOUT ROWID;
+";
+
+/// Executions and journals in a SQLite file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn db(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(path).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn status(text: &str) -> ExecutionStatus {
+    ExecutionStatus::parse(text).unwrap_or(ExecutionStatus::Interrupted)
+}
+
+fn json(text: Option<String>) -> Option<Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn append_in(conn: &Connection, id: &str, entries: &[NewEntry]) -> Result<Vec<u64>, StoreError> {
+    let last: u64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(seq), 0) FROM journal WHERE execution_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO journal (execution_id, seq, at, kind, step_id, attempt, duration_ms, code, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(db)?;
+    let mut seqs = Vec::with_capacity(entries.len());
+    for (n, e) in entries.iter().enumerate() {
+        let seq = last + n as u64 + 1;
+        stmt.execute(params![
+            id,
+            seq,
+            e.at,
+            e.kind,
+            e.step_id,
+            e.attempt,
+            e.duration_ms,
+            e.code,
+            e.data.to_string()
+        ])
+        .map_err(db)?;
+        seqs.push(seq);
+    }
+    Ok(seqs)
+}
+
+impl Store for SqliteStore {
+    fn create_execution(&self, r: &ExecutionRecord) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let created: i64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(created), 0) + 1 FROM executions",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(db)?;
+        conn.execute(
+            "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                r.id,
+                r.workflow_id,
+                r.workflow_name,
+                r.status.as_str(),
+                r.started_at,
+                r.finished_at,
+                r.input.to_string(),
+                r.result.as_ref().map(Value::to_string),
+                r.owner_pid,
+                created
+            ],
+        )
+        .map_err(db)?;
+        Ok(())
+    }
+
+    fn append(&self, id: &str, entries: &[NewEntry]) -> Result<Vec<u64>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        let seqs = append_in(&tx, id, entries)?;
+        tx.commit().map_err(db)?;
+        Ok(seqs)
+    }
+
+    fn finish_execution(
+        &self,
+        id: &str,
+        status: ExecutionStatus,
+        finished_at: &str,
+        result: &Value,
+    ) -> Result<(), StoreError> {
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE executions SET status = ?2, finished_at = ?3, result = ?4 WHERE id = ?1",
+                params![id, status.as_str(), finished_at, result.to_string()],
+            )
+            .map_err(db)?;
+        if changed == 0 {
+            return Err(StoreError::UnknownExecution(id.to_string()));
+        }
+        Ok(())
+    }
+
+    fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid
+                 FROM executions WHERE id = ?1",
+                params![id],
+                |row| {
+                    Ok(ExecutionRecord {
+                        id: row.get(0)?,
+                        workflow_id: row.get(1)?,
+                        workflow_name: row.get(2)?,
+                        status: status(&row.get::<_, String>(3)?),
+                        started_at: row.get(4)?,
+                        finished_at: row.get(5)?,
+                        input: json(row.get(6)?).unwrap_or(Value::Null),
+                        result: json(row.get(7)?),
+                        owner_pid: row.get(8)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    fn journal(&self, id: &str, after: u64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, at, kind, step_id, attempt, duration_ms, code, data FROM journal
+                 WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(db)?;
+        let rows = stmt
+            .query_map(params![id, after, limit as i64], |row| {
+                Ok(JournalEntry {
+                    seq: row.get(0)?,
+                    at: row.get(1)?,
+                    kind: row.get(2)?,
+                    step_id: row.get(3)?,
+                    attempt: row.get(4)?,
+                    duration_ms: row.get(5)?,
+                    code: row.get(6)?,
+                    data: json(row.get(7)?).unwrap_or(Value::Null),
+                })
+            })
+            .map_err(db)?;
+        rows.collect::<Result<_, _>>().map_err(db)
+    }
+
+    fn last_execution(&self) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT id FROM executions ORDER BY created DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    fn mark_interrupted(
+        &self,
+        at: &str,
+        alive: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        let candidates: Vec<(String, u32)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT id, owner_pid FROM executions WHERE status IN ('running', 'pending')",
+                )
+                .map_err(db)?;
+            let rows = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)?
+        };
+        let ids: Vec<String> = candidates
+            .into_iter()
+            .filter(|(_, pid)| !alive(*pid))
+            .map(|(id, _)| id)
+            .collect();
+        for id in &ids {
+            append_in(&tx, id, &[interrupted_entry(at)])?;
+            tx.execute(
+                "UPDATE executions SET status = 'interrupted', finished_at = ?2 WHERE id = ?1",
+                params![id, at],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(ids)
+    }
+}

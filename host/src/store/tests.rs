@@ -1,0 +1,94 @@
+//! Both stores behave the same.
+
+use serde_json::json;
+
+use super::*;
+
+fn record(id: &str) -> ExecutionRecord {
+    ExecutionRecord {
+        id: id.into(),
+        workflow_id: "wf".into(),
+        workflow_name: "test".into(),
+        status: ExecutionStatus::Running,
+        started_at: now(),
+        finished_at: None,
+        input: json!({"x": 1}),
+        result: None,
+        owner_pid: 4242,
+    }
+}
+
+fn entry(kind: &str) -> NewEntry {
+    NewEntry {
+        at: now(),
+        kind: kind.into(),
+        step_id: Some("s".into()),
+        attempt: Some(1),
+        duration_ms: None,
+        code: None,
+        data: json!({"type": kind}),
+    }
+}
+
+fn exercise(store: &dyn Store) {
+    store.create_execution(&record("a")).unwrap();
+    store.create_execution(&record("b")).unwrap();
+    assert_eq!(
+        store.append("a", &[entry("one"), entry("two")]).unwrap(),
+        vec![1, 2]
+    );
+    assert_eq!(store.append("a", &[entry("three")]).unwrap(), vec![3]);
+    assert_eq!(store.append("b", &[entry("other")]).unwrap(), vec![1]);
+    let page = store.journal("a", 1, 1).unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!((page[0].seq, page[0].kind.as_str()), (2, "two"));
+    assert_eq!(store.journal("a", 0, 100).unwrap().len(), 3);
+    assert_eq!(store.last_execution().unwrap().as_deref(), Some("b"));
+
+    store
+        .finish_execution(
+            "b",
+            ExecutionStatus::Succeeded,
+            &now(),
+            &json!({"ok": true}),
+        )
+        .unwrap();
+    assert!(
+        store
+            .mark_interrupted(&now(), &|_| true)
+            .unwrap()
+            .is_empty(),
+        "live owners keep theirs"
+    );
+    let interrupted = store.mark_interrupted(&now(), &|pid| pid != 4242).unwrap();
+    assert_eq!(interrupted, vec!["a".to_string()]);
+    let a = store.execution("a").unwrap().unwrap();
+    assert_eq!(a.status, ExecutionStatus::Interrupted);
+    let journal = store.journal("a", 0, 100).unwrap();
+    assert_eq!(journal.len(), 4, "nothing recorded before is lost");
+    assert_eq!(journal[3].kind, "execution-interrupted");
+    assert_eq!(
+        store.execution("b").unwrap().unwrap().status,
+        ExecutionStatus::Succeeded
+    );
+    assert!(store.execution("zzz").unwrap().is_none());
+    assert!(matches!(
+        store.finish_execution("zzz", ExecutionStatus::Failed, &now(), &json!(null)),
+        Err(StoreError::UnknownExecution(_))
+    ));
+}
+
+#[test]
+fn the_memory_store_keeps_executions_and_journals() {
+    exercise(&MemoryStore::new());
+}
+
+#[test]
+fn the_sqlite_store_keeps_executions_and_journals_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("orchestr8.db");
+    exercise(&SqliteStore::open(&path).unwrap());
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(reopened.journal("a", 0, 100).unwrap().len(), 4);
+    assert_eq!(reopened.last_execution().unwrap().as_deref(), Some("b"));
+}
