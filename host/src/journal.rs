@@ -69,8 +69,10 @@ impl JournalWriter {
         })
     }
 
-    /// Waits until every event sent so far is durable; returns how many
-    /// entries were written, or the first storage error.
+    /// Waits until every event is durable; returns how many entries were
+    /// written, or the first storage error. Every sink handed out must have
+    /// been dropped (the engine drops its own when the execution ends), or
+    /// this waits for them.
     pub async fn finish(self) -> Result<u64, StoreError> {
         let JournalWriter { tx, thread } = self;
         drop(tx);
@@ -271,6 +273,7 @@ mod tests {
         for i in 0..1000 {
             sink(started(&format!("s{i}"), json!(i)));
         }
+        drop(sink);
         assert_eq!(writer.finish().await.unwrap(), 1000);
         let journal = store.journal("x", 0, 5000).unwrap();
         assert_eq!(journal.len(), 1000);
