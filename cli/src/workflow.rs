@@ -1,6 +1,7 @@
 //! `orchestr8 run`, `validate`, `inspect` and `schema`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -42,7 +43,8 @@ pub struct RunArgs {
     input: Option<String>,
     #[command(flatten)]
     project: ProjectArgs,
-    /// Print the execution result as JSON on stdout (progress stays on stderr).
+    /// Print progress as JSON lines (one journal entry each) on stderr and
+    /// the execution result as JSON on stdout.
     #[arg(long)]
     json: bool,
     /// Do not print progress.
@@ -214,12 +216,16 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
             }
         })
     };
-    let quiet = args.quiet;
-    let show = |u: &JournalUpdate| {
-        if !quiet {
-            eprintln!("{}", timeline_line(&u.entry));
-        }
+    let style = if args.quiet {
+        Progress::Quiet
+    } else if args.json {
+        Progress::Json
+    } else if std::io::stderr().is_terminal() {
+        Progress::People
+    } else {
+        Progress::Lines
     };
+    let show = |u: &JournalUpdate| style.show(&u.entry);
     let running = orchestrator.run(&wf, variables, cancel);
     tokio::pin!(running);
     let outcome = loop {
@@ -280,6 +286,76 @@ fn print_result(wf: &Workflow, result: &ExecutionResult) {
     if let Some(e) = &result.error {
         eprintln!("error[{}]: {}", e.code, e.message);
     }
+}
+
+/// How `run` shows progress.
+#[derive(Clone, Copy)]
+enum Progress {
+    /// Nothing.
+    Quiet,
+    /// One JSON object per journal entry (for scripts).
+    Json,
+    /// One timeline line per journal entry (not a terminal: logs, CI).
+    Lines,
+    /// What a person wants to see: steps starting, finishing, retrying.
+    People,
+}
+
+impl Progress {
+    fn show(self, e: &JournalEntry) {
+        match self {
+            Progress::Quiet => {}
+            Progress::Json => eprintln!("{}", serde_json::to_string(e).unwrap_or_default()),
+            Progress::Lines => eprintln!("{}", timeline_line(e)),
+            Progress::People => {
+                if let Some(line) = person_line(e) {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}
+
+/// The entries a person follows, in words; `None` for the rest.
+fn person_line(e: &JournalEntry) -> Option<String> {
+    let step = e.step_id.as_deref().unwrap_or_default();
+    let took = e
+        .duration_ms
+        .map(|d| format!(" ({d} ms)"))
+        .unwrap_or_default();
+    Some(match e.kind.as_str() {
+        "execution-started" => format!("▶ {}", e.data["workflowName"].as_str().unwrap_or_default()),
+        "step-started" => format!(
+            "  … {step} ({})",
+            e.data["agentId"].as_str().unwrap_or_default()
+        ),
+        "step-succeeded" => format!("  ✔ {step}{took}"),
+        "step-failed" => format!(
+            "  ✘ {step} [{}] {}",
+            e.code.as_deref().unwrap_or_default(),
+            e.data["error"]["message"].as_str().unwrap_or_default()
+        ),
+        "step-skipped" => format!(
+            "  – {step} skipped: {}",
+            e.data["reason"].as_str().unwrap_or_default()
+        ),
+        "step-cancelled" => format!("  ■ {step} cancelled"),
+        "retry-scheduled" => format!(
+            "  ↻ {step} [{}] retry {} in {} ms",
+            e.code.as_deref().unwrap_or_default(),
+            e.attempt.unwrap_or_default(),
+            e.data["event"]["delayMs"]
+        ),
+        "execution-finished" => format!(
+            "{} {}{took}",
+            match e.data["status"].as_str() {
+                Some("succeeded") => "✔",
+                _ => "✘",
+            },
+            e.data["status"].as_str().unwrap_or_default()
+        ),
+        _ => return None,
+    })
 }
 
 /// One readable line per journal entry.
