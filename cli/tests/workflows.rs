@@ -74,7 +74,16 @@ fn the_example_workflow_runs_and_its_journal_reads_back() {
         "the flaky step needed its retry"
     );
     assert_eq!(steps["stats_body"]["captured"]["mostFrequent"], json!("no"));
-    assert!(stderr(&out).contains("retry-scheduled enrich #2"));
+    // With --json, progress is one JSON journal entry per line.
+    let progress: Vec<Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        progress.iter().any(|e| e["kind"] == "retry-scheduled"
+            && e["stepId"] == "enrich"
+            && e["attempt"] == 2)
+    );
 
     let inspected = run(state.path(), &["inspect", "--last", "--json"]);
     assert_eq!(inspected.status.code(), Some(0), "{}", stderr(&inspected));
