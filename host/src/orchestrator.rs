@@ -76,8 +76,12 @@ impl Orchestrator {
             result: None,
             owner_pid: std::process::id(),
         })?;
-        let writer =
-            JournalWriter::start(self.store.clone(), id.clone(), Vec::new(), self.bus.clone())?;
+        let writer = JournalWriter::start(
+            self.store.clone(),
+            id.clone(),
+            self.engine.runner().secret_values(),
+            self.bus.clone(),
+        )?;
         let result = self
             .engine
             .execute(workflow, id.clone(), variables, cancel, writer.sink())
@@ -90,5 +94,77 @@ impl Orchestrator {
             &serde_json::to_value(&result).unwrap_or(Value::Null),
         )?;
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::{StepCall, StepOutcome, StepRunner};
+    use crate::sandbox::REDACTED;
+    use crate::store::MemoryStore;
+
+    /// Echoes a secret it was given, as a careless agent would.
+    struct Leaky;
+
+    impl StepRunner for Leaky {
+        fn has_agent(&self, _: &str) -> bool {
+            true
+        }
+
+        fn run(&self, _: StepCall) -> Pin<Box<dyn Future<Output = StepOutcome> + Send + '_>> {
+            Box::pin(async {
+                StepOutcome {
+                    result: Ok(json!({"token": "s3cr3t-value"})),
+                    attempts: 1,
+                }
+            })
+        }
+
+        fn secret_values(&self) -> Vec<String> {
+            vec!["s3cr3t-value".into()]
+        }
+    }
+
+    #[tokio::test]
+    async fn an_execution_is_recorded_with_secrets_redacted_from_its_journal() {
+        let store = Arc::new(MemoryStore::new());
+        let orchestrator = Orchestrator::new(Engine::new(Arc::new(Leaky)), store.clone()).unwrap();
+        let wf = crate::workflow::load(
+            &json!({
+                "version": "1.0.0", "schemaVersion": "1.0.0",
+                "metadata": {"id": "7f1d2c3e-0b4a-4f5e-9d8c-1a2b3c4d5e6f", "name": "leak"},
+                "steps": [{"id": "a", "name": "a", "agent": {"id": "@x/y"}}]
+            })
+            .to_string(),
+            &(),
+        )
+        .unwrap();
+        let result = orchestrator
+            .run(&wf, BTreeMap::new(), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(result.status, ExecutionStatus::Succeeded);
+        let record = store.execution(&result.execution_id).unwrap().unwrap();
+        assert_eq!(record.status, ExecutionStatus::Succeeded);
+        let journal = store.journal(&result.execution_id, 0, 100).unwrap();
+        let kinds: Vec<&str> = journal.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "execution-started",
+                "step-started",
+                "step-succeeded",
+                "execution-finished"
+            ]
+        );
+        let text = serde_json::to_string(&journal).unwrap();
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert_eq!(journal[2].data["output"]["token"], REDACTED);
     }
 }

@@ -75,6 +75,11 @@ pub trait StepRunner: Send + Sync + 'static {
 
     /// Runs the call.
     fn run(&self, call: StepCall) -> Pin<Box<dyn Future<Output = StepOutcome> + Send + '_>>;
+
+    /// Secret values the agents may see, to redact from the journal.
+    fn secret_values(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One step's result.

@@ -38,6 +38,14 @@ impl StepRunner for AgentStepRunner {
         self.agents.contains_key(agent_id)
     }
 
+    fn secret_values(&self) -> Vec<String> {
+        self.agents
+            .values()
+            .flat_map(|a| a.policy.secret_values.values())
+            .map(|v| v.expose().to_string())
+            .collect()
+    }
+
     fn run(&self, call: StepCall) -> Pin<Box<dyn Future<Output = StepOutcome> + Send + '_>> {
         Box::pin(async move {
             let Some(registered) = self.agents.get(&call.agent_id) else {
