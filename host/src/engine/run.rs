@@ -44,6 +44,8 @@ struct Run<'a> {
     fallback_only: HashSet<usize>,
     /// Per step, per referenced step id: whether every reference has a `??` default.
     refs: Vec<HashMap<String, bool>>,
+    /// Outputs of succeeded steps, by id, for mappings.
+    outputs: BTreeMap<String, Value>,
     /// Inputs built for steps, kept for their fallbacks.
     inputs: HashMap<usize, Value>,
     /// Errors of steps waiting on their fallback.
@@ -87,6 +89,7 @@ impl Engine {
             index,
             fallback_only,
             refs,
+            outputs: BTreeMap::new(),
             inputs: HashMap::new(),
             pending_failures: HashMap::new(),
             started: HashMap::new(),
@@ -317,15 +320,6 @@ impl<'a> Run<'a> {
         json!({ "steps": steps, "variables": self.variables })
     }
 
-    fn outputs(&self) -> BTreeMap<String, Value> {
-        self.workflow
-            .steps
-            .iter()
-            .zip(&self.results)
-            .filter_map(|(s, r)| r.output.clone().map(|o| (s.id.clone(), o)))
-            .collect()
-    }
-
     /// Checks the condition and builds the input; returns the call to make,
     /// or `None` when the step was skipped or failed before running.
     fn prepare(&mut self, i: usize, stop: &CancellationToken, grace: Duration) -> Option<StepCall> {
@@ -368,9 +362,8 @@ impl<'a> Run<'a> {
 
     fn build_input(&self, i: usize) -> Result<Value, ErrorBody> {
         let step = self.step(i);
-        let outputs = self.outputs();
         let scope = Scope {
-            outputs: &outputs,
+            outputs: &self.outputs,
             variables: &self.variables,
             env: &self.workflow.context.environment,
         };
@@ -490,6 +483,7 @@ impl<'a> Run<'a> {
             .as_ref()
             .map(|o| capture(&o.capture, &output))
             .unwrap_or_default();
+        self.outputs.insert(self.step(i).id.clone(), output.clone());
         let r = &mut self.results[i];
         r.status = StepStatus::Succeeded;
         r.output = Some(output.clone());
