@@ -13,8 +13,8 @@ use orchestr8_host::sandbox::{
 use orchestr8_host::{Coded, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
-use crate::exit;
 use crate::input::json_arg;
+use crate::{exit, report};
 
 #[derive(Subcommand)]
 pub enum AgentCommand {
@@ -113,11 +113,6 @@ pub async fn run(cmd: AgentCommand, config: SandboxConfig) -> u8 {
         AgentCommand::Info { agent, json } => info(&sandbox, agent, json).await,
         AgentCommand::Call(args) => call(&sandbox, *args).await,
     }
-}
-
-fn report(code: ErrorCode, message: &str, exit_code: u8) -> u8 {
-    eprintln!("error[{code}]: {message}");
-    exit_code
 }
 
 async fn load(sandbox: &Sandbox, path: &PathBuf) -> Result<LoadedAgent, u8> {

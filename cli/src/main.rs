@@ -23,6 +23,13 @@ pub(crate) mod exit {
     pub const LOAD: u8 = 3;
 }
 
+/// Prints an error in the one CLI shape, `error[CODE]: message`, and
+/// returns the exit code to use.
+pub(crate) fn report(code: orchestr8_host::ErrorCode, message: &str, exit_code: u8) -> u8 {
+    eprintln!("error[{code}]: {message}");
+    exit_code
+}
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success

@@ -14,16 +14,13 @@ use orchestr8_host::{Coded, ErrorCode};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::exit;
 use crate::input::json_arg;
 use crate::project::{self, DEFAULT_AGENTS_DIR};
+use crate::{exit, report};
 
-/// Where agents and state are.
+/// Where executions and journals are kept.
 #[derive(Args, Clone)]
-pub struct ProjectArgs {
-    /// A directory of agent components (.wasm); repeatable.
-    #[arg(long = "agents-dir", value_name = "DIR", default_value = DEFAULT_AGENTS_DIR)]
-    agents_dirs: Vec<PathBuf>,
+pub struct StateArgs {
     /// Where executions and journals are kept.
     #[arg(
         long,
@@ -32,6 +29,16 @@ pub struct ProjectArgs {
         env = "ORCHESTR8_STATE_DIR"
     )]
     state_dir: PathBuf,
+}
+
+/// Where agents and state are.
+#[derive(Args, Clone)]
+pub struct ProjectArgs {
+    /// A directory of agent components (.wasm); repeatable.
+    #[arg(long = "agents-dir", value_name = "DIR", default_value = DEFAULT_AGENTS_DIR)]
+    agents_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    state: StateArgs,
 }
 
 #[derive(Args)]
@@ -72,14 +79,8 @@ pub struct InspectArgs {
     /// The most recent execution.
     #[arg(long, conflicts_with = "execution")]
     last: bool,
-    /// Where executions and journals are kept.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = ".orchestr8",
-        env = "ORCHESTR8_STATE_DIR"
-    )]
-    state_dir: PathBuf,
+    #[command(flatten)]
+    state: StateArgs,
     /// Print the record and journal as JSON.
     #[arg(long)]
     json: bool,
@@ -90,11 +91,6 @@ pub struct SchemaArgs {
     /// Print only the schema's SHA-256 (the value of a document's `schemaHash`).
     #[arg(long)]
     hash: bool,
-}
-
-fn report(code: ErrorCode, message: &str, exit_code: u8) -> u8 {
-    eprintln!("error[{code}]: {message}");
-    exit_code
 }
 
 fn read_workflow(path: &Path) -> Result<String, u8> {
@@ -201,7 +197,7 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         Ok(wf) => wf,
         Err(e) => return print_invalid(&args.workflow, &e, false),
     };
-    let orchestrator = match project::orchestrator(sandbox, agents, &args.project.state_dir) {
+    let orchestrator = match project::orchestrator(sandbox, agents, &args.project.state.state_dir) {
         Ok(o) => o,
         Err(e) => return report(ErrorCode::Internal, &format!("{e:#}"), exit::LOAD),
     };
@@ -415,11 +411,14 @@ pub fn timeline_line(e: &JournalEntry) -> String {
 }
 
 pub fn inspect(args: InspectArgs) -> u8 {
-    let path = project::database(&args.state_dir);
+    let path = project::database(&args.state.state_dir);
     if !path.is_file() {
         return report(
             ErrorCode::NotFound,
-            &format!("no executions recorded in `{}`", args.state_dir.display()),
+            &format!(
+                "no executions recorded in `{}`",
+                args.state.state_dir.display()
+            ),
             exit::FAILED,
         );
     }

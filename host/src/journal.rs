@@ -125,16 +125,7 @@ fn write_loop(
                 for (seq, e) in seqs.into_iter().zip(entries) {
                     bus.publish(JournalUpdate {
                         execution_id: execution_id.to_string(),
-                        entry: JournalEntry {
-                            seq,
-                            at: e.at,
-                            kind: e.kind,
-                            step_id: e.step_id,
-                            attempt: e.attempt,
-                            duration_ms: e.duration_ms,
-                            code: e.code,
-                            data: e.data,
-                        },
+                        entry: e.stored(seq),
                     });
                 }
             }

@@ -38,16 +38,7 @@ fn push(inner: &mut Inner, id: &str, entries: &[NewEntry]) -> Vec<u64> {
         .iter()
         .map(|e| {
             let seq = journal.len() as u64 + 1;
-            journal.push(JournalEntry {
-                seq,
-                at: e.at.clone(),
-                kind: e.kind.clone(),
-                step_id: e.step_id.clone(),
-                attempt: e.attempt,
-                duration_ms: e.duration_ms,
-                code: e.code.clone(),
-                data: e.data.clone(),
-            });
+            journal.push(e.clone().stored(seq));
             seq
         })
         .collect()

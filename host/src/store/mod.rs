@@ -65,6 +65,22 @@ pub struct NewEntry {
     pub data: Value,
 }
 
+impl NewEntry {
+    /// The entry as stored at position `seq`.
+    pub fn stored(self, seq: u64) -> JournalEntry {
+        JournalEntry {
+            seq,
+            at: self.at,
+            kind: self.kind,
+            step_id: self.step_id,
+            attempt: self.attempt,
+            duration_ms: self.duration_ms,
+            code: self.code,
+            data: self.data,
+        }
+    }
+}
+
 /// A stored journal entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
