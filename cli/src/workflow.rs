@@ -1,7 +1,7 @@
 //! `orchestr8 run`, `validate`, `inspect` and `schema`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -298,16 +298,18 @@ enum Progress {
 }
 
 impl Progress {
+    /// Prints one entry. A closed stderr (`run … 2>&1 | head`) must not
+    /// stop the execution, so write errors are ignored rather than panicking
+    /// as `eprintln!` would.
     fn show(self, e: &JournalEntry) {
-        match self {
-            Progress::Quiet => {}
-            Progress::Json => eprintln!("{}", serde_json::to_string(e).unwrap_or_default()),
-            Progress::Lines => eprintln!("{}", timeline_line(e)),
-            Progress::People => {
-                if let Some(line) = person_line(e) {
-                    eprintln!("{line}");
-                }
-            }
+        let line = match self {
+            Progress::Quiet => None,
+            Progress::Json => Some(serde_json::to_string(e).unwrap_or_default()),
+            Progress::Lines => Some(timeline_line(e)),
+            Progress::People => person_line(e),
+        };
+        if let Some(line) = line {
+            let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
 }
