@@ -45,14 +45,7 @@ fn stderr(out: &Output) -> String {
 
 #[test]
 fn call_prints_the_output_and_exits_zero() {
-    let path = agent("text-stats");
-    let out = orchestr8(&[
-        "agent",
-        "call",
-        path.to_str().unwrap(),
-        "--input",
-        r#"{"text":"one two three"}"#,
-    ]);
+    let out = call("text-stats", &["--input", r#"{"text":"one two three"}"#]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let output: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(output["words"], 3);
@@ -64,15 +57,10 @@ fn call_reads_input_from_a_file_and_prints_json_outcomes() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input.json");
     std::fs::write(&input, r#"{"text":"a b"}"#).unwrap();
-    let path = agent("text-stats");
-    let out = orchestr8(&[
-        "agent",
-        "call",
-        path.to_str().unwrap(),
-        "--input",
-        &format!("@{}", input.display()),
-        "--json",
-    ]);
+    let out = call(
+        "text-stats",
+        &["--input", &format!("@{}", input.display()), "--json"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(outcome["ok"], true);
