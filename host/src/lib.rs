@@ -15,6 +15,7 @@
 //!   published to observers that may never slow the engine down.
 //! - [`store`]: executions and journals (SQLite by default).
 //! - [`orchestrator`]: ties engine, journal and store into one execution.
+//! - [`project`]: `orchestr8.toml`: the agents, their limits and grants, secrets.
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
 pub mod bus;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod invoker;
 pub mod journal;
 pub mod orchestrator;
+pub mod project;
 pub mod resilience;
 pub mod sandbox;
 pub mod store;

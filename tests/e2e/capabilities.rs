@@ -1,6 +1,6 @@
 //! Deny-by-default capabilities: files, environment, secrets, outbound HTTP.
 
-use orchestr8_host::sandbox::{Capability, DirGrant, SandboxPolicy, SecretValue};
+use orchestr8_host::sandbox::{Capability, DirGrant, HttpFixtures, SandboxPolicy, SecretValue};
 use orchestr8_host::{Coded, ErrorCode};
 use serde_json::json;
 
@@ -209,4 +209,53 @@ async fn secrets_are_readable_only_when_granted_and_refusals_are_recorded() {
     assert_eq!(outcome.denials.len(), 1);
     assert_eq!(outcome.denials[0].capability, Capability::Secret);
     assert_eq!(outcome.denials[0].target, "other");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_mode_answers_from_fixtures_and_records_unhandled_requests() {
+    let fixtures = HttpFixtures::new(
+        serde_json::from_value(json!([{
+            "request": { "url": "https://api.github.com/repos/o/r" },
+            "response": { "status": 200, "body": "recorded" }
+        }]))
+        .unwrap(),
+    );
+    let mut policy = hosts(&["api.github.com".to_string()]);
+    policy.http_fixtures = Some(fixtures.clone());
+
+    let outcome = call(
+        "hostile-fetch",
+        json!({ "url": "https://api.github.com/repos/o/r" }),
+        &policy,
+    )
+    .await;
+    assert_eq!(
+        outcome.result.unwrap(),
+        json!({ "status": 200, "body": "recorded" })
+    );
+
+    let outcome = call(
+        "hostile-fetch",
+        json!({ "url": "https://api.github.com/repos/o/other" }),
+        &policy,
+    )
+    .await;
+    assert!(outcome.result.is_err());
+    assert_eq!(
+        fixtures.unhandled()[0].to_string(),
+        "GET https://api.github.com/repos/o/other"
+    );
+
+    // The allowlist still comes first: fixtures never widen a grant.
+    let outcome = call(
+        "hostile-fetch",
+        json!({ "url": "https://example.com/" }),
+        &policy,
+    )
+    .await;
+    assert_eq!(
+        outcome.result.unwrap_err().code(),
+        ErrorCode::CapabilityDenied
+    );
+    assert_eq!(fixtures.unhandled().len(), 1);
 }

@@ -30,6 +30,7 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::denial::{Capability, DenialLog};
+use super::fixtures::HttpFixtures;
 
 /// How long connecting may take when the agent sets no connect timeout.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -301,6 +302,7 @@ pub(crate) struct EgressHooks {
     pub(crate) allowed: Arc<[HostPattern]>,
     pub(crate) shared: Arc<EgressShared>,
     pub(crate) denials: DenialLog,
+    pub(crate) fixtures: Option<HttpFixtures>,
 }
 
 type ResponseFuture = Box<
@@ -332,6 +334,14 @@ impl WasiHttpHooks for EgressHooks {
                 "host is not on the agent's allowlist".into(),
             );
             return Box::new(std::future::ready(Err(HttpError::HttpRequestDenied)));
+        }
+        if let Some(fixtures) = self.fixtures.clone() {
+            return Box::new(async move {
+                let response = fixtures.answer(request).await?;
+                let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
+                    Box::new(std::future::ready(Ok(())));
+                Ok((response, done))
+            });
         }
         let allowed = self.allowed.clone();
         let shared = self.shared.clone();

@@ -224,6 +224,7 @@ impl Sandbox {
             allowed: policy.grants.allowed_hosts.clone().into(),
             shared: self.inner.egress.clone(),
             denials: DenialLog::default(),
+            fixtures: policy.http_fixtures.clone(),
         };
         let state = match AgentState::new(policy, hooks, cancel.clone()) {
             Ok(state) => state,

@@ -25,6 +25,7 @@ mod cache;
 mod denial;
 mod egress;
 mod error;
+mod fixtures;
 mod invoke;
 mod loader;
 mod logs;
@@ -43,6 +44,9 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 pub use denial::{Capability, Denial};
 pub use egress::{HostPattern, HostPatternError};
 pub use error::{AgentFailure, InvokeError, LoadError, SetupError};
+pub use fixtures::{
+    FixtureRequest, FixtureResponse, HttpFixture, HttpFixtures, UnhandledRequest, json_contains,
+};
 pub use invoke::{InvocationOutcome, InvocationRequest, InvocationStats};
 pub use loader::{AgentInfo, LoadedAgent};
 pub use logs::{AgentEvent, AgentLogLine, LogLevel, REDACTED};

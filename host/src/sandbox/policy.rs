@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::egress::HostPattern;
+use super::fixtures::HttpFixtures;
 
 /// Default wall-clock deadline of one invocation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -133,6 +134,9 @@ pub struct SandboxPolicy {
     /// Values of granted secrets (name → value); a granted secret missing
     /// here reads as `not-set`.
     pub secret_values: BTreeMap<String, SecretValue>,
+    /// Test mode: outbound requests the allowlist lets through are answered
+    /// from these fixtures instead of the network.
+    pub http_fixtures: Option<HttpFixtures>,
 }
 
 /// A policy that cannot be used.

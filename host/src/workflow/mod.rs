@@ -18,7 +18,7 @@ use serde::Serialize;
 
 pub use ast::*;
 pub(crate) use validate::overlay as overlay_policy;
-pub use validate::{AgentCatalog, schema_hash};
+pub use validate::{AgentCatalog, is_agent_id, schema_hash};
 
 use crate::error::{Coded, ErrorCode};
 

@@ -66,7 +66,8 @@ fn is_step_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-fn is_agent_id(id: &str) -> bool {
+/// Whether `id` is an agent id like `@scope/name` (letters, digits and `-`).
+pub fn is_agent_id(id: &str) -> bool {
     let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     id.strip_prefix('@')
         .and_then(|rest| rest.split_once('/'))

@@ -1,0 +1,355 @@
+//! The project: `orchestr8.toml` (the way `spin.toml` works for Spin) names
+//! the agents by id, where each comes from (a Rust crate that
+//! `orchestr8 build` compiles, or a prebuilt component) and, per agent, its
+//! limits and grants. State and build output live in the project's
+//! `.orchestr8/` folder; secret values come from the environment or the
+//! git-ignored `.orchestr8/secrets.toml`, never from a workflow or this file.
+//!
+//! ```toml
+//! [project]
+//! name = "demo"
+//!
+//! [agents."@demo/greeter"]
+//! crate = "agents/greeter"
+//!
+//! [agents."@demo/greeter".limits]
+//! timeout_ms = 5000
+//! memory_mb = 32
+//!
+//! [agents."@demo/greeter".grants]
+//! allowed_hosts = ["api.github.com"]
+//! secrets = ["github-token"]
+//! ```
+
+mod manifest;
+mod secrets;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use secrets::{Secrets, secret_env_var};
+
+use crate::error::{Coded, ErrorCode};
+use crate::sandbox::{DirGrant, Grants, Limits, PolicyError, SandboxPolicy};
+use crate::workflow::is_agent_id;
+use manifest::{AgentTable, Manifest};
+
+/// The project file's name.
+pub const MANIFEST_FILE: &str = "orchestr8.toml";
+/// The project's folder for state, build output and secrets.
+pub const STATE_DIR: &str = ".orchestr8";
+/// The engine ceiling limits are checked against when the file is read.
+const MAX_MEMORY_BYTES: u64 = 1 << 30;
+
+/// A project configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No `orchestr8.toml` here or above.
+    #[error(
+        "no {MANIFEST_FILE} in `{0}` or any parent directory: create a project with `orchestr8 init`"
+    )]
+    NotFound(PathBuf),
+    /// The file cannot be read.
+    #[error("cannot read `{file}`: {source}")]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file says something wrong.
+    #[error("`{}`{}{}: {reason}", file.display(), line.map(|l| format!(" line {l}")).unwrap_or_default(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// The dotted key, when known.
+        key: Option<String>,
+        /// The 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+}
+
+impl Coded for ConfigError {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidConfig
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            ConfigError::Invalid {
+                file, key, line, ..
+            } => Some(serde_json::json!({ "file": file, "key": key, "line": line })),
+            ConfigError::Read { file, .. } => Some(serde_json::json!({ "file": file })),
+            ConfigError::NotFound(_) => None,
+        }
+    }
+}
+
+/// Where an agent's component comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSource {
+    /// A Rust crate (its directory), compiled by `orchestr8 build`.
+    Crate(PathBuf),
+    /// A prebuilt component file.
+    Component(PathBuf),
+}
+
+/// One agent of the project.
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    /// Its id, `@scope/name`.
+    pub id: String,
+    /// Where it comes from (absolute paths).
+    pub source: AgentSource,
+    /// Its limits and grants; values of env vars and secrets are filled in
+    /// by [`Project::policy`].
+    pub policy: SandboxPolicy,
+}
+
+/// A loaded `orchestr8.toml`.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The directory holding `orchestr8.toml`.
+    pub root: PathBuf,
+    /// The project's name; the scope of agents `orchestr8 create` adds.
+    pub name: String,
+    /// What the project is for.
+    pub description: Option<String>,
+    /// The agents by id.
+    pub agents: BTreeMap<String, AgentSpec>,
+}
+
+/// Whether `name` may name a project or an agent crate: lower-case letters,
+/// digits and `-`, starting with a letter, not ending with `-`, at most 64.
+pub fn is_valid_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl Project {
+    /// The nearest directory at or above `start` holding `orchestr8.toml`.
+    pub fn find(start: &Path) -> Option<PathBuf> {
+        start
+            .ancestors()
+            .find(|dir| dir.join(MANIFEST_FILE).is_file())
+            .map(Path::to_path_buf)
+    }
+
+    /// Loads the project at or above `start`.
+    pub fn discover(start: &Path) -> Result<Project, ConfigError> {
+        let root = Project::find(start).ok_or_else(|| ConfigError::NotFound(start.into()))?;
+        Project::load(&root)
+    }
+
+    /// Loads `root/orchestr8.toml` and checks it.
+    pub fn load(root: &Path) -> Result<Project, ConfigError> {
+        let file = root.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&file).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let manifest: Manifest = manifest::parse(&file, &text)?;
+        let invalid = |key: String, reason: String| ConfigError::Invalid {
+            file: file.clone(),
+            key: Some(key),
+            line: None,
+            reason,
+        };
+        if !is_valid_name(&manifest.project.name) {
+            return Err(invalid(
+                "project.name".into(),
+                format!(
+                    "`{}` is not a valid name: use lower-case letters, digits and `-`, starting with a letter",
+                    manifest.project.name
+                ),
+            ));
+        }
+        let mut agents = BTreeMap::new();
+        for (id, table) in manifest.agents {
+            let key = format!("agents.\"{id}\"");
+            if !is_agent_id(&id) {
+                return Err(invalid(
+                    key,
+                    format!("`{id}` is not an agent id like `@scope/name`"),
+                ));
+            }
+            let spec = agent_spec(root, &id, table).map_err(|(sub, reason)| {
+                invalid(
+                    format!("{key}{}", sub.map(|s| format!(".{s}")).unwrap_or_default()),
+                    reason,
+                )
+            })?;
+            agents.insert(id, spec);
+        }
+        Ok(Project {
+            root: root.to_path_buf(),
+            name: manifest.project.name,
+            description: manifest.project.description,
+            agents,
+        })
+    }
+
+    /// `root/orchestr8.toml`.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join(MANIFEST_FILE)
+    }
+
+    /// `root/.orchestr8`: the journal database, built components, secrets.
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR)
+    }
+
+    /// Where `orchestr8 build` puts the components of crate agents.
+    pub fn components_dir(&self) -> PathBuf {
+        self.state_dir().join("components")
+    }
+
+    /// The component the host loads for `spec`: the built file for a crate
+    /// agent (`.orchestr8/components/<scope>.<name>.wasm`), else the file named.
+    pub fn component_path(&self, spec: &AgentSpec) -> PathBuf {
+        match &spec.source {
+            AgentSource::Component(path) => path.clone(),
+            AgentSource::Crate(_) => {
+                let slug = spec.id.trim_start_matches('@').replace('/', ".");
+                self.components_dir().join(format!("{slug}.wasm"))
+            }
+        }
+    }
+
+    /// The project's secret values (environment, then `.orchestr8/secrets.toml`).
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        Secrets::load(&self.state_dir().join("secrets.toml"))
+    }
+
+    /// The policy `spec` runs under, with the values of its granted
+    /// environment variables and secrets filled in. Returns the names of
+    /// granted secrets that have no value, for a warning.
+    pub fn policy(&self, spec: &AgentSpec, secrets: &Secrets) -> (SandboxPolicy, Vec<String>) {
+        let mut policy = spec.policy.clone();
+        policy.resolve_env_from_host();
+        let mut missing = Vec::new();
+        for name in &policy.grants.secrets {
+            match secrets.get(name) {
+                Some(value) => {
+                    policy.secret_values.insert(name.clone(), value);
+                }
+                None => missing.push(name.clone()),
+            }
+        }
+        (policy, missing)
+    }
+
+    /// Finds an agent by id, or by its bare name when that is unambiguous
+    /// (`greeter` for `@demo/greeter`).
+    pub fn agent(&self, name: &str) -> Option<&AgentSpec> {
+        self.agents.get(name).or_else(|| {
+            let mut found = self
+                .agents
+                .values()
+                .filter(|a| a.id.rsplit('/').next() == Some(name));
+            match (found.next(), found.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        })
+    }
+}
+
+/// Checks one `[agents."…"]` table; errors carry the sub-key and the reason.
+fn agent_spec(
+    root: &Path,
+    id: &str,
+    table: AgentTable,
+) -> Result<AgentSpec, (Option<&'static str>, String)> {
+    let source = match (table.crate_dir, table.component) {
+        (Some(dir), None) => {
+            let dir = root.join(dir);
+            if !dir.join("Cargo.toml").is_file() {
+                return Err((
+                    Some("crate"),
+                    format!(
+                        "`{}` is not a Rust crate (no Cargo.toml there); create one with `orchestr8 create`",
+                        dir.display()
+                    ),
+                ));
+            }
+            AgentSource::Crate(dir)
+        }
+        (None, Some(file)) => AgentSource::Component(root.join(file)),
+        (Some(_), Some(_)) => {
+            return Err((
+                None,
+                "give either `crate` or `component`, not both".to_string(),
+            ));
+        }
+        (None, None) => {
+            return Err((
+                None,
+                format!(
+                    "agent `{id}` needs `crate = \"agents/<name>\"` (built by `orchestr8 build`) or `component = \"<file>.wasm\"`"
+                ),
+            ));
+        }
+    };
+    let defaults = Limits::default();
+    let l = table.limits;
+    let limits = Limits {
+        timeout_ms: l.timeout_ms.unwrap_or(defaults.timeout_ms),
+        fuel: l.fuel.unwrap_or(defaults.fuel),
+        memory_bytes: l
+            .memory_mb
+            .map_or(defaults.memory_bytes, |mb| mb.saturating_mul(1024 * 1024)),
+        table_elements: l.table_elements.unwrap_or(defaults.table_elements),
+        output_bytes: l.output_bytes.unwrap_or(defaults.output_bytes),
+        log_bytes: l.log_bytes.unwrap_or(defaults.log_bytes),
+    };
+    let g = table.grants;
+    for name in g.env.iter().chain(&g.secrets) {
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err((
+                Some("grants"),
+                format!("`{name}` is not a variable or secret name"),
+            ));
+        }
+    }
+    let grants = Grants {
+        allowed_hosts: g.allowed_hosts,
+        dirs: g
+            .dirs
+            .into_iter()
+            .map(|d| DirGrant {
+                host_path: root.join(d.host),
+                guest_path: d.guest,
+                writable: d.writable,
+            })
+            .collect(),
+        env: g.env,
+        secrets: g.secrets,
+    };
+    let policy = SandboxPolicy {
+        limits,
+        grants,
+        ..SandboxPolicy::default()
+    };
+    policy.validate(MAX_MEMORY_BYTES).map_err(|e| {
+        let key = match e {
+            PolicyError::LimitOutOfRange { .. } => "limits",
+            PolicyError::MissingDir(_) | PolicyError::RelativeGuestPath(_) => "grants.dirs",
+        };
+        (Some(key), e.to_string())
+    })?;
+    Ok(AgentSpec {
+        id: id.to_string(),
+        source,
+        policy,
+    })
+}
+
+#[cfg(test)]
+mod tests;
