@@ -281,6 +281,31 @@ impl Response {
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
+
+    /// The response itself when its status is 2xx, else an error the
+    /// resilience chain understands: 408, 429 and 5xx are retryable (with the
+    /// server's `Retry-After` seconds as the hint), other statuses fatal.
+    /// Map the statuses your API gives meaning to (such as 404) first.
+    pub fn error_for_status(self) -> Result<Response, AgentError> {
+        if self.is_success() {
+            return Ok(self);
+        }
+        let text = self.text();
+        let excerpt: String = text.chars().take(200).collect();
+        let message = format!("the server answered {}: {excerpt}", self.status);
+        if self.status == 408 || self.status == 429 || self.status >= 500 {
+            let mut error = AgentError::retryable(message);
+            if let Some(secs) = self
+                .header("retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                error = error.retry_after(Duration::from_secs(secs));
+            }
+            Err(error)
+        } else {
+            Err(AgentError::fatal(message))
+        }
+    }
 }
 
 /// The parts of an absolute `http(s)` URL the request needs.
@@ -341,5 +366,34 @@ mod tests {
         for url in ["ftp://h/", "no-scheme", "http:///path", "http://user@h/"] {
             assert!(Url::parse(url).is_err(), "{url}");
         }
+    }
+
+    fn response(status: u16, headers: &[(&str, &str)]) -> Response {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: b"nope".to_vec(),
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_retryable_or_fatal_errors() {
+        assert!(response(204, &[]).error_for_status().is_ok());
+        let e = response(429, &[("retry-after", "7")])
+            .error_for_status()
+            .unwrap_err();
+        assert!(e.is_retryable());
+        assert!(e.message().contains("429: nope"));
+        assert!(
+            response(503, &[])
+                .error_for_status()
+                .unwrap_err()
+                .is_retryable()
+        );
+        let e = response(401, &[]).error_for_status().unwrap_err();
+        assert!(!e.is_retryable() && !e.is_invalid_input());
     }
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use orchestr8_host::invoker::{Invoker, ResilientOutcome};
+use orchestr8_host::project::Secrets;
 use orchestr8_host::resilience::{Resilience, ResilienceEvent, ResiliencePolicy, RetryPolicy};
 use orchestr8_host::sandbox::{
     DirGrant, HostPattern, InvocationOutcome, InvocationRequest, LoadedAgent, LogLevel, Sandbox,
-    SandboxConfig, SandboxPolicy, SecretValue,
+    SandboxConfig, SandboxPolicy,
 };
 use orchestr8_host::{Coded, ErrorCode};
 use tokio_util::sync::CancellationToken;
@@ -175,15 +176,10 @@ fn policy(args: &CallArgs) -> Result<SandboxPolicy, String> {
     policy.grants.env = args.env.clone();
     policy.resolve_env_from_host();
     policy.grants.secrets = args.secrets.clone();
+    let secrets = Secrets::from_env();
     for name in &args.secrets {
-        let var = format!(
-            "ORCHESTR8_SECRET_{}",
-            name.to_ascii_uppercase().replace(['-', '.', '/'], "_")
-        );
-        if let Ok(value) = std::env::var(&var) {
-            policy
-                .secret_values
-                .insert(name.clone(), SecretValue::new(value));
+        if let Some(value) = secrets.get(name) {
+            policy.secret_values.insert(name.clone(), value);
         }
     }
     Ok(policy)

@@ -1,14 +1,19 @@
 //! The `orchestr8` command: a thin front over the `orchestr8-host` library.
 
 mod agent;
+mod build;
+mod init;
 mod input;
 mod project;
+mod scaffold;
+mod testing;
 mod workflow;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use orchestr8_host::sandbox::{Allocator, SandboxConfig, default_cache_dir};
 
 /// Exit codes shared by every command.
@@ -31,11 +36,19 @@ pub(crate) fn report(code: orchestr8_host::ErrorCode, message: &str, exit_code: 
 }
 
 const EXIT_CODES: &str = "\
+Start a project:
+  orchestr8 init demo && cd demo
+  orchestr8 build && orchestr8 run workflows/hello.json && orchestr8 test
+
 Exit codes:
   0  success
-  1  the agent ran and failed (the error code, such as TIMEOUT, is printed)
-  2  invalid command line or input
-  3  the agent could not be loaded, or the configuration is invalid";
+  1  the agent, workflow or a test case ran and failed (the error code,
+     such as TIMEOUT, is printed), or a build failed
+  2  invalid command line or input (files that exist, bad names, bad JSON)
+  3  an agent could not be loaded, or the configuration is invalid
+
+Environment: ORCHESTR8_CACHE_DIR, ORCHESTR8_STATE_DIR, ORCHESTR8_LOG,
+ORCHESTR8_SECRET_<NAME> (secret values), NO_COLOR (plain output).";
 
 /// Run AI agents as sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -43,6 +56,10 @@ Exit codes:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// Run as if started in DIR (like `git -C`).
+    #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
+    directory: Option<PathBuf>,
 
     /// Where compiled agents are cached [default: ~/.cache/orchestr8/components]
     #[arg(long, global = true, env = "ORCHESTR8_CACHE_DIR")]
@@ -59,6 +76,29 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a project: orchestr8.toml, a first agent, a workflow, a test
+    /// case and the vendored agent SDK.
+    #[command(
+        after_help = "Examples:\n  orchestr8 init demo\n  orchestr8 init . --name my-agents\n\nExisting files are never overwritten unless --force is given."
+    )]
+    Init(init::InitArgs),
+    /// Add an agent crate under agents/<name>, registered in orchestr8.toml,
+    /// with passing test cases in tests/<name>.json.
+    #[command(
+        after_help = "Examples:\n  orchestr8 create greeter\n  orchestr8 create repo-lookup --template http"
+    )]
+    Create(init::CreateArgs),
+    /// Compile the project's agent crates to WebAssembly components
+    /// (installing the wasm32-wasip2 target if missing) and pre-compile them
+    /// into the host's cache.
+    #[command(
+        after_help = "Examples:\n  orchestr8 build\n  orchestr8 build greeter --json\n\nComponents land in .orchestr8/components/; cargo's own output shows build errors."
+    )]
+    Build(build::BuildArgs),
+    /// Run the project's test cases (tests/*.json) in the real sandbox, with
+    /// outbound HTTP answered from recorded fixtures.
+    #[command(after_help = TEST_HELP)]
+    Test(testing::TestArgs),
     /// Run a workflow: its steps run as sandboxed agents; progress is shown
     /// as the journal records it.
     #[command(
@@ -80,17 +120,45 @@ enum Command {
     /// Inspect and run single agent components.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  orchestr8 completions bash > ~/.local/share/bash-completion/completions/orchestr8\n  orchestr8 completions zsh > ~/.zfunc/_orchestr8\n  orchestr8 completions fish > ~/.config/fish/completions/orchestr8.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
+
+const TEST_HELP: &str = "\
+Examples:
+  orchestr8 test
+  orchestr8 test --filter greeter
+  orchestr8 test tests/repo.json --json
+
+A case names an `agent` (or a `workflow` file), its `input`, and what to
+`expect`: `output` (exactly), `outputMatches` (a subset), `error` (a code such
+as INVALID_INPUT) or, for workflows, `status`. `fixtures` (files relative to
+the case file, or inline objects) answer the agent's outbound HTTP requests:
+{\"request\": {\"method\", \"url\", \"body\"?}, \"response\": {\"status\", \"headers\", \"body\"}}.
+A request no fixture matches fails the case and is printed. The grants in
+orchestr8.toml still apply. Exit code 1 when any case fails.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.directory
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        eprintln!("error: cannot change to `{}`: {e}", dir.display());
+        return ExitCode::from(exit::USAGE);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log_level)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,6 +188,19 @@ fn main() -> ExitCode {
             Command::Inspect(args) => workflow::inspect(args),
             Command::Schema(args) => workflow::schema(args),
             Command::Agent(cmd) => agent::run(cmd, config).await,
+            Command::Init(args) => init::init(args),
+            Command::Create(args) => init::create(args),
+            Command::Build(args) => build::build(args, config).await,
+            Command::Test(args) => testing::test(args, config).await,
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "orchestr8",
+                    &mut std::io::stdout(),
+                );
+                exit::OK
+            }
         }
     });
     ExitCode::from(code)

@@ -15,31 +15,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::input::json_arg;
-use crate::project::{self, DEFAULT_AGENTS_DIR};
+use crate::project::{self, ProjectArgs, StateArgs};
 use crate::{exit, report};
-
-/// Where executions and journals are kept.
-#[derive(Args, Clone)]
-pub struct StateArgs {
-    /// Where executions and journals are kept.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = ".orchestr8",
-        env = "ORCHESTR8_STATE_DIR"
-    )]
-    state_dir: PathBuf,
-}
-
-/// Where agents and state are.
-#[derive(Args, Clone)]
-pub struct ProjectArgs {
-    /// A directory of agent components (.wasm); repeatable.
-    #[arg(long = "agents-dir", value_name = "DIR", default_value = DEFAULT_AGENTS_DIR)]
-    agents_dirs: Vec<PathBuf>,
-    #[command(flatten)]
-    state: StateArgs,
-}
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -63,7 +40,8 @@ pub struct RunArgs {
 pub struct ValidateArgs {
     /// The workflow document.
     workflow: PathBuf,
-    /// A directory of agent components to check agent ids against; repeatable.
+    /// Check agent ids against the components in DIR instead of the
+    /// project's agents; repeatable.
     #[arg(long = "agents-dir", value_name = "DIR")]
     agents_dirs: Vec<PathBuf>,
     /// Print the problems as JSON.
@@ -132,19 +110,30 @@ pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> u8 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let result = if args.agents_dirs.is_empty() {
-        workflow::load(&text, &())
-    } else {
+    let result = if !args.agents_dirs.is_empty() {
         let sandbox = match Sandbox::new(config) {
             Ok(s) => s,
             Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
         };
-        match project::load_agents(&sandbox, &args.agents_dirs).await {
+        let dirs = ProjectArgs {
+            agents_dirs: args.agents_dirs.clone(),
+            state: StateArgs::default(),
+        };
+        match project::load_agents(&sandbox, &dirs, None).await {
             Ok(agents) => {
                 let ids: HashSet<String> = agents.into_keys().collect();
                 workflow::load(&text, &ids)
             }
-            Err(e) => return report(ErrorCode::InvalidAgent, &format!("{e:#}"), exit::LOAD),
+            Err(code) => return code,
+        }
+    } else {
+        match project::current_project() {
+            Ok(Some(p)) => {
+                let ids: HashSet<String> = p.agents.into_keys().collect();
+                workflow::load(&text, &ids)
+            }
+            Ok(None) => workflow::load(&text, &()),
+            Err(code) => return code,
         }
     };
     match result {
@@ -188,18 +177,18 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         Ok(s) => s,
         Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
     };
-    let agents = match project::load_agents(&sandbox, &args.project.agents_dirs).await {
+    let agents = match project::load_agents(&sandbox, &args.project, None).await {
         Ok(a) => a,
-        Err(e) => return report(ErrorCode::InvalidAgent, &format!("{e:#}"), exit::LOAD),
+        Err(code) => return code,
     };
     let ids: HashSet<String> = agents.keys().cloned().collect();
     let wf: Workflow = match workflow::load(&text, &ids) {
         Ok(wf) => wf,
         Err(e) => return print_invalid(&args.workflow, &e, false),
     };
-    let orchestrator = match project::orchestrator(sandbox, agents, &args.project.state.state_dir) {
+    let orchestrator = match project::orchestrator(sandbox, agents, &args.project.state.dir()) {
         Ok(o) => o,
-        Err(e) => return report(ErrorCode::Internal, &format!("{e:#}"), exit::LOAD),
+        Err(code) => return code,
     };
     let mut progress = orchestrator.subscribe(65_536);
     let cancel = CancellationToken::new();
@@ -413,14 +402,12 @@ pub fn timeline_line(e: &JournalEntry) -> String {
 }
 
 pub fn inspect(args: InspectArgs) -> u8 {
-    let path = project::database(&args.state.state_dir);
+    let state_dir = args.state.dir();
+    let path = project::database(&state_dir);
     if !path.is_file() {
         return report(
             ErrorCode::NotFound,
-            &format!(
-                "no executions recorded in `{}`",
-                args.state.state_dir.display()
-            ),
+            &format!("no executions recorded in `{}`", state_dir.display()),
             exit::FAILED,
         );
     }

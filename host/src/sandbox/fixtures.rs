@@ -140,7 +140,7 @@ impl HttpFixtures {
         });
         let Some(fixture) = found else {
             let shown = (!body.is_empty()).then(|| text.chars().take(SHOWN_BODY).collect());
-            tracing::warn!(%method, %url, "no HTTP fixture matches this request");
+            tracing::debug!(%method, %url, "no HTTP fixture matches this request");
             if let Ok(mut list) = self.unhandled.lock() {
                 list.push(UnhandledRequest {
                     method,

@@ -1,0 +1,287 @@
+//! `orchestr8 build`: compiles the project's agent crates to WebAssembly
+//! components, puts them where the host loads them and pre-compiles them
+//! into the host's cache.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use clap::Args;
+use orchestr8_host::project::{AgentSource, AgentSpec, Project};
+use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
+use orchestr8_host::{Coded, ErrorCode};
+use serde_json::Value;
+
+use crate::project::require_project;
+use crate::scaffold::{self, SDK_DIR};
+use crate::{exit, report};
+
+/// The Rust target agents are compiled for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Agents to build, by id (`@demo/greeter`) or name (`greeter`) [default: all]
+    agents: Vec<String>,
+    /// Print what was built as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn build(args: BuildArgs, config: SandboxConfig) -> u8 {
+    let project = match require_project() {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let selected: Vec<&AgentSpec> = if args.agents.is_empty() {
+        project.agents.values().collect()
+    } else {
+        let mut chosen = Vec::new();
+        for name in &args.agents {
+            match project.agent(name) {
+                Some(spec) => chosen.push(spec),
+                None => {
+                    let known: Vec<&str> = project.agents.keys().map(String::as_str).collect();
+                    return report(
+                        ErrorCode::AgentNotFound,
+                        &format!(
+                            "no agent `{name}` in orchestr8.toml (it has: {}); add one with `orchestr8 create {name}`",
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                        exit::USAGE,
+                    );
+                }
+            }
+        }
+        chosen
+    };
+    if selected.is_empty() {
+        return report(
+            ErrorCode::AgentNotFound,
+            "orchestr8.toml lists no agents: add one with `orchestr8 create <name>`",
+            exit::USAGE,
+        );
+    }
+    let crates: Vec<&AgentSpec> = selected
+        .iter()
+        .copied()
+        .filter(|s| matches!(s.source, AgentSource::Crate(_)))
+        .collect();
+    if !crates.is_empty() {
+        if let Err(code) = restore_sdk(&project) {
+            return code;
+        }
+        if let Err(code) = ensure_target(&project.root) {
+            return code;
+        }
+    }
+    let sandbox = match Sandbox::new(config) {
+        Ok(s) => s,
+        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
+    };
+    let mut built = Vec::new();
+    for spec in selected {
+        let path = project.component_path(spec);
+        if let AgentSource::Crate(dir) = &spec.source {
+            let artifact = match cargo_build(&project.root, dir, &spec.id) {
+                Ok(a) => a,
+                Err(code) => return code,
+            };
+            if let Err(code) = place(&artifact, &path) {
+                return code;
+            }
+        }
+        let agent = match sandbox.load(&path).await {
+            Ok(a) => a,
+            Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
+        };
+        if agent.info().id != spec.id {
+            return report(
+                ErrorCode::InvalidAgent,
+                &format!(
+                    "the agent built from `{}` says it is `{}`, but orchestr8.toml registers it as `{}`: change its `ID` or the key in orchestr8.toml",
+                    source_display(&project, spec),
+                    agent.info().id,
+                    spec.id
+                ),
+                exit::LOAD,
+            );
+        }
+        let shown = path.strip_prefix(&project.root).unwrap_or(&path);
+        if !args.json {
+            println!(
+                "built {} {} → {} (sha256:{})",
+                spec.id,
+                agent.info().version,
+                shown.display(),
+                &agent.digest()[..12]
+            );
+        }
+        built.push(serde_json::json!({
+            "id": spec.id,
+            "version": agent.info().version,
+            "component": path,
+            "digest": format!("sha256:{}", agent.digest()),
+        }));
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Value::from(built)).unwrap_or_default()
+        );
+    }
+    exit::OK
+}
+
+fn source_display(project: &Project, spec: &AgentSpec) -> String {
+    let path = match &spec.source {
+        AgentSource::Crate(dir) | AgentSource::Component(dir) => dir,
+    };
+    path.strip_prefix(&project.root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// Writes the vendored SDK back when it is missing (a fresh clone of a
+/// project that git-ignored `vendor/`, or a deleted folder).
+fn restore_sdk(project: &Project) -> Result<(), u8> {
+    if project.root.join(SDK_DIR).join("Cargo.toml").is_file() {
+        return Ok(());
+    }
+    let uses_sdk = project.agents.values().any(|a| match &a.source {
+        AgentSource::Crate(dir) => {
+            std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains(SDK_DIR))
+        }
+        AgentSource::Component(_) => false,
+    });
+    if uses_sdk {
+        eprintln!("restoring the agent SDK in {SDK_DIR}");
+        scaffold::write_files(&project.root, &scaffold::sdk_files(), true)?;
+    }
+    Ok(())
+}
+
+/// Installs the `wasm32-wasip2` target with rustup when it is missing.
+fn ensure_target(root: &Path) -> Result<(), u8> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output();
+    let Ok(installed) = installed else {
+        // No rustup: a toolchain managed otherwise; cargo will say if the
+        // target is missing.
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    eprintln!("installing the Rust target {WASM_TARGET} (rustup target add {WASM_TARGET})…");
+    let status = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .current_dir(root)
+        .status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(report(
+            ErrorCode::Internal,
+            &format!(
+                "cannot install the {WASM_TARGET} target: run `rustup target add {WASM_TARGET}` and try again"
+            ),
+            exit::FAILED,
+        )),
+    }
+}
+
+/// Runs cargo for one crate, its diagnostics shown as cargo prints them, and
+/// returns the `.wasm` it produced.
+fn cargo_build(root: &Path, dir: &Path, id: &str) -> Result<PathBuf, u8> {
+    let manifest = dir.join("Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let child = Command::new(cargo)
+        .args(["build", "--release", "--target", WASM_TARGET])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn();
+    let mut child = child.map_err(|e| {
+        report(
+            ErrorCode::Internal,
+            &format!("cannot run cargo: {e}; install Rust with rustup (https://rustup.rs)"),
+            exit::FAILED,
+        )
+    })?;
+    let wanted = std::fs::canonicalize(&manifest).unwrap_or(manifest.clone());
+    let mut artifact = None;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            let ours = msg["manifest_path"]
+                .as_str()
+                .is_some_and(|p| std::fs::canonicalize(p).is_ok_and(|p| p == wanted));
+            if msg["reason"] == "compiler-artifact" && ours {
+                artifact = msg["filenames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .find(|f| f.ends_with(".wasm"))
+                    .map(PathBuf::from)
+                    .or(artifact);
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| {
+        report(
+            ErrorCode::Internal,
+            &format!("cargo did not finish: {e}"),
+            exit::FAILED,
+        )
+    })?;
+    if !status.success() {
+        return Err(report(
+            ErrorCode::InvalidAgent,
+            &format!("building `{id}` failed: see cargo's output above"),
+            exit::FAILED,
+        ));
+    }
+    artifact.ok_or_else(|| {
+        report(
+            ErrorCode::InvalidAgent,
+            &format!(
+                "`{}` built no .wasm: its Cargo.toml needs `[lib] crate-type = [\"cdylib\"]`",
+                manifest.display()
+            ),
+            exit::FAILED,
+        )
+    })
+}
+
+/// Copies the artifact to where the host loads it, atomically.
+fn place(artifact: &Path, path: &Path) -> Result<(), u8> {
+    let fail = |e: std::io::Error| {
+        report(
+            ErrorCode::Internal,
+            &format!("cannot write `{}`: {e}", path.display()),
+            exit::FAILED,
+        )
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = path.with_extension("wasm.tmp");
+    std::fs::copy(artifact, &tmp).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
+}

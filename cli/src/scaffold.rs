@@ -1,0 +1,269 @@
+//! The files `orchestr8 init` and `orchestr8 create` write, shipped inside
+//! the binary: project and agent templates, and the agent SDK itself, which
+//! is vendored into every project so its agents build with nothing of ours
+//! published (only the Rust package registry is needed).
+
+use std::path::{Path, PathBuf};
+
+use orchestr8_host::ErrorCode;
+
+use crate::{exit, report};
+
+/// A file to write, relative to the project root.
+pub struct FileToWrite {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Where the vendored SDK lives in a project.
+pub const SDK_DIR: &str = "vendor/orchestr8-agent-sdk";
+
+/// The SDK's files, as they are in this repository's `agent-sdk/`.
+const SDK_FILES: &[(&str, &str)] = &[
+    ("src/lib.rs", include_str!("../../agent-sdk/src/lib.rs")),
+    (
+        "src/context.rs",
+        include_str!("../../agent-sdk/src/context.rs"),
+    ),
+    ("src/error.rs", include_str!("../../agent-sdk/src/error.rs")),
+    ("src/http.rs", include_str!("../../agent-sdk/src/http.rs")),
+    ("src/log.rs", include_str!("../../agent-sdk/src/log.rs")),
+    ("wit/orchestr8.wit", include_str!("../../wit/orchestr8.wit")),
+    ("wit/deps/cli.wit", include_str!("../../wit/deps/cli.wit")),
+    (
+        "wit/deps/clocks.wit",
+        include_str!("../../wit/deps/clocks.wit"),
+    ),
+    (
+        "wit/deps/filesystem.wit",
+        include_str!("../../wit/deps/filesystem.wit"),
+    ),
+    ("wit/deps/http.wit", include_str!("../../wit/deps/http.wit")),
+    ("wit/deps/io.wit", include_str!("../../wit/deps/io.wit")),
+    (
+        "wit/deps/random.wit",
+        include_str!("../../wit/deps/random.wit"),
+    ),
+    (
+        "wit/deps/sockets.wit",
+        include_str!("../../wit/deps/sockets.wit"),
+    ),
+];
+
+/// Which agent template `create` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Template {
+    /// Input in, output out: a greeter to grow from.
+    Basic,
+    /// Calls an HTTP API (GitHub) through the allowlist, tested with fixtures.
+    Http,
+}
+
+/// `{{key}}` → value.
+fn render(template: &str, vars: &[(&str, &str)]) -> String {
+    vars.iter()
+        .fold(template.to_string(), |text, (key, value)| {
+            text.replace(&format!("{{{{{key}}}}}"), value)
+        })
+}
+
+/// `my-agent` → `MyAgent`.
+fn type_name(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or(String::new(), |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// The vendored SDK's files.
+pub fn sdk_files() -> Vec<FileToWrite> {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut files = vec![FileToWrite {
+        path: Path::new(SDK_DIR).join("Cargo.toml"),
+        text: render(
+            include_str!("../templates/sdk/Cargo.toml"),
+            &[("version", version)],
+        ),
+    }];
+    files.extend(SDK_FILES.iter().map(|(path, text)| FileToWrite {
+        path: Path::new(SDK_DIR).join(path),
+        text: (*text).to_string(),
+    }));
+    files
+}
+
+/// A new project named `project` whose first agent is `hello`.
+pub fn project_files(project: &str) -> Vec<FileToWrite> {
+    let id = format!("@{project}/hello");
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let vars = [("project", project), ("id", id.as_str()), ("uuid", &uuid)];
+    let t = |path: &str, template: &str| FileToWrite {
+        path: path.into(),
+        text: render(template, &vars),
+    };
+    let mut files = vec![
+        t(
+            "orchestr8.toml",
+            include_str!("../templates/project/orchestr8.toml"),
+        ),
+        t(
+            "Cargo.toml",
+            include_str!("../templates/project/Cargo.toml"),
+        ),
+        t(".gitignore", include_str!("../templates/project/gitignore")),
+        t("README.md", include_str!("../templates/project/README.md")),
+        t(
+            "workflows/hello.json",
+            include_str!("../templates/project/workflows/hello.json"),
+        ),
+    ];
+    files.extend(agent_files(project, "hello", Template::Basic));
+    files.extend(sdk_files());
+    files
+}
+
+/// The crate and test cases of a new agent `name` in `project`.
+pub fn agent_files(project: &str, name: &str, template: Template) -> Vec<FileToWrite> {
+    let id = format!("@{project}/{name}");
+    let ty = type_name(name);
+    let vars = [("name", name), ("id", id.as_str()), ("type", ty.as_str())];
+    let (source, cases) = match template {
+        Template::Basic => (
+            include_str!("../templates/agent/basic.rs"),
+            include_str!("../templates/agent/basic.json"),
+        ),
+        Template::Http => (
+            include_str!("../templates/agent/http.rs"),
+            include_str!("../templates/agent/http.json"),
+        ),
+    };
+    let dir = Path::new("agents").join(name);
+    let mut files = vec![
+        FileToWrite {
+            path: dir.join("Cargo.toml"),
+            text: render(include_str!("../templates/agent/Cargo.toml"), &vars),
+        },
+        FileToWrite {
+            path: dir.join("src/lib.rs"),
+            text: render(source, &vars),
+        },
+        FileToWrite {
+            path: Path::new("tests").join(format!("{name}.json")),
+            text: render(cases, &vars),
+        },
+    ];
+    if template == Template::Http {
+        files.push(FileToWrite {
+            path: "tests/fixtures/github.json".into(),
+            text: include_str!("../../fixtures/github.json").to_string(),
+        });
+    }
+    files
+}
+
+/// Writes `files` under `root`. Unless `force`, refuses (writing nothing)
+/// when any of them exists. Returns the paths written.
+pub fn write_files(root: &Path, files: &[FileToWrite], force: bool) -> Result<(), u8> {
+    if !force {
+        let existing: Vec<String> = files
+            .iter()
+            .filter(|f| root.join(&f.path).exists())
+            .map(|f| format!("`{}`", root.join(&f.path).display()))
+            .collect();
+        if !existing.is_empty() {
+            return Err(report(
+                ErrorCode::InvalidConfig,
+                &format!(
+                    "{} already exist{}: nothing was written; pass --force to overwrite",
+                    existing.join(", "),
+                    if existing.len() == 1 { "s" } else { "" }
+                ),
+                exit::USAGE,
+            ));
+        }
+    }
+    for file in files {
+        let path = root.join(&file.path);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, &file.text));
+        if let Err(e) = written {
+            return Err(report(
+                ErrorCode::Internal,
+                &format!("cannot write `{}`: {e}", path.display()),
+                exit::FAILED,
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sdk_source_and_wit_file_is_vendored() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut on_disk = Vec::new();
+        for (dir, prefix) in [
+            ("agent-sdk/src", "src"),
+            ("wit", "wit"),
+            ("wit/deps", "wit/deps"),
+        ] {
+            for entry in std::fs::read_dir(repo.join(dir)).unwrap() {
+                let entry = entry.unwrap();
+                if entry.file_type().unwrap().is_file() {
+                    on_disk.push(format!("{prefix}/{}", entry.file_name().to_string_lossy()));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut vendored: Vec<String> = SDK_FILES.iter().map(|(p, _)| p.to_string()).collect();
+        vendored.sort();
+        assert_eq!(vendored, on_disk, "update SDK_FILES in cli/src/scaffold.rs");
+    }
+
+    #[test]
+    fn the_vendored_manifest_has_the_sdk_dependencies() {
+        let real = include_str!("../../agent-sdk/Cargo.toml");
+        let vendored = include_str!("../templates/sdk/Cargo.toml");
+        for dep in ["serde", "serde_json", "schemars", "wit-bindgen", "wasip2"] {
+            assert!(real.contains(&format!("\n{dep}")), "{dep} left the SDK?");
+            assert!(
+                vendored.contains(&format!("\n{dep} =")),
+                "{dep} not vendored"
+            );
+        }
+        let version = |text: &str, dep: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{dep} =")))
+                .map(str::to_string)
+        };
+        assert_eq!(
+            version(real, "wit-bindgen"),
+            version(vendored, "wit-bindgen")
+        );
+        assert_eq!(version(real, "wasip2"), version(vendored, "wasip2"));
+    }
+
+    #[test]
+    fn templates_render_every_placeholder() {
+        for file in
+            project_files("demo")
+                .into_iter()
+                .chain(agent_files("demo", "my-agent", Template::Http))
+        {
+            if file.path.starts_with(SDK_DIR) && file.path.extension().is_some_and(|e| e == "rs") {
+                continue;
+            }
+            assert!(!file.text.contains("{{"), "{}", file.path.display());
+        }
+        assert_eq!(type_name("my-agent2"), "MyAgent2");
+    }
+}

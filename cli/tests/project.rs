@@ -1,0 +1,284 @@
+//! What a new user does, as real processes in a temporary directory:
+//! `init`, `create`, `build`, `run`, `test`, `inspect`, and every way those
+//! can go wrong.
+//!
+//! Agent crates build with a shared cargo target directory under this
+//! workspace's `target/`, so the SDK's dependencies compile once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn orchestr8(dir: &Path, args: &[&str]) -> Output {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+        .args(args)
+        .current_dir(dir)
+        .env(
+            "ORCHESTR8_CACHE_DIR",
+            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        .env("CARGO_TARGET_DIR", root.join("target/scaffolded-agents"))
+        .env("NO_COLOR", "1")
+        .env_remove("ORCHESTR8_STATE_DIR")
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[track_caller]
+fn ok(out: Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn fails(out: Output, code: i32, needle: &str) -> String {
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(code), "{all}");
+    assert!(all.contains(needle), "expected `{needle}` in\n{all}");
+    all
+}
+
+#[test]
+fn a_new_user_goes_from_nothing_to_a_tested_agent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(orchestr8(tmp.path(), &["init", "demo"]));
+    assert!(out.contains("created project `demo`"), "{out}");
+    let project = tmp.path().join("demo");
+    for file in [
+        "orchestr8.toml",
+        "Cargo.toml",
+        ".gitignore",
+        "README.md",
+        "workflows/hello.json",
+        "tests/hello.json",
+        "agents/hello/src/lib.rs",
+        "vendor/orchestr8-agent-sdk/wit/orchestr8.wit",
+    ] {
+        assert!(project.join(file).is_file(), "{file} missing");
+    }
+
+    ok(orchestr8(&project, &["create", "greeter"]));
+    ok(orchestr8(
+        &project,
+        &["create", "repo", "--template", "http"],
+    ));
+    let toml = std::fs::read_to_string(project.join("orchestr8.toml")).unwrap();
+    assert!(toml.contains("[agents.\"@demo/greeter\"]"), "{toml}");
+    assert!(
+        toml.contains("allowed_hosts = [\"api.github.com\"]"),
+        "{toml}"
+    );
+
+    // Not built yet: run says what to do.
+    fails(
+        orchestr8(&project, &["run", "workflows/hello.json"]),
+        3,
+        "run `orchestr8 build`",
+    );
+
+    let out = ok(orchestr8(&project, &["build"]));
+    assert!(out.contains("built @demo/greeter"), "{out}");
+    assert!(
+        project
+            .join(".orchestr8/components/demo.greeter.wasm")
+            .is_file()
+    );
+
+    let out = ok(orchestr8(
+        &project,
+        &["run", "workflows/hello.json", "--json"],
+    ));
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["status"], "succeeded");
+    assert_eq!(
+        result["steps"]["echo"]["output"]["greeting"],
+        "Hello, Hello, world!!"
+    );
+
+    let out = ok(orchestr8(&project, &["test"]));
+    assert!(out.contains("PASS greeter greets by name"), "{out}");
+    assert!(out.contains("PASS repo looks up a repository"), "{out}");
+    assert!(out.trim_end().ends_with("7 passed, 0 failed"), "{out}");
+
+    let out = ok(orchestr8(&project, &["inspect", "--last"]));
+    assert!(out.contains("execution-finished succeeded"), "{out}");
+    assert!(out.contains(&result["executionId"].as_str().unwrap().to_string()));
+
+    // From a subdirectory, the project is found above.
+    let out = ok(orchestr8(
+        &project.join("agents"),
+        &["test", "--filter", "greeter", "--json"],
+    ));
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["passed"], 2);
+
+    // A wrong expectation and an unmatched outbound request fail clearly.
+    std::fs::write(
+        project.join("tests/wrong.json"),
+        r#"[
+          {"name": "wrong output", "agent": "@demo/greeter", "input": {"name": "Bob"},
+           "expect": {"output": {"greeting": "Hi, Bob!"}}},
+          {"name": "unmatched request", "agent": "@demo/repo", "input": {"repo": "a/b"},
+           "fixtures": ["fixtures/github.json"], "expect": {"error": "RETRYABLE"}}
+        ]"#,
+    )
+    .unwrap();
+    let all = fails(orchestr8(&project, &["test"]), 1, "7 passed, 2 failed");
+    assert!(all.contains("FAIL wrong output"), "{all}");
+    assert!(
+        all.contains(r#"got output {"greeting":"Hello, Bob!"}"#),
+        "{all}"
+    );
+    assert!(
+        all.contains("unhandled outbound request: GET https://api.github.com/repos/a/b"),
+        "{all}"
+    );
+    std::fs::remove_file(project.join("tests/wrong.json")).unwrap();
+
+    // A build error shows cargo's own output and fails.
+    let lib = project.join("agents/greeter/src/lib.rs");
+    let good = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(&lib, good.replace("Ok(Output {", "Ok(Outptu {")).unwrap();
+    let all = fails(
+        orchestr8(&project, &["build", "greeter"]),
+        1,
+        "building `@demo/greeter` failed",
+    );
+    assert!(
+        all.contains("Outptu"),
+        "cargo's diagnostics must show:\n{all}"
+    );
+
+    // An agent whose id disagrees with orchestr8.toml is refused.
+    std::fs::write(&lib, good.replace("@demo/greeter", "@demo/someone-else")).unwrap();
+    fails(
+        orchestr8(&project, &["build", "greeter"]),
+        3,
+        "says it is `@demo/someone-else`",
+    );
+    std::fs::write(&lib, good).unwrap();
+
+    fails(
+        orchestr8(&project, &["build", "nobody"]),
+        2,
+        "no agent `nobody` in orchestr8.toml",
+    );
+}
+
+#[test]
+fn init_and_create_refuse_to_overwrite_and_reject_bad_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("README.md"), "mine").unwrap();
+    let all = fails(
+        orchestr8(dir, &["init", ".", "--name", "demo"]),
+        2,
+        "--force",
+    );
+    assert!(all.contains("README.md"), "{all}");
+    assert!(
+        !dir.join("orchestr8.toml").exists(),
+        "nothing may be written"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("README.md")).unwrap(),
+        "mine"
+    );
+
+    ok(orchestr8(dir, &["init", ".", "--name", "demo", "--force"]));
+    assert_ne!(
+        std::fs::read_to_string(dir.join("README.md")).unwrap(),
+        "mine"
+    );
+
+    fails(
+        orchestr8(dir, &["init", "other", "--name", "Bad Name"]),
+        2,
+        "not a valid project name",
+    );
+    fails(orchestr8(dir, &["init", "2024"]), 2, "pass --name");
+
+    for bad in ["Greeter", "1st", "a_b", "x-"] {
+        fails(
+            orchestr8(dir, &["create", bad]),
+            2,
+            "not a valid agent name",
+        );
+    }
+    fails(
+        orchestr8(dir, &["create", "hello"]),
+        2,
+        "already in orchestr8.toml",
+    );
+    ok(orchestr8(dir, &["create", "second"]));
+    std::fs::remove_file(dir.join("orchestr8.toml")).unwrap();
+    fails(orchestr8(dir, &["create", "third"]), 3, "orchestr8 init");
+    fails(orchestr8(dir, &["build"]), 3, "orchestr8 init");
+    fails(orchestr8(dir, &["test"]), 3, "orchestr8 init");
+}
+
+#[test]
+fn an_invalid_config_names_the_file_line_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(orchestr8(dir, &["init", ".", "--name", "demo"]));
+    let toml = dir.join("orchestr8.toml");
+    let good = std::fs::read_to_string(&toml).unwrap();
+
+    std::fs::write(
+        &toml,
+        format!("{good}\n[agents.\"@demo/hello\".limits]\nfule = 1\n"),
+    )
+    .unwrap();
+    let all = fails(orchestr8(dir, &["build"]), 3, "unknown field `fule`");
+    assert!(all.contains("orchestr8.toml"), "{all}");
+    assert!(all.contains("limits"), "{all}");
+    assert!(all.contains("line "), "{all}");
+
+    std::fs::write(
+        &toml,
+        format!("{good}\n[agents.\"@demo/hello\".grants]\nallowed_hosts = [\"ftp://x\"]\n"),
+    )
+    .unwrap();
+    fails(
+        orchestr8(dir, &["run", "workflows/hello.json"]),
+        3,
+        "only http:// and https://",
+    );
+
+    std::fs::write(&toml, "[project\nname = 1").unwrap();
+    fails(
+        orchestr8(dir, &["validate", "workflows/hello.json"]),
+        3,
+        "orchestr8.toml",
+    );
+
+    std::fs::write(&toml, good.replace("agents/hello", "agents/missing")).unwrap();
+    fails(orchestr8(dir, &["test"]), 3, "no Cargo.toml");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = ok(orchestr8(tmp.path(), &["completions", shell]));
+        assert!(out.contains("orchestr8"), "{shell}");
+    }
+    fails(
+        orchestr8(tmp.path(), &["completions", "tcsh"]),
+        2,
+        "invalid value",
+    );
+}
