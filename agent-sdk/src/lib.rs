@@ -52,6 +52,7 @@ extern crate self as orchestr8_agent_sdk;
 mod context;
 mod error;
 pub mod http;
+pub mod llm;
 pub mod log;
 
 pub use context::{Context, SecretError};

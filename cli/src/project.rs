@@ -109,15 +109,17 @@ pub async fn load_agents(
     let secrets = project
         .secrets()
         .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
-    load_project_agents(sandbox, &project, &secrets, fixtures).await
+    load_project_agents(sandbox, &project, &secrets, fixtures, true).await
 }
 
-/// Loads every agent of `project` with its policy, secrets filled in.
+/// Loads every agent of `project` with its policy, secrets filled in;
+/// `warn_missing` warns about granted secrets without a value.
 pub async fn load_project_agents(
     sandbox: &Sandbox,
     project: &Project,
     secrets: &Secrets,
     fixtures: Option<HttpFixtures>,
+    warn_missing: bool,
 ) -> Result<HashMap<String, RegisteredAgent>, u8> {
     let mut agents = HashMap::new();
     for spec in project.agents.values() {
@@ -153,11 +155,11 @@ pub async fn load_project_agents(
             ));
         }
         let (mut policy, missing) = project.policy(spec, secrets);
-        for name in missing {
+        for name in missing.iter().filter(|_| warn_missing) {
             tracing::warn!(
                 agent = %spec.id,
                 "secret `{name}` is granted but has no value: set {} or add it to .orchestr8/secrets.toml",
-                orchestr8_host::project::secret_env_var(&name)
+                orchestr8_host::project::secret_env_var(name)
             );
         }
         policy.http_fixtures = fixtures.clone();

@@ -27,6 +27,7 @@ const SDK_FILES: &[(&str, &str)] = &[
     ),
     ("src/error.rs", include_str!("../../agent-sdk/src/error.rs")),
     ("src/http.rs", include_str!("../../agent-sdk/src/http.rs")),
+    ("src/llm.rs", include_str!("../../agent-sdk/src/llm.rs")),
     ("src/log.rs", include_str!("../../agent-sdk/src/log.rs")),
     ("wit/orchestr8.wit", include_str!("../../wit/orchestr8.wit")),
     ("wit/deps/cli.wit", include_str!("../../wit/deps/cli.wit")),
@@ -133,11 +134,15 @@ pub fn agent_files(project: &str, name: &str, template: Template) -> Vec<FileToW
     let vars = [("name", name), ("id", id.as_str()), ("type", ty.as_str())];
     let (source, cases) = match template {
         Template::Basic => (
-            include_str!("../templates/agent/basic.rs"),
+            render(include_str!("../templates/agent/basic.rs"), &vars),
             include_str!("../templates/agent/basic.json"),
         ),
+        // The first-party GitHub agent is the template, so the template is
+        // built and tested with the other agents.
         Template::Http => (
-            include_str!("../templates/agent/http.rs"),
+            include_str!("../../agents/github-repo/src/lib.rs")
+                .replace("@orchestr8/github-repo", &id)
+                .replace("GithubRepo", &ty),
             include_str!("../templates/agent/http.json"),
         ),
     };
@@ -149,7 +154,7 @@ pub fn agent_files(project: &str, name: &str, template: Template) -> Vec<FileToW
         },
         FileToWrite {
             path: dir.join("src/lib.rs"),
-            text: render(source, &vars),
+            text: source,
         },
         FileToWrite {
             path: Path::new("tests").join(format!("{name}.json")),

@@ -62,8 +62,9 @@ struct Case {
     agent: Option<String>,
     #[serde(default)]
     workflow: Option<PathBuf>,
+    /// The agent's input [default: `{}`], or the workflow's variables.
     #[serde(default)]
-    input: Value,
+    input: Option<Value>,
     #[serde(default)]
     config: Option<Value>,
     #[serde(default)]
@@ -147,7 +148,8 @@ pub async fn test(args: TestArgs, config: SandboxConfig) -> u8 {
         Ok(s) => s,
         Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
     };
-    let agents = match load_project_agents(&sandbox, &project, &secrets, None).await {
+    // Cases give their own secret values: a missing one is no reason to warn.
+    let agents = match load_project_agents(&sandbox, &project, &secrets, None, false).await {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -378,7 +380,11 @@ async fn run_agent(
     let registered = agents
         .get(id)
         .ok_or_else(|| format!("no agent `{id}` in orchestr8.toml"))?;
-    let mut request = InvocationRequest::new(case.input.clone());
+    let input = case
+        .input
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let mut request = InvocationRequest::new(input);
     if let Some(config) = &case.config {
         request.config = config.clone();
     }
@@ -419,8 +425,8 @@ async fn run_workflow(
     let ids: HashSet<String> = agents.keys().cloned().collect();
     let wf = workflow::load(&text, &ids).map_err(|e| format!("{} is {e}", path.display()))?;
     let variables: BTreeMap<String, Value> = match &case.input {
-        Value::Null => BTreeMap::new(),
-        Value::Object(map) => map.clone().into_iter().collect(),
+        None => BTreeMap::new(),
+        Some(Value::Object(map)) => map.clone().into_iter().collect(),
         _ => return Err("a workflow case's `input` must be an object of variables".into()),
     };
     let orchestrator = orchestrator_with(sandbox.clone(), agents, Arc::new(MemoryStore::new()))

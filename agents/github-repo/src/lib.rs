@@ -1,4 +1,4 @@
-//! {{id}}: looks up a GitHub repository, an agent that calls an HTTP API.
+//! @orchestr8/github-repo: looks up a GitHub repository, an agent that calls an HTTP API.
 //!
 //! The host lets it reach only what orchestr8.toml grants it
 //! (`allowed_hosts = ["api.github.com"]`). `orchestr8 test` answers its
@@ -37,10 +37,10 @@ struct Repository {
     html_url: String,
 }
 
-pub struct {{type}};
+pub struct GithubRepo;
 
-impl Agent for {{type}} {
-    const ID: &'static str = "{{id}}";
+impl Agent for GithubRepo {
+    const ID: &'static str = "@orchestr8/github-repo";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Looks up a GitHub repository: description, stars, language.";
     type Input = Input;
@@ -79,4 +79,4 @@ impl Agent for {{type}} {
     }
 }
 
-export_agent!({{type}});
+export_agent!(GithubRepo);
