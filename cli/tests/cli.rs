@@ -180,3 +180,17 @@ fn bad_command_lines_exit_two(#[case] extra: &[&str], #[case] message: &str) {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains(message), "{}", stderr(&out));
 }
+
+#[test]
+fn the_published_workflow_schema_is_current() {
+    let out = orchestr8(&["schema"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let published =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/src/workflow.schema.json");
+    let current = String::from_utf8(out.stdout).unwrap();
+    if std::fs::read_to_string(&published).ok().as_deref() != Some(current.as_str()) {
+        panic!(
+            "docs/src/workflow.schema.json is stale: run `orchestr8 schema > docs/src/workflow.schema.json`"
+        );
+    }
+}
