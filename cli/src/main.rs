@@ -116,6 +116,9 @@ enum Command {
     )]
     Inspect(workflow::InspectArgs),
     /// Print the JSON Schema of workflow documents.
+    #[command(
+        after_help = "Examples:\n  orchestr8 schema > workflow.schema.json\n  orchestr8 schema --hash"
+    )]
     Schema(workflow::SchemaArgs),
     /// Inspect and run single agent components.
     #[command(subcommand)]
