@@ -33,6 +33,13 @@ pub enum AgentCommand {
     /// Run an agent once in a fresh sandbox and print its output.
     #[command(after_help = CALL_HELP)]
     Call(Box<CallArgs>),
+    /// Serve one agent as a microservice: POST /process runs it (same
+    /// limits, grants and resilience chain as in workflows), GET /health
+    /// says what it is and its breaker state.
+    #[command(
+        after_help = "Examples:\n  orchestr8 agent serve @orchestr8/summarize --bind 127.0.0.1:8080\n  orchestr8 agent serve agents/target/wasm32-wasip2/release/text_stats.wasm\n\n  curl -s localhost:8080/process -d '{\"text\": \"Hello there.\"}'\n\nAgent errors answer with {\"error\": {\"code\", \"message\", \"details\"}}: INVALID_INPUT 400,\nRETRYABLE and CIRCUIT_OPEN 503 (with Retry-After), TIMEOUT 504, other agent\nfailures 500."
+    )]
+    Serve(Box<crate::serve::AgentServeArgs>),
 }
 
 const CALL_HELP: &str = "\
@@ -113,6 +120,7 @@ pub async fn run(cmd: AgentCommand, config: SandboxConfig) -> u8 {
     match cmd {
         AgentCommand::Info { agent, json } => info(&sandbox, agent, json).await,
         AgentCommand::Call(args) => call(&sandbox, *args).await,
+        AgentCommand::Serve(args) => crate::serve::agent_serve(*args, &sandbox).await,
     }
 }
 

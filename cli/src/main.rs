@@ -6,6 +6,7 @@ mod init;
 mod input;
 mod project;
 mod scaffold;
+mod serve;
 mod testing;
 mod workflow;
 
@@ -123,6 +124,10 @@ enum Command {
     /// Inspect and run single agent components.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// Serve the REST API: execute workflows, read their status and
+    /// journal, cancel them; plus /health, /metrics and /openapi.json.
+    #[command(after_help = SERVE_HELP)]
+    Serve(serve::ServeArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  orchestr8 completions bash > ~/.local/share/bash-completion/completions/orchestr8\n  orchestr8 completions zsh > ~/.zfunc/_orchestr8\n  orchestr8 completions fish > ~/.config/fish/completions/orchestr8.fish"
@@ -132,6 +137,24 @@ enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+const SERVE_HELP: &str = "\
+Examples:
+  orchestr8 serve
+  orchestr8 serve --bind 127.0.0.1:0 --max-running 8 --queue 100
+  ORCHESTR8_TOKEN=s3cret orchestr8 serve --bind 0.0.0.0:7878
+
+  curl -s localhost:7878/workflows/execute?wait=true \\
+       -d '{\"workflowFile\": \"workflows/hello.json\", \"input\": {\"name\": \"Ada\"}}'
+  curl -s localhost:7878/executions/<id>/journal?after=0&limit=100
+
+Routes: POST /workflows/execute, GET /executions/{id},
+GET /executions/{id}/journal, POST /executions/{id}/cancel, GET /health,
+GET /metrics, GET /openapi.json. Every error is
+{\"error\": {\"code\", \"message\", \"details\"}}. A full queue answers 503 with
+Retry-After. On SIGINT/SIGTERM running executions get --grace-ms to finish,
+then are cancelled (the journal says so). Binding a non-loopback address
+needs a token (--token or ORCHESTR8_TOKEN), checked on every route but /health.";
 
 const TEST_HELP: &str = "\
 Examples:
@@ -195,6 +218,7 @@ fn main() -> ExitCode {
             Command::Create(args) => init::create(args),
             Command::Build(args) => build::build(args, config).await,
             Command::Test(args) => testing::test(args, config).await,
+            Command::Serve(args) => serve::serve(args, config).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,

@@ -212,13 +212,14 @@ async fn scan_dirs(
     Ok(agents)
 }
 
-/// An orchestrator running `agents`, journaling into `store`.
+/// An orchestrator running `agents` through `resilience`, journaling into `store`.
 pub fn orchestrator_with(
     sandbox: Sandbox,
+    resilience: Resilience,
     agents: HashMap<String, RegisteredAgent>,
     store: Arc<dyn Store>,
 ) -> Result<Orchestrator, u8> {
-    let runner = AgentStepRunner::new(Invoker::new(sandbox, Resilience::default()), agents);
+    let runner = AgentStepRunner::new(Invoker::new(sandbox, resilience), agents);
     Orchestrator::new(Engine::new(Arc::new(runner)), store)
         .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))
 }
@@ -226,6 +227,7 @@ pub fn orchestrator_with(
 /// An orchestrator over the SQLite store in `state_dir`, running `agents`.
 pub fn orchestrator(
     sandbox: Sandbox,
+    resilience: Resilience,
     agents: HashMap<String, RegisteredAgent>,
     state_dir: &Path,
 ) -> Result<Orchestrator, u8> {
@@ -236,5 +238,5 @@ pub fn orchestrator(
             exit::LOAD,
         )
     })?;
-    orchestrator_with(sandbox, agents, Arc::new(store))
+    orchestrator_with(sandbox, resilience, agents, Arc::new(store))
 }

@@ -429,8 +429,13 @@ async fn run_workflow(
         Some(Value::Object(map)) => map.clone().into_iter().collect(),
         _ => return Err("a workflow case's `input` must be an object of variables".into()),
     };
-    let orchestrator = orchestrator_with(sandbox.clone(), agents, Arc::new(MemoryStore::new()))
-        .map_err(|_| "cannot start the orchestrator".to_string())?;
+    let orchestrator = orchestrator_with(
+        sandbox.clone(),
+        Resilience::default(),
+        agents,
+        Arc::new(MemoryStore::new()),
+    )
+    .map_err(|_| "cannot start the orchestrator".to_string())?;
     let result = orchestrator
         .run(&wf, variables, CancellationToken::new())
         .await

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use orchestr8_host::engine::{ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::journal::JournalUpdate;
+use orchestr8_host::resilience::Resilience;
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
 use orchestr8_host::store::{JournalEntry, SqliteStore, Store, now, process_alive};
 use orchestr8_host::workflow::{self, Workflow, WorkflowError};
@@ -186,7 +187,12 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         Ok(wf) => wf,
         Err(e) => return print_invalid(&args.workflow, &e, false),
     };
-    let orchestrator = match project::orchestrator(sandbox, agents, &args.project.state.dir()) {
+    let orchestrator = match project::orchestrator(
+        sandbox,
+        Resilience::default(),
+        agents,
+        &args.project.state.dir(),
+    ) {
         Ok(o) => o,
         Err(code) => return code,
     };

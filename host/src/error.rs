@@ -57,6 +57,15 @@ pub enum ErrorCode {
     Validation,
     /// Something failed inside the host itself; not the agent's fault.
     Internal,
+    /// A request to the REST API lacks the right bearer token.
+    Unauthorized,
+    /// The server's execution queue is full; try again after `Retry-After`.
+    Overloaded,
+    /// The request conflicts with the current state (cancelling a finished
+    /// execution).
+    Conflict,
+    /// The request body is larger than the server accepts.
+    PayloadTooLarge,
 }
 
 impl ErrorCode {
@@ -82,6 +91,10 @@ impl ErrorCode {
             ErrorCode::Validation => "VALIDATION",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Overloaded => "OVERLOADED",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
         }
     }
 
@@ -92,7 +105,7 @@ impl ErrorCode {
     }
 
     /// Every code, in a stable order (for documentation and tests).
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::Timeout,
         ErrorCode::FuelExhausted,
         ErrorCode::MemoryLimit,
@@ -112,6 +125,10 @@ impl ErrorCode {
         ErrorCode::Validation,
         ErrorCode::NotFound,
         ErrorCode::Internal,
+        ErrorCode::Unauthorized,
+        ErrorCode::Overloaded,
+        ErrorCode::Conflict,
+        ErrorCode::PayloadTooLarge,
     ];
 }
 
@@ -148,7 +165,7 @@ pub trait Coded: fmt::Display {
 
 /// The one JSON shape of an error, wherever it is shown:
 /// `{"code": "TIMEOUT", "message": "…", "details": {…}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     /// The stable code.
     pub code: ErrorCode,

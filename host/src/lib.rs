@@ -16,8 +16,10 @@
 //! - [`store`]: executions and journals (SQLite by default).
 //! - [`orchestrator`]: ties engine, journal and store into one execution.
 //! - [`project`]: `orchestr8.toml`: the agents, their limits and grants, secrets.
+//! - [`api`]: the REST API and the agent microservice (axum).
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
+pub mod api;
 pub mod bus;
 pub mod engine;
 pub mod error;

@@ -57,25 +57,49 @@ impl Orchestrator {
     }
 
     /// Runs `workflow` (already validated) with `variables` over its own,
-    /// recording everything. Fails only when the store does.
+    /// start to finish: [`Orchestrator::create`] then [`Orchestrator::execute`].
     pub async fn run(
         &self,
         workflow: &Workflow,
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, StoreError> {
+        let id = self.create(workflow, &variables)?;
+        self.execute(id, workflow, variables, cancel).await
+    }
+
+    /// Records a new execution as `pending` and returns its id, so a caller
+    /// can hand the id out before the execution starts (a REST `202`).
+    pub fn create(
+        &self,
+        workflow: &Workflow,
+        variables: &BTreeMap<String, Value>,
+    ) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         self.store.create_execution(&ExecutionRecord {
             id: id.clone(),
             workflow_id: workflow.metadata.id.clone(),
             workflow_name: workflow.metadata.name.clone(),
-            status: ExecutionStatus::Running,
+            status: ExecutionStatus::Pending,
             started_at: now(),
             finished_at: None,
-            input: serde_json::to_value(&variables).unwrap_or(Value::Null),
+            input: serde_json::to_value(variables).unwrap_or(Value::Null),
             result: None,
             owner_pid: std::process::id(),
         })?;
+        Ok(id)
+    }
+
+    /// Runs the execution `id` made by [`Orchestrator::create`], journaling
+    /// every event, and records its result.
+    pub async fn execute(
+        &self,
+        id: String,
+        workflow: &Workflow,
+        variables: BTreeMap<String, Value>,
+        cancel: CancellationToken,
+    ) -> Result<ExecutionResult, StoreError> {
+        self.store.mark_running(&id)?;
         let writer = JournalWriter::start(
             self.store.clone(),
             id.clone(),

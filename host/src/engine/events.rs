@@ -9,7 +9,7 @@ use crate::resilience::ResilienceEvent;
 use crate::sandbox::AgentLogLine;
 
 /// How an execution ended (or where it is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExecutionStatus {
     /// Accepted, not started.
@@ -64,7 +64,7 @@ impl ExecutionStatus {
 }
 
 /// Where a step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StepStatus {
     /// Not started.

@@ -83,7 +83,7 @@ pub trait StepRunner: Send + Sync + 'static {
 }
 
 /// One step's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StepResult {
     /// Where it ended.
@@ -125,7 +125,7 @@ impl StepResult {
 }
 
 /// How an execution ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionResult {
     /// The execution.

@@ -63,6 +63,15 @@ impl Store for MemoryStore {
         Ok(push(&mut inner, id, entries))
     }
 
+    fn mark_running(&self, id: &str) -> Result<(), StoreError> {
+        if let Some((_, record)) = self.lock().executions.get_mut(id)
+            && record.status == ExecutionStatus::Pending
+        {
+            record.status = ExecutionStatus::Running;
+        }
+        Ok(())
+    }
+
     fn finish_execution(
         &self,
         id: &str,

@@ -134,6 +134,8 @@ pub trait Store: Send + Sync {
     /// Appends entries in order; returns their sequence numbers. Durable
     /// once it returns.
     fn append(&self, execution_id: &str, entries: &[NewEntry]) -> Result<Vec<u64>, StoreError>;
+    /// Moves a `pending` execution to `running` (it left the queue).
+    fn mark_running(&self, id: &str) -> Result<(), StoreError>;
     /// Records how an execution ended.
     fn finish_execution(
         &self,

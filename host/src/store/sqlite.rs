@@ -157,6 +157,16 @@ impl Store for SqliteStore {
         Ok(seqs)
     }
 
+    fn mark_running(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE executions SET status = 'running' WHERE id = ?1 AND status = 'pending'",
+                params![id],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
     fn finish_execution(
         &self,
         id: &str,

@@ -1,0 +1,273 @@
+//! `orchestr8 serve` (the REST API) and `orchestr8 agent serve` (one agent
+//! as a microservice).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use orchestr8_host::api::{
+    self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
+};
+use orchestr8_host::engine::RegisteredAgent;
+use orchestr8_host::invoker::Invoker;
+use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
+use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
+use orchestr8_host::{Coded, ErrorCode};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::project::{self, ProjectArgs, current_project, load_agents};
+use crate::{exit, report};
+
+/// Where and how a server listens.
+#[derive(Args, Clone)]
+pub struct ListenArgs {
+    /// Address to listen on; port 0 picks a free one (the address is printed).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    bind: SocketAddr,
+    /// Bearer token required on every route but /health; needed to bind
+    /// anything but a loopback address.
+    #[arg(long, env = "ORCHESTR8_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Largest request body, in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// On SIGINT/SIGTERM, how long running work may take to finish before it
+    /// is cancelled, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    grace_ms: u64,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    #[command(flatten)]
+    project: ProjectArgs,
+    /// Executions running at once.
+    #[arg(long, default_value_t = 64)]
+    max_running: usize,
+    /// Executions waiting beyond those; past it the server answers 503.
+    #[arg(long, default_value_t = 1024)]
+    queue: usize,
+    /// The longest `?wait=true` waits, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    max_wait_ms: u64,
+}
+
+#[derive(Args)]
+pub struct AgentServeArgs {
+    /// The agent: an id or name from orchestr8.toml (with its limits and
+    /// grants), or a component file (nothing granted).
+    agent: String,
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Total attempts per call, the first included; RETRYABLE and TIMEOUT
+    /// failures are retried.
+    #[arg(long, default_value_t = 1)]
+    max_attempts: u32,
+}
+
+/// Checks the bind rule and opens the listener.
+async fn listen(args: &ListenArgs) -> Result<(TcpListener, HttpOptions), u8> {
+    if !args.bind.ip().is_loopback() && args.token.is_none() {
+        return Err(report(
+            ErrorCode::InvalidConfig,
+            &format!(
+                "binding {} exposes the server beyond this machine: set --token (or ORCHESTR8_TOKEN)",
+                args.bind
+            ),
+            exit::USAGE,
+        ));
+    }
+    let listener = TcpListener::bind(args.bind).await.map_err(|e| {
+        report(
+            ErrorCode::InvalidConfig,
+            &format!("cannot listen on {}: {e}", args.bind),
+            exit::USAGE,
+        )
+    })?;
+    let options = HttpOptions {
+        token: args.token.clone(),
+        body_limit: args.max_body_bytes,
+        ..HttpOptions::default()
+    };
+    Ok((listener, options))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn announce(listener: &TcpListener) {
+    if let Ok(addr) = listener.local_addr() {
+        // Scripts and tests read this line to learn the port.
+        println!("listening on http://{addr}");
+    }
+}
+
+pub async fn serve(args: ServeArgs, config: SandboxConfig) -> u8 {
+    let (listener, http) = match listen(&args.listen).await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let sandbox = match Sandbox::new(config) {
+        Ok(s) => s,
+        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
+    };
+    let agents = match load_agents(&sandbox, &args.project, None).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let ids: HashSet<String> = agents.keys().cloned().collect();
+    let resilience = Resilience::default();
+    let orchestrator = match project::orchestrator(
+        sandbox,
+        resilience.clone(),
+        agents,
+        &args.project.state.dir(),
+    ) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let workflows_root = match current_project() {
+        Ok(p) => p.map(|p| p.root),
+        Err(code) => return code,
+    };
+    let service = ExecutionService::new(
+        Arc::new(orchestrator),
+        ids,
+        ServiceOptions {
+            max_running: args.max_running,
+            queue_capacity: args.queue,
+            max_wait: Duration::from_millis(args.max_wait_ms),
+            workflows_root,
+        },
+        Arc::new(Metrics::new(Some(resilience))),
+    );
+    let router = api::harden(service.router(), &http);
+    announce(&listener);
+    let grace = Duration::from_millis(args.listen.grace_ms);
+    let stop = CancellationToken::new();
+    let draining = {
+        let service = service.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            stop_signal().await;
+            eprintln!(
+                "shutting down: running executions get {} ms to finish",
+                grace.as_millis()
+            );
+            stop.cancel();
+            service.shutdown(grace).await;
+        })
+    };
+    let served = api::serve(listener, router, {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    })
+    .await;
+    let _ = draining.await;
+    match served {
+        Ok(()) => exit::OK,
+        Err(e) => report(
+            ErrorCode::Internal,
+            &format!("the server failed: {e}"),
+            exit::FAILED,
+        ),
+    }
+}
+
+pub async fn agent_serve(args: AgentServeArgs, sandbox: &Sandbox) -> u8 {
+    let (listener, http) = match listen(&args.listen).await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let registered = match resolve_agent(sandbox, &args.agent).await {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let mut resilience = ResiliencePolicy {
+        timeout_ms: registered.policy.limits.timeout_ms,
+        ..ResiliencePolicy::default()
+    };
+    resilience.retry.max_attempts = args.max_attempts;
+    if let Err(message) = resilience.validate() {
+        return report(ErrorCode::InvalidConfig, &message, exit::USAGE);
+    }
+    let chain = Resilience::default();
+    let service = AgentService::new(
+        Invoker::new(sandbox.clone(), chain.clone()),
+        registered,
+        resilience,
+        Arc::new(Metrics::new(Some(chain))),
+    );
+    let router = api::harden(service.router(), &http);
+    announce(&listener);
+    match api::serve(listener, router, stop_signal()).await {
+        Ok(()) => exit::OK,
+        Err(e) => report(
+            ErrorCode::Internal,
+            &format!("the server failed: {e}"),
+            exit::FAILED,
+        ),
+    }
+}
+
+/// A project agent by id or name, or a component file with nothing granted.
+async fn resolve_agent(sandbox: &Sandbox, name: &str) -> Result<RegisteredAgent, u8> {
+    let path = PathBuf::from(name);
+    if path.extension().is_some_and(|x| x == "wasm") {
+        let agent = sandbox
+            .load(&path)
+            .await
+            .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
+        return Ok(RegisteredAgent {
+            agent,
+            policy: SandboxPolicy::default(),
+        });
+    }
+    let project = project::require_project()?;
+    let Some(spec) = project.agent(name) else {
+        return Err(report(
+            ErrorCode::AgentNotFound,
+            &format!("no agent `{name}` in orchestr8.toml; give its id, its name, or a .wasm file"),
+            exit::USAGE,
+        ));
+    };
+    let id = spec.id.clone();
+    let secrets = project
+        .secrets()
+        .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
+    let mut agents = project::load_project_agents(sandbox, &project, &secrets, None, true).await?;
+    agents.remove(&id).ok_or_else(|| {
+        report(
+            ErrorCode::AgentNotFound,
+            &format!("agent `{id}` did not load"),
+            exit::LOAD,
+        )
+    })
+}

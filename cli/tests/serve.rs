@@ -1,0 +1,574 @@
+//! `orchestr8 serve` and `orchestr8 agent serve` as real processes on
+//! ephemeral loopback ports, driven by a real HTTP client, with real agents
+//! and a real SQLite file.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn agents_dir() -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agents/target/wasm32-wasip2/release");
+    assert!(
+        dir.join("hostile_sleep.wasm").is_file(),
+        "build the agents first: scripts/test"
+    );
+    dir
+}
+
+/// A server process, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(args: &[&str], state: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+        .args(args)
+        .env(
+            "ORCHESTR8_CACHE_DIR",
+            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        .env("ORCHESTR8_STATE_DIR", state)
+        .env("NO_COLOR", "1")
+        .env_remove("ORCHESTR8_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    Server { child, base }
+}
+
+fn serve(extra: &[&str], state: &Path) -> Server {
+    let agents = agents_dir();
+    let mut args = vec![
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--agents-dir",
+        agents.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    start(&args, state)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// Status and JSON body of a request.
+fn call(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let client = agent();
+    let mut response = match (method, body) {
+        ("GET", _) => {
+            let mut req = client.get(url);
+            if let Some(t) = token {
+                req = req.header("authorization", &format!("Bearer {t}"));
+            }
+            req.call().unwrap()
+        }
+        (_, body) => {
+            let mut req = client.post(url).header("content-type", "application/json");
+            if let Some(t) = token {
+                req = req.header("authorization", &format!("Bearer {t}"));
+            }
+            req.send(body.unwrap_or("")).unwrap()
+        }
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let text = response.body_mut().read_to_string().unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value, retry_after)
+}
+
+fn get(url: &str) -> (u16, Value) {
+    let (s, v, _) = call("GET", url, None, None);
+    (s, v)
+}
+
+fn post(url: &str, body: &str) -> (u16, Value) {
+    let (s, v, _) = call("POST", url, Some(body), None);
+    (s, v)
+}
+
+fn workflow(steps: Value) -> Value {
+    json!({
+        "version": "1.0.0", "schemaVersion": "1.0.0",
+        "metadata": { "id": "0f8e4c52-6d1b-4e0a-9a3f-5b7c2d1e8f90", "name": "api test" },
+        "policies": { "resilience": { "retry": { "maxAttempts": 1 } } },
+        "steps": steps
+    })
+}
+
+fn stats_workflow() -> Value {
+    workflow(json!([
+        { "id": "a", "name": "a", "agent": { "id": "@orchestr8/text-stats" }, "input": { "mapping": { "text": "one two three" } } },
+        { "id": "b", "name": "b", "agent": { "id": "@orchestr8/text-stats" }, "dependencies": ["a"],
+          "input": { "mapping": { "text": "${steps.a.output.words} words" } } }
+    ]))
+}
+
+fn sleep_workflow(seconds: u64) -> Value {
+    workflow(json!([
+        { "id": "nap", "name": "nap", "agent": { "id": "@hostile/sleep" }, "input": { "mapping": { "seconds": seconds } } }
+    ]))
+}
+
+fn poll_until_final(base: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, view) = get(&format!("{base}/executions/{id}"));
+        assert_eq!(status, 200, "{view}");
+        if !["pending", "running"].contains(&view["status"].as_str().unwrap()) {
+            return view;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "execution {id} never finished: {view}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn execute_poll_and_read_the_journal_page_by_page() {
+    let state = tempfile::tempdir().unwrap();
+    let server = serve(&[], state.path());
+    let base = &server.base;
+
+    let body = json!({ "workflow": stats_workflow() }).to_string();
+    let (status, accepted) = post(&format!("{base}/workflows/execute"), &body);
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["executionId"].as_str().unwrap().to_string();
+    assert_eq!(accepted["location"], format!("/executions/{id}"));
+
+    let view = poll_until_final(base, &id);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["steps"]["b"]["output"]["words"], 2);
+    assert!(view["finishedAt"].is_string());
+
+    // Pages of 3 entries, following nextAfter, add up to the whole journal.
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let (status, page) = get(&format!(
+            "{base}/executions/{id}/journal?after={after}&limit=3"
+        ));
+        assert_eq!(status, 200, "{page}");
+        let entries = page["entries"].as_array().unwrap();
+        assert!(entries.len() <= 3);
+        seen.extend(entries.iter().map(|e| e["seq"].as_u64().unwrap()));
+        match page["nextAfter"].as_u64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    let expected: Vec<u64> = (1..=seen.len() as u64).collect();
+    assert_eq!(seen, expected);
+    assert!(seen.len() > 6);
+
+    // ?wait=true answers with the result itself.
+    let (status, result) = post(&format!("{base}/workflows/execute?wait=true"), &body);
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["status"], "succeeded");
+    assert_eq!(result["steps"]["a"]["output"]["words"], 3);
+
+    let (status, health) = get(&format!("{base}/health"));
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let (status, metrics) = get(&format!("{base}/metrics"));
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("orchestr8_executions_total{status=\"succeeded\"}"),
+        "{metrics}"
+    );
+    let (status, doc) = get(&format!("{base}/openapi.json"));
+    assert_eq!(status, 200);
+    for path in [
+        "/workflows/execute",
+        "/executions/{id}",
+        "/executions/{id}/journal",
+        "/executions/{id}/cancel",
+        "/health",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(
+        doc["components"]["schemas"]["ExecuteRequest"].is_object(),
+        "{doc}"
+    );
+}
+
+#[test]
+fn bad_requests_get_the_error_shape_and_the_right_status() {
+    let state = tempfile::tempdir().unwrap();
+    let server = serve(&["--max-body-bytes", "4096"], state.path());
+    let base = &server.base;
+    let execute = format!("{base}/workflows/execute");
+
+    let (status, body) = post(&execute, "{\"workflow\": ");
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "INVALID_INPUT");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{body}"
+    );
+
+    let mut bad = stats_workflow();
+    bad["steps"][1]["dependencies"] = json!(["nope"]);
+    bad["steps"][0]["agent"]["id"] = json!("@orchestr8/missing");
+    let (status, body) = post(&execute, &json!({ "workflow": bad }).to_string());
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "VALIDATION");
+    let text = body["error"]["details"].to_string();
+    assert!(text.contains("$.steps[1].dependencies[0]"), "{text}");
+    assert!(text.contains("$.steps[0].agent.id"), "{text}");
+
+    let huge = json!({ "workflow": stats_workflow(), "input": { "pad": "x".repeat(8192) } });
+    let (status, body) = post(&execute, &huge.to_string());
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+
+    let (status, body) = post(&execute, "{\"workflowFile\": \"../etc/passwd\"}");
+    assert_eq!(status, 400, "{body}");
+
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    for (method, path) in [
+        ("GET", format!("/executions/{unknown}")),
+        ("GET", format!("/executions/{unknown}/journal")),
+        ("POST", format!("/executions/{unknown}/cancel")),
+        ("GET", "/no/such/route".to_string()),
+    ] {
+        let (status, body, _) = call(method, &format!("{base}{path}"), Some("{}"), None);
+        assert_eq!(status, 404, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+    }
+    let (status, body) = get(&format!("{base}/executions/{unknown}/journal?limit=0"));
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = get(&format!("{base}/executions/x/journal?after=minus"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_INPUT"))
+    );
+    let (status, body) = get(&execute);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("INVALID_INPUT"))
+    );
+}
+
+#[test]
+fn cancelling_a_slow_step_interrupts_its_sandbox_and_is_journaled() {
+    let state = tempfile::tempdir().unwrap();
+    let server = serve(&[], state.path());
+    let base = &server.base;
+    let (status, accepted) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": sleep_workflow(60) }).to_string(),
+    );
+    assert_eq!(status, 202);
+    let id = accepted["executionId"].as_str().unwrap().to_string();
+    // Wait until the step is running in its sandbox.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(&format!("{base}/executions/{id}")).1["steps"]["nap"]["status"] != "running" {
+        assert!(Instant::now() < deadline, "the step never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let cancel = format!("{base}/executions/{id}/cancel");
+    let (status, body) = post(&cancel, "");
+    assert_eq!(status, 202, "{body}");
+    let (status, _) = post(&cancel, "");
+    assert!(
+        status == 202 || status == 409,
+        "cancel is idempotent: {status}"
+    );
+
+    let view = poll_until_final(base, &id);
+    assert_eq!(view["status"], "cancelled", "{view}");
+    // The 60-second sleep was interrupted, not waited out.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let (_, page) = get(&format!("{base}/executions/{id}/journal?limit=1000"));
+    let kinds: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"step-cancelled"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"execution-finished"));
+
+    let (status, body) = post(&cancel, "");
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "CONFLICT");
+}
+
+#[test]
+fn a_full_queue_answers_503_with_retry_after() {
+    let state = tempfile::tempdir().unwrap();
+    let server = serve(&["--max-running", "1", "--queue", "0"], state.path());
+    let base = &server.base;
+    let execute = format!("{base}/workflows/execute");
+    let slow = json!({ "workflow": sleep_workflow(60) }).to_string();
+    let (status, accepted) = post(&execute, &slow);
+    assert_eq!(status, 202);
+    let (status, body, retry_after) = call("POST", &execute, Some(&slow), None);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "OVERLOADED");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let id = accepted["executionId"].as_str().unwrap();
+    assert_eq!(post(&format!("{base}/executions/{id}/cancel"), "").0, 202);
+    poll_until_final(base, id);
+    // Room again.
+    let (status, _) = post(
+        &execute,
+        &json!({ "workflow": stats_workflow() }).to_string(),
+    );
+    assert_eq!(status, 202);
+}
+
+#[test]
+fn a_token_guards_every_route_but_health_and_public_binds_need_one() {
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+        .args([
+            "serve",
+            "--bind",
+            "0.0.0.0:0",
+            "--agents-dir",
+            agents_dir().to_str().unwrap(),
+        ])
+        .env_remove("ORCHESTR8_TOKEN")
+        .env("ORCHESTR8_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token"));
+
+    let server = serve(&["--token", "s3cret"], state.path());
+    let base = &server.base;
+    let (status, body, _) = call("GET", &format!("{base}/metrics"), None, None);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+    let (status, _, _) = call("GET", &format!("{base}/metrics"), None, Some("wrong"));
+    assert_eq!(status, 401);
+    let (status, _, _) = call("GET", &format!("{base}/metrics"), None, Some("s3cret"));
+    assert_eq!(status, 200);
+    let (status, _, _) = call(
+        "POST",
+        &format!("{base}/workflows/execute"),
+        Some("{}"),
+        None,
+    );
+    assert_eq!(status, 401);
+    assert_eq!(get(&format!("{base}/health")).0, 200);
+}
+
+#[test]
+fn graceful_shutdown_cancels_what_outlives_the_grace_period() {
+    let state = tempfile::tempdir().unwrap();
+    let mut server = serve(&["--grace-ms", "300"], state.path());
+    let base = server.base.clone();
+    let (status, accepted) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": sleep_workflow(60) }).to_string(),
+    );
+    assert_eq!(status, 202);
+    let id = accepted["executionId"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    let out = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+        .args(["inspect", &id, "--json"])
+        .env("ORCHESTR8_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["execution"]["status"], "cancelled", "{record}");
+}
+
+#[test]
+fn an_agent_serves_process_and_health() {
+    let state = tempfile::tempdir().unwrap();
+    let agents = agents_dir();
+    let server = start(
+        &[
+            "agent",
+            "serve",
+            agents.join("text_stats.wasm").to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ],
+        state.path(),
+    );
+    let base = &server.base;
+    let (status, output) = post(
+        &format!("{base}/process"),
+        r#"{"text": "Hello there. General Kenobi."}"#,
+    );
+    assert_eq!(status, 200, "{output}");
+    assert_eq!(output["sentences"], 2);
+    let (status, body) = post(&format!("{base}/process"), r#"{"txt": 1}"#);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_INPUT")),
+        "{body}"
+    );
+    let (status, body) = post(&format!("{base}/process"), "not json");
+    assert_eq!(status, 400, "{body}");
+    let (status, health) = get(&format!("{base}/health"));
+    assert_eq!(status, 200);
+    assert_eq!(health["agentId"], "@orchestr8/text-stats");
+    assert_eq!(health["breaker"], "closed");
+    let (status, doc) = get(&format!("{base}/openapi.json"));
+    assert_eq!(status, 200);
+    assert!(
+        doc["paths"]["/process"]["post"]["requestBody"]
+            .to_string()
+            .contains("text")
+    );
+
+    // A crashing agent is a 500 in the error shape; the service keeps serving.
+    let crash = start(
+        &[
+            "agent",
+            "serve",
+            agents.join("hostile_panic.wasm").to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ],
+        state.path(),
+    );
+    let (status, body) = post(&format!("{}/process", crash.base), "{}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("TRAP")),
+        "{body}"
+    );
+    assert_eq!(get(&format!("{}/health", crash.base)).0, 200);
+}
+
+/// 1,000 generated malformed bodies at every route: never a 5xx, never a
+/// crash, and the server still answers afterwards.
+#[test]
+fn malformed_bodies_never_break_the_servers() {
+    let state = tempfile::tempdir().unwrap();
+    let server = serve(&[], state.path());
+    let agents = agents_dir();
+    let agent = start(
+        &[
+            "agent",
+            "serve",
+            agents.join("text_stats.wasm").to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ],
+        state.path(),
+    );
+    let routes = [
+        ("POST", format!("{}/workflows/execute", server.base)),
+        ("POST", format!("{}/executions/abc/cancel", server.base)),
+        ("GET", format!("{}/executions/abc", server.base)),
+        ("POST", format!("{}/process", agent.base)),
+        ("POST", format!("{}/health", agent.base)),
+    ];
+    let mut rng = fastrand::Rng::with_seed(8);
+    let seeds = [
+        json!({ "workflow": stats_workflow() }).to_string(),
+        r#"{"text": "hello"}"#.to_string(),
+        r#"{"workflowFile": "x.json", "input": {}}"#.to_string(),
+    ];
+    for (method, url) in &routes {
+        for _ in 0..1000 {
+            let body = malformed(&mut rng, &seeds);
+            let (status, response, _) = call(method, url, Some(&body), None);
+            assert!(
+                status < 500,
+                "{method} {url} with {body:?} answered {status}: {response}"
+            );
+        }
+    }
+    assert_eq!(get(&format!("{}/health", server.base)).0, 200);
+    assert_eq!(get(&format!("{}/health", agent.base)).0, 200);
+}
+
+/// A body broken in one of several ways.
+fn malformed(rng: &mut fastrand::Rng, seeds: &[String]) -> String {
+    let seed = &seeds[rng.usize(..seeds.len())];
+    let bytes = seed.as_bytes();
+    match rng.u8(..6) {
+        0 => seed[..rng.usize(..seed.len())].to_string(),
+        1 => {
+            let mut b = bytes.to_vec();
+            for _ in 0..rng.usize(1..8) {
+                let i = rng.usize(..b.len());
+                b[i] = rng.u8(32..127);
+            }
+            String::from_utf8_lossy(&b).into_owned()
+        }
+        2 => (0..rng.usize(..200))
+            .map(|_| rng.char('\u{20}'..'\u{2FF}'))
+            .collect(),
+        3 => format!("{}{}", "[".repeat(rng.usize(1..300)), "{\"a\":"),
+        4 => json!({ "workflow": rng.i64(..), "input": [rng.bool()], "text": null }).to_string(),
+        _ => format!("{seed}{}", ",}]".repeat(rng.usize(1..4))),
+    }
+}

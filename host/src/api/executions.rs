@@ -1,0 +1,613 @@
+//! The orchestrator's REST API: `POST /workflows/execute`,
+//! `GET /executions/{id}`, `GET /executions/{id}/journal`,
+//! `POST /executions/{id}/cancel`, plus `/health`, `/metrics` and
+//! `/openapi.json`.
+//!
+//! Executions run in background tasks. At most `max_running` run at once;
+//! up to `queue_capacity` more wait (recorded `pending`); past that the
+//! server answers 503 with `Retry-After` instead of degrading everyone.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::extract::{ApiPath, ApiQuery, JsonBody};
+use super::{ApiError, Metrics, openapi};
+use crate::engine::{ExecutionResult, ExecutionStatus};
+use crate::error::ErrorCode;
+use crate::orchestrator::Orchestrator;
+use crate::store::{ExecutionRecord, JournalEntry};
+use crate::workflow::{self, Workflow};
+
+/// How the server admits and waits for executions.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Executions running at once.
+    pub max_running: usize,
+    /// Executions waiting beyond those; past it, 503.
+    pub queue_capacity: usize,
+    /// The longest `?wait=true` waits before answering 202.
+    pub max_wait: Duration,
+    /// Where `workflowFile` references are looked up (the project).
+    pub workflows_root: Option<PathBuf>,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        ServiceOptions {
+            max_running: 64,
+            queue_capacity: 1024,
+            max_wait: Duration::from_secs(60),
+            workflows_root: None,
+        }
+    }
+}
+
+/// `POST /workflows/execute` body.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecuteRequest {
+    /// A workflow document (see the workflow JSON Schema); or
+    #[serde(default)]
+    pub workflow: Option<Value>,
+    /// a workflow file of the server's project, such as `workflows/hello.json`.
+    #[serde(default)]
+    pub workflow_file: Option<String>,
+    /// Variables merged over the workflow's own.
+    #[serde(default)]
+    pub input: BTreeMap<String, Value>,
+}
+
+/// `?wait=true&timeoutMs=N` on execute.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExecuteQuery {
+    /// Wait for the execution to finish (bounded by the server's maximum).
+    #[serde(default)]
+    pub wait: bool,
+    /// How long to wait, in milliseconds [default and maximum: the server's].
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// The answer to an accepted execution that is not finished.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Accepted {
+    /// The execution id.
+    pub execution_id: String,
+    /// `pending` or `running`.
+    pub status: ExecutionStatus,
+    /// Where to read its status.
+    pub location: String,
+}
+
+/// `GET /executions/{id}`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionView {
+    /// The execution id.
+    pub execution_id: String,
+    /// The workflow's metadata id.
+    pub workflow_id: String,
+    /// The workflow's name.
+    pub workflow_name: String,
+    /// Where it is.
+    pub status: ExecutionStatus,
+    /// When it was accepted (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// How long it ran, once finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// The variables it ran with.
+    pub input: Value,
+    /// Each step that has started: status, output or error, attempts, duration.
+    pub steps: BTreeMap<String, Value>,
+    /// Why it failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+/// `?after=N&limit=M` on the journal.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalQuery {
+    /// Entries after this sequence number [default 0].
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many entries, 1 to 1000 [default 100].
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+/// `GET /executions/{id}/journal`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JournalPage {
+    /// The execution id.
+    pub execution_id: String,
+    /// The entries, in order.
+    #[schemars(with = "Vec<Value>")]
+    pub entries: Vec<JournalEntry>,
+    /// Pass as `after` for the next page; absent when this page is the end
+    /// of what is recorded so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `ok`, or `shutting-down`.
+    pub status: String,
+    /// The server's version.
+    pub version: String,
+    /// Executions running now.
+    pub running: usize,
+    /// Executions waiting to start.
+    pub queued: usize,
+    /// Agents this server can run.
+    pub agents: usize,
+}
+
+/// Resolves to the result once the execution ends.
+type Done = watch::Receiver<Option<Arc<ExecutionResult>>>;
+
+struct Live {
+    cancel: CancellationToken,
+    done: Done,
+}
+
+/// The orchestrator behind the REST API.
+pub struct ExecutionService {
+    orchestrator: Arc<Orchestrator>,
+    agents: HashSet<String>,
+    options: ServiceOptions,
+    metrics: Arc<Metrics>,
+    live: Mutex<HashMap<String, Live>>,
+    permits: Arc<Semaphore>,
+    admitted: AtomicUsize,
+    running: AtomicUsize,
+    tasks: TaskTracker,
+    stopping: CancellationToken,
+}
+
+impl ExecutionService {
+    /// A service over `orchestrator`, which can run the agents in `agents`.
+    pub fn new(
+        orchestrator: Arc<Orchestrator>,
+        agents: HashSet<String>,
+        options: ServiceOptions,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let service = Arc::new(ExecutionService {
+            permits: Arc::new(Semaphore::new(options.max_running.max(1))),
+            orchestrator,
+            agents,
+            options,
+            metrics,
+            live: Mutex::new(HashMap::new()),
+            admitted: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+        });
+        service.watch_journal();
+        service
+    }
+
+    /// Feeds committed journal entries to the metrics.
+    fn watch_journal(self: &Arc<Self>) {
+        let mut updates = self.orchestrator.subscribe(65_536);
+        let metrics = self.metrics.clone();
+        let stopping = self.stopping.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    update = updates.recv() => match update {
+                        Some(u) => metrics.observe_entry(&u.entry),
+                        None => break,
+                    },
+                    _ = stopping.cancelled() => break,
+                }
+            }
+        });
+    }
+
+    /// The routes, ready for [`super::harden`].
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/workflows/execute", post(execute))
+            .route("/executions/{id}", get(status))
+            .route("/executions/{id}/journal", get(journal))
+            .route("/executions/{id}/cancel", post(cancel))
+            .route("/health", get(health))
+            .route("/metrics", get(metrics))
+            .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+            .with_state(self.clone())
+    }
+
+    /// Graceful shutdown: refuses new executions, lets running ones finish
+    /// within `grace`, then cancels the rest (the journal records each
+    /// cancellation) and waits for them to wind down.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stopping.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_ok() {
+            return;
+        }
+        let live: Vec<CancellationToken> = self
+            .live
+            .lock()
+            .map(|l| l.values().map(|e| e.cancel.clone()).collect())
+            .unwrap_or_default();
+        tracing::warn!(
+            executions = live.len(),
+            "grace period over: cancelling what is still running"
+        );
+        for token in live {
+            token.cancel();
+        }
+        self.tasks.wait().await;
+    }
+
+    fn load_counts(&self) -> (usize, usize) {
+        let admitted = self.admitted.load(Ordering::SeqCst);
+        let running = self.running.load(Ordering::SeqCst);
+        (admitted.saturating_sub(running), running)
+    }
+
+    fn update_gauges(&self) {
+        let (queued, running) = self.load_counts();
+        self.metrics.set_load(queued, running);
+    }
+
+    fn resolve(&self, request: &ExecuteRequest) -> Result<Workflow, ApiError> {
+        let text = match (&request.workflow, &request.workflow_file) {
+            (Some(doc), None) => doc.to_string(),
+            (None, Some(file)) => self.read_workflow_file(file)?,
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    "give either `workflow` (a document) or `workflowFile` (a file of the project)",
+                ));
+            }
+        };
+        workflow::load(&text, &self.agents).map_err(|e| ApiError::from(&e))
+    }
+
+    fn read_workflow_file(&self, file: &str) -> Result<String, ApiError> {
+        let Some(root) = &self.options.workflows_root else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "this server has no project: send the workflow document itself",
+            ));
+        };
+        let relative = Path::new(file);
+        // Only plain relative paths inside the project: no `..`, no root.
+        if !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("`{file}` must be a relative path inside the project"),
+            ));
+        }
+        std::fs::read_to_string(root.join(relative)).map_err(|e| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("cannot read workflow file `{file}`: {e}"),
+            )
+        })
+    }
+
+    /// Accepts an execution and starts it in the background.
+    fn start(
+        self: &Arc<Self>,
+        wf: Workflow,
+        variables: BTreeMap<String, Value>,
+    ) -> Result<(String, Done), ApiError> {
+        if self.stopping.is_cancelled() {
+            return Err(
+                ApiError::new(ErrorCode::Overloaded, "the server is shutting down")
+                    .retry_after(Duration::from_secs(5)),
+            );
+        }
+        let capacity = self.options.max_running + self.options.queue_capacity;
+        let admitted = self.admitted.fetch_add(1, Ordering::SeqCst);
+        if admitted >= capacity {
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::new(
+                ErrorCode::Overloaded,
+                format!("{capacity} executions are running or queued: try again later"),
+            )
+            .retry_after(Duration::from_secs(1)));
+        }
+        let id = match self.orchestrator.create(&wf, &variables) {
+            Ok(id) => id,
+            Err(e) => {
+                self.admitted.fetch_sub(1, Ordering::SeqCst);
+                return Err(ApiError::from(&e));
+            }
+        };
+        let cancel = CancellationToken::new();
+        let (done_tx, done_rx) = watch::channel(None);
+        if let Ok(mut live) = self.live.lock() {
+            live.insert(
+                id.clone(),
+                Live {
+                    cancel: cancel.clone(),
+                    done: done_rx.clone(),
+                },
+            );
+        }
+        self.update_gauges();
+        let service = self.clone();
+        let exec_id = id.clone();
+        let span = tracing::info_span!("execution", execution_id = %exec_id);
+        let task = async move {
+            let permit = tokio::select! {
+                p = service.permits.clone().acquire_owned() => p.ok(),
+                _ = cancel.cancelled() => None,
+            };
+            service.running.fetch_add(1, Ordering::SeqCst);
+            service.update_gauges();
+            // Cancelled while queued: the engine still records it, at once.
+            let result = service
+                .orchestrator
+                .execute(exec_id.clone(), &wf, variables, cancel)
+                .await;
+            drop(permit);
+            match result {
+                Ok(result) => {
+                    let _ = done_tx.send(Some(Arc::new(result)));
+                }
+                Err(e) => {
+                    tracing::error!(execution_id = %exec_id, error = %e, "the execution could not be recorded")
+                }
+            }
+            if let Ok(mut live) = service.live.lock() {
+                live.remove(&exec_id);
+            }
+            service.running.fetch_sub(1, Ordering::SeqCst);
+            service.admitted.fetch_sub(1, Ordering::SeqCst);
+            service.update_gauges();
+        };
+        self.tasks.spawn(task.instrument(span));
+        Ok((id, done_rx))
+    }
+
+    fn record(&self, id: &str) -> Result<ExecutionRecord, ApiError> {
+        match self.orchestrator.store().execution(id) {
+            Ok(Some(record)) => Ok(record),
+            Ok(None) => Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no execution `{id}`"),
+            )),
+            Err(e) => Err(ApiError::from(&e)),
+        }
+    }
+}
+
+fn location(id: &str) -> String {
+    format!("/executions/{id}")
+}
+
+fn with_location(mut response: Response, id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&location(id)) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+async fn execute(
+    State(service): State<Arc<ExecutionService>>,
+    ApiQuery(query): ApiQuery<ExecuteQuery>,
+    JsonBody(request): JsonBody<ExecuteRequest>,
+) -> Result<Response, ApiError> {
+    let wf = service.resolve(&request)?;
+    let (id, mut done) = service.start(wf, request.input)?;
+    if query.wait {
+        let wait = query
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(service.options.max_wait)
+            .min(service.options.max_wait);
+        let finished = tokio::time::timeout(wait, done.wait_for(Option::is_some)).await;
+        if let Ok(Ok(result)) = finished
+            && let Some(result) = result.as_ref()
+        {
+            let response = (StatusCode::OK, Json(result.as_ref())).into_response();
+            return Ok(with_location(response, &id));
+        }
+    }
+    let status = if service.load_counts().1 > 0 {
+        ExecutionStatus::Running
+    } else {
+        ExecutionStatus::Pending
+    };
+    let body = Accepted {
+        location: location(&id),
+        execution_id: id.clone(),
+        status,
+    };
+    Ok(with_location(
+        (StatusCode::ACCEPTED, Json(body)).into_response(),
+        &id,
+    ))
+}
+
+async fn status(
+    State(service): State<Arc<ExecutionService>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ExecutionView>, ApiError> {
+    let record = service.record(&id)?;
+    let (steps, duration_ms, error) = match &record.result {
+        Some(r) => (
+            r["steps"]
+                .as_object()
+                .map(|m| m.clone().into_iter().collect())
+                .unwrap_or_default(),
+            r["durationMs"].as_u64(),
+            r.get("error").filter(|e| !e.is_null()).cloned(),
+        ),
+        None => {
+            let journal = service
+                .orchestrator
+                .store()
+                .journal(&id, 0, 100_000)
+                .map_err(|e| ApiError::from(&e))?;
+            (steps_so_far(&journal), None, None)
+        }
+    };
+    Ok(Json(ExecutionView {
+        execution_id: record.id,
+        workflow_id: record.workflow_id,
+        workflow_name: record.workflow_name,
+        status: record.status,
+        started_at: record.started_at,
+        finished_at: record.finished_at,
+        duration_ms,
+        input: record.input,
+        steps,
+        error,
+    }))
+}
+
+/// Per-step state of a running execution, folded from its journal.
+fn steps_so_far(journal: &[JournalEntry]) -> BTreeMap<String, Value> {
+    let mut steps: BTreeMap<String, Value> = BTreeMap::new();
+    for e in journal {
+        let Some(step) = &e.step_id else { continue };
+        let status = match e.kind.as_str() {
+            "step-started" => "running",
+            "step-succeeded" => "succeeded",
+            "step-failed" => "failed",
+            "step-skipped" => "skipped",
+            "step-cancelled" => "cancelled",
+            _ => continue,
+        };
+        let mut view = json!({ "status": status });
+        if let Some(d) = e.duration_ms {
+            view["durationMs"] = d.into();
+        }
+        for key in ["output", "error", "reason", "attempts"] {
+            if let Some(v) = e.data.get(key) {
+                view[key] = v.clone();
+            }
+        }
+        steps.insert(step.clone(), view);
+    }
+    steps
+}
+
+async fn journal(
+    State(service): State<Arc<ExecutionService>>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<JournalQuery>,
+) -> Result<Json<JournalPage>, ApiError> {
+    if !(1..=1000).contains(&query.limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "`limit` must be between 1 and 1000",
+        ));
+    }
+    service.record(&id)?;
+    let entries = service
+        .orchestrator
+        .store()
+        .journal(&id, query.after, query.limit)
+        .map_err(|e| ApiError::from(&e))?;
+    let next_after = (entries.len() == query.limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(JournalPage {
+        execution_id: id,
+        entries,
+        next_after,
+    }))
+}
+
+async fn cancel(
+    State(service): State<Arc<ExecutionService>>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let token = service
+        .live
+        .lock()
+        .ok()
+        .and_then(|l| l.get(&id).map(|e| (e.cancel.clone(), e.done.clone())));
+    if let Some((token, _)) = token {
+        token.cancel();
+        let body = json!({ "executionId": id, "status": "cancelling", "location": location(&id) });
+        return Ok(with_location(
+            (StatusCode::ACCEPTED, Json(body)).into_response(),
+            &id,
+        ));
+    }
+    let record = service.record(&id)?;
+    let why = if record.status.is_final() {
+        format!("execution `{id}` already ended: {}", record.status.as_str())
+    } else {
+        format!("execution `{id}` is not running in this server")
+    };
+    Err(ApiError::new(ErrorCode::Conflict, why)
+        .with_details(json!({ "status": record.status.as_str() })))
+}
+
+async fn health(State(service): State<Arc<ExecutionService>>) -> Json<Health> {
+    let (queued, running) = service.load_counts();
+    Json(Health {
+        status: if service.stopping.is_cancelled() {
+            "shutting-down".into()
+        } else {
+            "ok".into()
+        },
+        version: env!("CARGO_PKG_VERSION").into(),
+        running,
+        queued,
+        agents: service.agents.len(),
+    })
+}
+
+async fn metrics(State(service): State<Arc<ExecutionService>>) -> Response {
+    service.update_gauges();
+    metrics_response(&service.metrics)
+}
+
+/// `GET /metrics` for any service.
+pub(super) fn metrics_response(metrics: &Metrics) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}

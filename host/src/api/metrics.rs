@@ -1,0 +1,287 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text): executions by
+//! status, step and attempt latency, sandbox limit hits, queue depth and the
+//! circuit breakers' states.
+//!
+//! Step and attempt figures come from the committed journal (a bounded bus
+//! subscription that may drop entries under extreme load, never slowing the
+//! engine); breaker states are read from the registry at scrape time.
+
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::engine::ExecutionStatus;
+use crate::error::ErrorCode;
+use crate::resilience::{BreakerState, Resilience};
+use crate::store::JournalEntry;
+
+type Labels = Vec<(String, String)>;
+
+/// The codes that mean the sandbox stopped an agent at one of its limits.
+const LIMIT_CODES: [ErrorCode; 5] = [
+    ErrorCode::Timeout,
+    ErrorCode::FuelExhausted,
+    ErrorCode::MemoryLimit,
+    ErrorCode::OutputTooLarge,
+    ErrorCode::CapabilityDenied,
+];
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    executions: Family<Labels, Counter>,
+    step_seconds: Family<Labels, Histogram>,
+    attempt_seconds: Family<Labels, Histogram>,
+    limit_hits: Family<Labels, Counter>,
+    requests: Family<Labels, Counter>,
+    queue_depth: Gauge<i64, AtomicI64>,
+    running: Gauge<i64, AtomicI64>,
+    breakers: Family<Labels, Gauge<i64, AtomicI64>>,
+    resilience: Option<Resilience>,
+}
+
+fn latency() -> Histogram {
+    // 100 µs to ~100 s.
+    Histogram::new(exponential_buckets(0.0001, 4.0, 11))
+}
+
+impl Metrics {
+    /// Metrics whose breaker states are read from `resilience`.
+    pub fn new(resilience: Option<Resilience>) -> Self {
+        let mut registry = Registry::with_prefix("orchestr8");
+        let executions = Family::<Labels, Counter>::default();
+        let step_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(latency as fn() -> Histogram);
+        let attempt_seconds =
+            Family::<Labels, Histogram>::new_with_constructor(latency as fn() -> Histogram);
+        let limit_hits = Family::<Labels, Counter>::default();
+        let requests = Family::<Labels, Counter>::default();
+        let queue_depth = Gauge::<i64, AtomicI64>::default();
+        let running = Gauge::<i64, AtomicI64>::default();
+        let breakers = Family::<Labels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "executions",
+            "Executions that ended, by status",
+            executions.clone(),
+        );
+        registry.register(
+            "step_duration_seconds",
+            "Step latency, by outcome",
+            step_seconds.clone(),
+        );
+        registry.register(
+            "attempt_duration_seconds",
+            "Attempt latency, by outcome",
+            attempt_seconds.clone(),
+        );
+        registry.register(
+            "sandbox_limit_hits",
+            "Attempts stopped at a sandbox limit or refused a capability, by code",
+            limit_hits.clone(),
+        );
+        registry.register(
+            "agent_calls",
+            "Agent calls served by /process, by outcome",
+            requests.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Executions accepted and waiting to start",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "running_executions",
+            "Executions running now",
+            running.clone(),
+        );
+        registry.register(
+            "breaker_state",
+            "Circuit state by key: 0 closed, 1 half-open, 2 open",
+            breakers.clone(),
+        );
+        Metrics {
+            registry,
+            executions,
+            step_seconds,
+            attempt_seconds,
+            limit_hits,
+            requests,
+            queue_depth,
+            running,
+            breakers,
+            resilience,
+        }
+    }
+
+    /// Counts a committed journal entry.
+    pub fn observe_entry(&self, entry: &JournalEntry) {
+        let seconds = entry.duration_ms.map(|ms| ms as f64 / 1000.0);
+        match entry.kind.as_str() {
+            "step-succeeded" | "step-failed" => {
+                if let Some(s) = seconds {
+                    self.step_seconds
+                        .get_or_create(&vec![("outcome".into(), outcome(&entry.kind))])
+                        .observe(s);
+                }
+            }
+            "attempt-succeeded" | "attempt-failed" => {
+                if let Some(s) = seconds {
+                    self.attempt_seconds
+                        .get_or_create(&vec![("outcome".into(), outcome(&entry.kind))])
+                        .observe(s);
+                }
+                if let Some(code) = &entry.code {
+                    self.count_limit_hit(code);
+                }
+            }
+            "execution-finished" => {
+                let status = entry.data["status"].as_str().unwrap_or("unknown");
+                self.executions
+                    .get_or_create(&vec![("status".into(), status.to_string())])
+                    .inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an execution that ended without a journal (refused at start).
+    pub fn count_execution(&self, status: ExecutionStatus) {
+        self.executions
+            .get_or_create(&vec![("status".into(), status.as_str().to_string())])
+            .inc();
+    }
+
+    /// Counts one agent attempt outside a workflow (`/process`).
+    pub fn observe_attempt(&self, seconds: f64, code: Option<ErrorCode>) {
+        let outcome = if code.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        };
+        self.attempt_seconds
+            .get_or_create(&vec![("outcome".into(), outcome.to_string())])
+            .observe(seconds);
+        if let Some(code) = code {
+            self.count_limit_hit(code.as_str());
+        }
+    }
+
+    /// Counts one `/process` call by its outcome (`ok` or an error code).
+    pub fn count_call(&self, outcome: &str) {
+        self.requests
+            .get_or_create(&vec![("outcome".into(), outcome.to_string())])
+            .inc();
+    }
+
+    fn count_limit_hit(&self, code: &str) {
+        if LIMIT_CODES.iter().any(|c| c.as_str() == code) {
+            self.limit_hits
+                .get_or_create(&vec![("code".into(), code.to_string())])
+                .inc();
+        }
+    }
+
+    /// Sets the queue and running gauges.
+    pub fn set_load(&self, queued: usize, running: usize) {
+        self.queue_depth.set(queued as i64);
+        self.running.set(running as i64);
+    }
+
+    /// The OpenMetrics text.
+    pub fn encode(&self) -> String {
+        if let Some(resilience) = &self.resilience {
+            for (key, state) in resilience.breakers().states() {
+                let value = match state {
+                    BreakerState::Closed => 0,
+                    BreakerState::HalfOpen => 1,
+                    BreakerState::Open => 2,
+                };
+                self.breakers
+                    .get_or_create(&vec![("key".into(), key)])
+                    .set(value);
+            }
+        }
+        let mut text = String::new();
+        if encode(&mut text, &self.registry).is_err() {
+            tracing::warn!("metrics could not be encoded");
+        }
+        text
+    }
+}
+
+fn outcome(kind: &str) -> String {
+    if kind.ends_with("succeeded") {
+        "succeeded"
+    } else {
+        "failed"
+    }
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(
+        kind: &str,
+        duration_ms: Option<u64>,
+        code: Option<&str>,
+        data: serde_json::Value,
+    ) -> JournalEntry {
+        JournalEntry {
+            seq: 1,
+            at: "2026-01-01T00:00:00Z".into(),
+            kind: kind.into(),
+            step_id: Some("a".into()),
+            attempt: Some(1),
+            duration_ms,
+            code: code.map(str::to_string),
+            data,
+        }
+    }
+
+    #[test]
+    fn journal_entries_become_counters_and_histograms() {
+        let m = Metrics::new(None);
+        m.observe_entry(&entry(
+            "attempt-failed",
+            Some(5),
+            Some("FUEL_EXHAUSTED"),
+            json!({"agentId": "@a/b"}),
+        ));
+        m.observe_entry(&entry(
+            "step-succeeded",
+            Some(7),
+            None,
+            json!({"agentId": "@a/b"}),
+        ));
+        m.observe_entry(&entry(
+            "execution-finished",
+            Some(9),
+            None,
+            json!({"status": "succeeded"}),
+        ));
+        m.set_load(3, 1);
+        let text = m.encode();
+        assert!(
+            text.contains("orchestr8_sandbox_limit_hits_total{code=\"FUEL_EXHAUSTED\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("orchestr8_executions_total{status=\"succeeded\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("orchestr8_step_duration_seconds_count{outcome=\"succeeded\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("orchestr8_queue_depth 3"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

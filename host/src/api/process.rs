@@ -1,0 +1,144 @@
+//! One agent as a microservice: `POST /process` runs it once, with the same
+//! limits, grants and resilience chain as in a workflow; `GET /health` says
+//! what it is and whether its circuit is open.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::executions::metrics_response;
+use super::extract::JsonBody;
+use super::{ApiError, Metrics, openapi};
+use crate::engine::RegisteredAgent;
+use crate::error::Coded;
+use crate::invoker::Invoker;
+use crate::resilience::{BreakerState, ResiliencePolicy};
+use crate::sandbox::InvocationRequest;
+
+/// `GET /health` of an agent service.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentHealth {
+    /// `ok`, or `degraded` while the circuit is open.
+    pub status: String,
+    /// The agent's id.
+    pub agent_id: String,
+    /// The agent's version.
+    pub version: String,
+    /// `closed`, `open` or `half-open`.
+    pub breaker: String,
+}
+
+/// One agent behind HTTP.
+pub struct AgentService {
+    invoker: Invoker,
+    agent: RegisteredAgent,
+    resilience: ResiliencePolicy,
+    metrics: Arc<Metrics>,
+}
+
+impl AgentService {
+    /// Serves `agent` through `invoker` under `resilience`.
+    pub fn new(
+        invoker: Invoker,
+        agent: RegisteredAgent,
+        resilience: ResiliencePolicy,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        Arc::new(AgentService {
+            invoker,
+            agent,
+            resilience,
+            metrics,
+        })
+    }
+
+    /// The routes, ready for [`super::harden`].
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/process", post(process))
+            .route("/health", get(health))
+            .route(
+                "/metrics",
+                get(|State(s): State<Arc<AgentService>>| async move { metrics_response(&s.metrics) }),
+            )
+            .route(
+                "/openapi.json",
+                get(|State(s): State<Arc<AgentService>>| async move {
+                    Json(openapi::agent_document(s.agent.agent.info()))
+                }),
+            )
+            .with_state(self.clone())
+    }
+
+    fn breaker(&self) -> BreakerState {
+        let key = self
+            .resilience
+            .circuit_breaker
+            .key(&self.agent.agent.info().id, None);
+        self.invoker.resilience().breakers().state(&key)
+    }
+}
+
+async fn process(
+    State(service): State<Arc<AgentService>>,
+    JsonBody(input): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let mut request = InvocationRequest::new(input);
+    request.cancel_grace = Duration::from_secs(2);
+    // A client that hangs up drops this future, and with it the sandbox call.
+    let outcome = service
+        .invoker
+        .invoke(
+            &service.agent.agent,
+            &service.agent.policy,
+            &service.resilience,
+            request,
+            &CancellationToken::new(),
+            &|_| {},
+        )
+        .await;
+    for attempt in &outcome.attempts {
+        service.metrics.observe_attempt(
+            attempt.stats.duration_ms / 1000.0,
+            attempt.result.as_ref().err().map(Coded::code),
+        );
+    }
+    match outcome.result {
+        Ok(output) => {
+            service.metrics.count_call("ok");
+            Ok(Json(output))
+        }
+        Err(e) => {
+            service.metrics.count_call(e.code().as_str());
+            Err(ApiError::from(&e))
+        }
+    }
+}
+
+async fn health(State(service): State<Arc<AgentService>>) -> Json<AgentHealth> {
+    let breaker = service.breaker();
+    let info = service.agent.agent.info();
+    Json(AgentHealth {
+        status: if breaker == BreakerState::Open {
+            "degraded".into()
+        } else {
+            "ok".into()
+        },
+        agent_id: info.id.clone(),
+        version: info.version.clone(),
+        breaker: match breaker {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+        }
+        .into(),
+    })
+}
