@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use orchestr8_host::sandbox::{Allocator, SandboxConfig, default_cache_dir};
+use orchestr8_host::telemetry::LogFormat;
 
 /// Exit codes shared by every command.
 pub(crate) mod exit {
@@ -49,7 +50,9 @@ Exit codes:
   3  an agent could not be loaded, or the configuration is invalid
 
 Environment: ORCHESTR8_CACHE_DIR, ORCHESTR8_STATE_DIR, ORCHESTR8_LOG,
-ORCHESTR8_SECRET_<NAME> (secret values), NO_COLOR (plain output).";
+ORCHESTR8_LOG_FORMAT, ORCHESTR8_SECRET_<NAME> (secret values), ORCHESTR8_TOKEN,
+NO_COLOR (plain output), OTEL_EXPORTER_OTLP_ENDPOINT (export traces over
+OTLP/HTTP; OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_SERVICE_NAME, OTEL_BSP_*).";
 
 /// Run AI agents as sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -73,6 +76,22 @@ struct Cli {
     /// Host log verbosity (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", env = "ORCHESTR8_LOG")]
     log_level: String,
+
+    /// Log lines for people (pretty) or one JSON object per line (json).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "pretty",
+        env = "ORCHESTR8_LOG_FORMAT"
+    )]
+    log_format: LogFormatArg,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Pretty,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -178,14 +197,19 @@ fn main() -> ExitCode {
         eprintln!("error: cannot change to `{}`: {e}", dir.display());
         return ExitCode::from(exit::USAGE);
     }
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log_level)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal())
-        .init();
+    let format = match cli.log_format {
+        LogFormatArg::Pretty => LogFormat::Pretty,
+        LogFormatArg::Json => LogFormat::Json,
+    };
+    let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+    // Before the runtime: the trace exporter's HTTP client is blocking.
+    let telemetry = match orchestr8_host::telemetry::init(&cli.log_level, format, ansi) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -230,5 +254,7 @@ fn main() -> ExitCode {
             }
         }
     });
+    drop(runtime);
+    telemetry.shutdown();
     ExitCode::from(code)
 }

@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::micros;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,10 +41,6 @@ fn workflow(parallel: bool) -> Workflow {
         "steps": steps,
     });
     workflow::load(&doc.to_string(), &()).unwrap()
-}
-
-fn micros(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
 #[tokio::main]

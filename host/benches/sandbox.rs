@@ -10,8 +10,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{micros, percentile};
+
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use orchestr8_host::sandbox::{
     Allocator, InvocationRequest, LoadedAgent, Sandbox, SandboxConfig, SandboxPolicy,
@@ -39,15 +43,6 @@ fn sandbox(allocator: Allocator, max_instances: u32, cache: Option<PathBuf>) -> 
         ..SandboxConfig::default()
     })
     .unwrap()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
-fn micros(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
 /// Peak resident memory of this process since the last reset, in MiB.

@@ -97,7 +97,14 @@ impl Invoker {
                 let mut request = request.clone();
                 request.attempt = attempt.number;
                 let attempts = attempts.clone();
-                async move {
+                let span = tracing::info_span!(
+                    "attempt",
+                    execution_id = %request.execution_id,
+                    step_id = %request.step_id,
+                    agent_id = %agent.info().id,
+                    attempt = attempt.number,
+                );
+                let run = async move {
                     let outcome = self
                         .sandbox
                         .invoke(agent, &limited, request, &attempt.cancel)
@@ -108,7 +115,8 @@ impl Invoker {
                         .unwrap_or_else(PoisonError::into_inner)
                         .push(outcome);
                     result
-                }
+                };
+                tracing::Instrument::instrument(run, span)
             })
             .await;
         let attempts =

@@ -17,6 +17,7 @@
 //! - [`orchestrator`]: ties engine, journal and store into one execution.
 //! - [`project`]: `orchestr8.toml`: the agents, their limits and grants, secrets.
 //! - [`api`]: the REST API and the agent microservice (axum).
+//! - [`telemetry`]: log output and OpenTelemetry trace export.
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod project;
 pub mod resilience;
 pub mod sandbox;
 pub mod store;
+pub mod telemetry;
 pub mod workflow;
 
 pub use error::{Coded, ErrorCode};

@@ -432,6 +432,7 @@ async fn execute(
 ) -> Result<Response, ApiError> {
     let wf = service.resolve(&request)?;
     let (id, mut done) = service.start(wf, request.input)?;
+    tracing::Span::current().record("execution_id", id.as_str());
     if query.wait {
         let wait = query
             .timeout_ms

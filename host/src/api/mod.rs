@@ -76,7 +76,7 @@ pub fn harden(router: Router, options: &HttpOptions) -> Router {
             ApiError::new(ErrorCode::Internal, "the request failed inside the server")
                 .into_response()
         }))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
 }
 
 async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {

@@ -191,7 +191,16 @@ struct Tasks {
 impl Tasks {
     fn spawn(&mut self, engine: &Engine, task: Task, call: StepCall) {
         let runner = engine.runner.clone();
-        let handle = self.set.spawn(async move { runner.run(call).await });
+        let span = tracing::info_span!(
+            "step",
+            execution_id = %call.execution_id,
+            step_id = %call.step_id,
+            agent_id = %call.agent_id,
+        );
+        let handle = self.set.spawn(tracing::Instrument::instrument(
+            async move { runner.run(call).await },
+            span,
+        ));
         self.owners.insert(handle.id(), task);
     }
 
