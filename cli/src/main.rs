@@ -61,8 +61,14 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 
-    /// Run as if started in DIR (like `git -C`).
-    #[arg(short = 'C', long = "directory", value_name = "DIR", global = true)]
+    /// Run as if started in DIR (like `git -C`); the project is found there.
+    #[arg(
+        short = 'C',
+        long = "directory",
+        visible_alias = "project",
+        value_name = "DIR",
+        global = true
+    )]
     directory: Option<PathBuf>,
 
     /// Where compiled agents are cached [default: ~/.cache/orchestr8/components]
