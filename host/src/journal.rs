@@ -1,32 +1,37 @@
-//! The execution journal writer: every event of an execution, in order,
-//! made durable before anyone else sees it.
+//! The journal writer: every change to executions and their journals, in
+//! order, made durable before anyone else sees it.
 //!
-//! The engine hands events to [`JournalWriter::sink`], which never blocks
-//! (an unbounded queue: the journal must not lose events). A dedicated
-//! thread appends them to the [`Store`] in batches, one transaction per
-//! batch, and only then publishes the committed entries on the [`Bus`] for
-//! observers (progress display, API). Entries are capped in size with an
-//! explicit truncation marker, the journal of one execution is capped in
-//! length, and secret values are redacted before anything is written.
+//! One writer serves the whole process. Callers hand it [`Change`]s (the
+//! engine through [`JournalWriter::sink`], which never blocks: an unbounded
+//! queue, as the journal must not lose events). A dedicated thread takes
+//! whatever has queued up and commits it in one transaction, whichever
+//! executions it belongs to (group commit: under load, one commit carries
+//! the records and journal entries of many executions), and only then
+//! publishes the committed entries on the [`Bus`] for observers (progress
+//! display, API) and answers those waiting for their change to be durable.
+//! Entries are capped in size with an explicit truncation marker, the
+//! journal of one execution is capped in length, and secret values are
+//! redacted before anything is written.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::Bus;
 use crate::engine::{EventSink, ExecutionEvent};
 use crate::resilience::ResilienceEvent;
 use crate::sandbox::REDACTED;
-use crate::store::{JournalEntry, NewEntry, Store, StoreError, now};
+use crate::store::{Applied, Change, JournalEntry, NewEntry, Store, StoreError, now};
 
 /// Largest entry stored whole, in bytes of JSON.
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
 /// Most entries kept per execution; past it a marker is written and only
 /// the final entry follows.
 pub const MAX_ENTRIES: u64 = 100_000;
-/// Most events written in one transaction.
-const BATCH: usize = 256;
+/// Most changes committed in one transaction.
+const BATCH: usize = 512;
 
 /// A committed entry, as published on the bus.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,107 +43,171 @@ pub struct JournalUpdate {
     pub entry: JournalEntry,
 }
 
-/// Writes one execution's journal.
+type Ack = oneshot::Sender<Result<(), StoreError>>;
+
+struct Write {
+    change: Change,
+    ack: Option<Ack>,
+}
+
+/// Writes executions and journals, for the whole process.
 pub struct JournalWriter {
-    tx: mpsc::UnboundedSender<ExecutionEvent>,
-    thread: std::thread::JoinHandle<Result<u64, StoreError>>,
+    tx: mpsc::UnboundedSender<Write>,
 }
 
 impl JournalWriter {
-    /// Starts the writer thread for `execution_id`.
-    pub fn start(
-        store: Arc<dyn Store>,
-        execution_id: String,
-        redact: Vec<String>,
-        bus: Arc<Bus<JournalUpdate>>,
-    ) -> Result<Self, StoreError> {
+    /// Starts the writer thread over `store`, publishing committed entries
+    /// on `bus`. The thread ends once the writer and every sink it handed
+    /// out are dropped, after committing what was queued.
+    pub fn start(store: Arc<dyn Store>, bus: Arc<Bus<JournalUpdate>>) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let thread = std::thread::Builder::new()
+        std::thread::Builder::new()
             .name("orchestr8-journal".into())
-            .spawn(move || write_loop(store.as_ref(), &execution_id, &redact, &bus, rx))
+            .spawn(move || write_loop(store.as_ref(), &bus, rx))
             .map_err(|e| StoreError::Database(format!("cannot start the journal writer: {e}")))?;
-        Ok(JournalWriter { tx, thread })
+        Ok(JournalWriter { tx })
     }
 
-    /// Where the engine sends events.
-    pub fn sink(&self) -> EventSink {
+    /// Queues `change` and waits until it is durable. For a
+    /// [`Change::Finish`], also reports the first failure to write any of
+    /// that execution's journal entries.
+    pub async fn write(&self, change: Change) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Write {
+                change,
+                ack: Some(ack),
+            })
+            .map_err(|_| gone())?;
+        done.await.map_err(|_| gone())?
+    }
+
+    /// Queues `change` without waiting; a failure is logged, and reported
+    /// by the execution's [`Change::Finish`].
+    pub fn send(&self, change: Change) {
+        // Fails only once the writer thread is gone, which `write` reports.
+        let _ = self.tx.send(Write { change, ack: None });
+    }
+
+    /// Where the engine sends the events of `execution_id`: each becomes a
+    /// journal entry with the `redact` values masked.
+    pub fn sink(&self, execution_id: String, redact: Vec<String>) -> EventSink {
         let tx = self.tx.clone();
         Arc::new(move |event| {
-            // Fails only once the writer is gone, which `finish` reports.
-            let _ = tx.send(event);
+            let change = Change::Append {
+                execution_id: execution_id.clone(),
+                entries: vec![entry(&event, &redact)],
+            };
+            let _ = tx.send(Write { change, ack: None });
         })
-    }
-
-    /// Waits until every event is durable; returns how many entries were
-    /// written, or the first storage error. Every sink handed out must have
-    /// been dropped (the engine drops its own when the execution ends), or
-    /// this waits for them.
-    pub async fn finish(self) -> Result<u64, StoreError> {
-        let JournalWriter { tx, thread } = self;
-        drop(tx);
-        tokio::task::spawn_blocking(move || thread.join())
-            .await
-            .map_err(|e| StoreError::Database(format!("journal writer lost: {e}")))?
-            .map_err(|_| StoreError::Database("journal writer panicked".into()))?
     }
 }
 
-fn write_loop(
-    store: &dyn Store,
-    execution_id: &str,
-    redact: &[String],
-    bus: &Bus<JournalUpdate>,
-    mut rx: mpsc::UnboundedReceiver<ExecutionEvent>,
-) -> Result<u64, StoreError> {
-    let mut written: u64 = 0;
-    let mut truncated = false;
-    let mut first_error: Option<StoreError> = None;
-    while let Some(event) = rx.blocking_recv() {
-        let mut batch = vec![event];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(e) => batch.push(e),
-                Err(_) => break,
+fn gone() -> StoreError {
+    StoreError::Database("the journal writer has stopped".into())
+}
+
+/// What the writer keeps about one execution between its changes.
+#[derive(Default)]
+struct Tally {
+    written: u64,
+    truncated: bool,
+    failure: Option<String>,
+}
+
+fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::UnboundedReceiver<Write>) {
+    let mut tallies: HashMap<String, Tally> = HashMap::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut changes = Vec::with_capacity(BATCH);
+        let mut acks = Vec::with_capacity(BATCH);
+        let mut next = Some(first);
+        while let Some(Write { mut change, ack }) = next {
+            if let Change::Append {
+                execution_id,
+                entries,
+            } = &mut change
+            {
+                cap(tallies.entry(execution_id.clone()).or_default(), entries);
+            }
+            changes.push(change);
+            acks.push(ack);
+            next = if changes.len() < BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        let outcomes: Vec<Applied> = match store.commit(&changes) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let message = e.to_string();
+                changes
+                    .iter()
+                    .map(|_| Err(StoreError::Database(message.clone())))
+                    .collect()
+            }
+        };
+        for ((change, ack), outcome) in changes.into_iter().zip(acks).zip(outcomes) {
+            let id = change.execution_id().to_string();
+            if let Err(e) = &outcome {
+                tracing::error!(execution = %id, error = %e, "journal write failed");
+                let tally = tallies.entry(id.clone()).or_default();
+                tally.failure.get_or_insert_with(|| e.to_string());
+            }
+            let answer = match change {
+                Change::Append { entries, .. } => {
+                    if let Ok(seqs) = outcome {
+                        for (seq, e) in seqs.into_iter().zip(entries) {
+                            bus.publish(JournalUpdate {
+                                execution_id: id.clone(),
+                                entry: e.stored(seq),
+                            });
+                        }
+                    }
+                    Ok(())
+                }
+                Change::Finish { .. } => match tallies.remove(&id).and_then(|t| t.failure) {
+                    Some(failure) if outcome.is_ok() => Err(StoreError::Database(format!(
+                        "some journal entries were not written: {failure}"
+                    ))),
+                    _ => outcome.map(drop),
+                },
+                Change::Create(_) | Change::Running(_) => outcome.map(drop),
+            };
+            if let Some(ack) = ack {
+                let _ = ack.send(answer);
             }
         }
-        let mut entries = Vec::with_capacity(batch.len());
-        for event in &batch {
-            let finished = matches!(event, ExecutionEvent::ExecutionFinished { .. });
-            if written + entries.len() as u64 >= MAX_ENTRIES && !finished {
-                if !truncated {
-                    truncated = true;
-                    entries.push(marker("journal-truncated", serde_json::json!({
+    }
+}
+
+/// Holds an execution's journal to [`MAX_ENTRIES`]: past it, one marker,
+/// then only the final entry.
+fn cap(tally: &mut Tally, entries: &mut Vec<NewEntry>) {
+    if tally.written + entries.len() as u64 <= MAX_ENTRIES && !tally.truncated {
+        tally.written += entries.len() as u64;
+        return;
+    }
+    let mut kept = Vec::new();
+    for e in entries.drain(..) {
+        if tally.written >= MAX_ENTRIES && e.kind != "execution-finished" {
+            if !tally.truncated {
+                tally.truncated = true;
+                tally.written += 1;
+                kept.push(marker(
+                    "journal-truncated",
+                    serde_json::json!({
                         "type": "journal-truncated",
                         "reason": format!("more than {MAX_ENTRIES} entries; only the final entry follows"),
-                    })));
-                }
-                continue;
+                    }),
+                ));
             }
-            entries.push(entry(event, redact));
-        }
-        if entries.is_empty() {
             continue;
         }
-        match store.append(execution_id, &entries) {
-            Ok(seqs) => {
-                written += seqs.len() as u64;
-                for (seq, e) in seqs.into_iter().zip(entries) {
-                    bus.publish(JournalUpdate {
-                        execution_id: execution_id.to_string(),
-                        entry: e.stored(seq),
-                    });
-                }
-            }
-            Err(e) => {
-                tracing::error!(execution = %execution_id, error = %e, "journal write failed");
-                first_error.get_or_insert(e);
-            }
-        }
+        tally.written += 1;
+        kept.push(e);
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(written),
-    }
+    *entries = kept;
 }
 
 fn marker(kind: &str, data: serde_json::Value) -> NewEntry {
@@ -241,45 +310,106 @@ mod tests {
         assert_eq!(big.kind, "step-started");
     }
 
+    fn record(id: &str) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow_id: "w".into(),
+            workflow_name: "n".into(),
+            status: ExecutionStatus::Pending,
+            started_at: now(),
+            finished_at: None,
+            input: json!({}),
+            result: None,
+            owner_pid: std::process::id(),
+        }
+    }
+
+    fn finish(id: &str) -> Change {
+        Change::Finish {
+            execution_id: id.into(),
+            status: ExecutionStatus::Succeeded,
+            finished_at: now(),
+            result: json!({"ok": true}),
+        }
+    }
+
     #[tokio::test]
     async fn every_event_is_durable_in_order_before_it_is_published() {
         let store: Arc<MemoryStore> = Arc::new(MemoryStore::new());
-        store
-            .create_execution(&ExecutionRecord {
-                id: "x".into(),
-                workflow_id: "w".into(),
-                workflow_name: "n".into(),
-                status: ExecutionStatus::Running,
-                started_at: now(),
-                finished_at: None,
-                input: json!({}),
-                result: None,
-                owner_pid: std::process::id(),
-            })
-            .unwrap();
         let bus = Arc::new(Bus::new());
         let mut watcher = bus.subscribe(10_000);
-        let writer = JournalWriter::start(store.clone(), "x".into(), vec![], bus.clone()).unwrap();
-        let sink = writer.sink();
-        for i in 0..1000 {
-            sink(started(&format!("s{i}"), json!(i)));
-        }
-        drop(sink);
-        assert_eq!(writer.finish().await.unwrap(), 1000);
-        let journal = store.journal("x", 0, 5000).unwrap();
-        assert_eq!(journal.len(), 1000);
-        assert!(
-            journal
-                .iter()
-                .enumerate()
-                .all(|(i, e)| e.seq == i as u64 + 1
-                    && e.step_id.as_deref() == Some(format!("s{i}").as_str()))
+        let writer = JournalWriter::start(store.clone(), bus.clone()).unwrap();
+        writer.write(Change::Create(record("x"))).await.unwrap();
+        writer.write(Change::Create(record("y"))).await.unwrap();
+        writer.send(Change::Running("x".into()));
+        let (x, y) = (
+            writer.sink("x".into(), vec![]),
+            writer.sink("y".into(), vec!["hunter2".into()]),
         );
-        let mut published = 0;
-        while let Some(u) = watcher.try_recv() {
-            published += 1;
-            assert_eq!(u.entry.seq, published);
+        for i in 0..1000 {
+            x(started(&format!("s{i}"), json!(i)));
+            y(started(&format!("s{i}"), json!("hunter2")));
         }
-        assert_eq!(published, 1000);
+        writer.write(finish("x")).await.unwrap();
+        writer.write(finish("y")).await.unwrap();
+        for id in ["x", "y"] {
+            let journal = store.journal(id, 0, 5000).unwrap();
+            assert_eq!(journal.len(), 1000);
+            assert!(
+                journal
+                    .iter()
+                    .enumerate()
+                    .all(|(i, e)| e.seq == i as u64 + 1
+                        && e.step_id.as_deref() == Some(format!("s{i}").as_str()))
+            );
+            let record = store.execution(id).unwrap().unwrap();
+            assert_eq!(record.status, ExecutionStatus::Succeeded);
+        }
+        assert_eq!(store.journal("y", 0, 1).unwrap()[0].data["input"], REDACTED);
+        let mut published = HashMap::new();
+        while let Some(u) = watcher.try_recv() {
+            let seen = published.entry(u.execution_id).or_insert(0);
+            *seen += 1;
+            assert_eq!(u.entry.seq, *seen);
+        }
+        assert_eq!(published.get("x"), Some(&1000));
+        assert_eq!(published.get("y"), Some(&1000));
+    }
+
+    #[tokio::test]
+    async fn a_lost_entry_is_reported_when_the_execution_finishes() {
+        let store: Arc<MemoryStore> = Arc::new(MemoryStore::new());
+        let writer = JournalWriter::start(store.clone(), Arc::new(Bus::new())).unwrap();
+        // Events of an execution that was never recorded cannot be written.
+        writer.sink("ghost".into(), vec![])(started("s", json!(1)));
+        writer.write(Change::Create(record("ghost"))).await.unwrap();
+        let err = writer.write(finish("ghost")).await.unwrap_err();
+        assert!(err.to_string().contains("not written"), "{err}");
+        let err = writer.write(finish("nobody")).await.unwrap_err();
+        assert!(matches!(err, StoreError::UnknownExecution(_)), "{err}");
+    }
+
+    #[test]
+    fn a_journal_past_its_cap_keeps_a_marker_and_the_final_entry() {
+        let mut tally = Tally {
+            written: MAX_ENTRIES - 1,
+            ..Tally::default()
+        };
+        let finished = NewEntry {
+            kind: "execution-finished".into(),
+            ..marker("x", json!(null))
+        };
+        let mut entries = vec![
+            marker("a", json!(1)),
+            marker("b", json!(2)),
+            marker("c", json!(3)),
+            finished,
+        ];
+        cap(&mut tally, &mut entries);
+        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["a", "journal-truncated", "execution-finished"]);
+        let mut more = vec![marker("d", json!(4))];
+        cap(&mut tally, &mut more);
+        assert!(more.is_empty());
     }
 }

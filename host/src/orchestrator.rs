@@ -1,5 +1,6 @@
-//! One execution from start to record: creates it in the store, runs the
-//! engine with the journal writer as its event sink, and records the end.
+//! Executions from start to record: each is created in the store, run by
+//! the engine with the journal writer as its event sink, and its end
+//! recorded; every write goes through the process's one journal writer.
 //!
 //! At start-up it marks executions that a dead process left running as
 //! `interrupted`, journals intact.
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{Bus, Subscription};
 use crate::engine::{Engine, ExecutionResult, ExecutionStatus};
 use crate::journal::{JournalUpdate, JournalWriter};
-use crate::store::{ExecutionRecord, Store, StoreError, now, process_alive};
+use crate::store::{Change, ExecutionRecord, Store, StoreError, now, process_alive};
 use crate::workflow::Workflow;
 
 /// Runs executions and keeps their record.
@@ -21,6 +22,7 @@ pub struct Orchestrator {
     engine: Engine,
     store: Arc<dyn Store>,
     bus: Arc<Bus<JournalUpdate>>,
+    journal: JournalWriter,
 }
 
 impl Orchestrator {
@@ -34,10 +36,13 @@ impl Orchestrator {
                 "executions left running by a previous process are marked interrupted"
             );
         }
+        let bus = Arc::new(Bus::new());
+        let journal = JournalWriter::start(store.clone(), bus.clone())?;
         Ok(Orchestrator {
             engine,
             store,
-            bus: Arc::new(Bus::new()),
+            bus,
+            journal,
         })
     }
 
@@ -64,19 +69,20 @@ impl Orchestrator {
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, StoreError> {
-        let id = self.create(workflow, &variables)?;
+        let id = self.create(workflow, &variables).await?;
         self.execute(id, workflow, variables, cancel).await
     }
 
     /// Records a new execution as `pending` and returns its id, so a caller
     /// can hand the id out before the execution starts (a REST `202`).
-    pub fn create(
+    /// Returns once the record is durable.
+    pub async fn create(
         &self,
         workflow: &Workflow,
         variables: &BTreeMap<String, Value>,
     ) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.store.create_execution(&ExecutionRecord {
+        let record = ExecutionRecord {
             id: id.clone(),
             workflow_id: workflow.metadata.id.clone(),
             workflow_name: workflow.metadata.name.clone(),
@@ -86,7 +92,8 @@ impl Orchestrator {
             input: serde_json::to_value(variables).unwrap_or(Value::Null),
             result: None,
             owner_pid: std::process::id(),
-        })?;
+        };
+        self.journal.write(Change::Create(record)).await?;
         Ok(id)
     }
 
@@ -99,24 +106,22 @@ impl Orchestrator {
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, StoreError> {
-        self.store.mark_running(&id)?;
-        let writer = JournalWriter::start(
-            self.store.clone(),
-            id.clone(),
-            self.engine.runner().secret_values(),
-            self.bus.clone(),
-        )?;
+        self.journal.send(Change::Running(id.clone()));
+        let sink = self
+            .journal
+            .sink(id.clone(), self.engine.runner().secret_values());
         let result = self
             .engine
-            .execute(workflow, id.clone(), variables, cancel, writer.sink())
+            .execute(workflow, id.clone(), variables, cancel, sink)
             .await;
-        writer.finish().await?;
-        self.store.finish_execution(
-            &id,
-            result.status,
-            &now(),
-            &serde_json::to_value(&result).unwrap_or(Value::Null),
-        )?;
+        self.journal
+            .write(Change::Finish {
+                execution_id: id,
+                status: result.status,
+                finished_at: now(),
+                result: serde_json::to_value(&result).unwrap_or(Value::Null),
+            })
+            .await?;
         Ok(result)
     }
 }

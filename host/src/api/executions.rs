@@ -327,7 +327,7 @@ impl ExecutionService {
     }
 
     /// Accepts an execution and starts it in the background.
-    fn start(
+    async fn start(
         self: &Arc<Self>,
         wf: Workflow,
         variables: BTreeMap<String, Value>,
@@ -348,7 +348,7 @@ impl ExecutionService {
             )
             .retry_after(Duration::from_secs(1)));
         }
-        let id = match self.orchestrator.create(&wf, &variables) {
+        let id = match self.orchestrator.create(&wf, &variables).await {
             Ok(id) => id,
             Err(e) => {
                 self.admitted.fetch_sub(1, Ordering::SeqCst);
@@ -431,7 +431,7 @@ async fn execute(
     JsonBody(request): JsonBody<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
     let wf = service.resolve(&request)?;
-    let (id, mut done) = service.start(wf, request.input)?;
+    let (id, mut done) = service.start(wf, request.input).await?;
     tracing::Span::current().record("execution_id", id.as_str());
     if query.wait {
         let wait = query

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
-use serde_json::Value;
-
-use super::{ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry};
+use super::{
+    Applied, Change, ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry,
+};
 use crate::engine::ExecutionStatus;
 
 #[derive(Default)]
@@ -44,50 +44,53 @@ fn push(inner: &mut Inner, id: &str, entries: &[NewEntry]) -> Vec<u64> {
         .collect()
 }
 
+fn apply(inner: &mut Inner, change: &Change) -> Result<Vec<u64>, StoreError> {
+    let id = change.execution_id();
+    match change {
+        Change::Create(record) => {
+            inner.created += 1;
+            let created = inner.created;
+            inner
+                .executions
+                .insert(record.id.clone(), (created, record.clone()));
+            Ok(Vec::new())
+        }
+        Change::Running(_) => {
+            if let Some((_, record)) = inner.executions.get_mut(id)
+                && record.status == ExecutionStatus::Pending
+            {
+                record.status = ExecutionStatus::Running;
+            }
+            Ok(Vec::new())
+        }
+        Change::Append { entries, .. } => {
+            if !inner.executions.contains_key(id) {
+                return Err(StoreError::UnknownExecution(id.to_string()));
+            }
+            Ok(push(inner, id, entries))
+        }
+        Change::Finish {
+            status,
+            finished_at,
+            result,
+            ..
+        } => {
+            let (_, record) = inner
+                .executions
+                .get_mut(id)
+                .ok_or_else(|| StoreError::UnknownExecution(id.to_string()))?;
+            record.status = *status;
+            record.finished_at = Some(finished_at.clone());
+            record.result = Some(result.clone());
+            Ok(Vec::new())
+        }
+    }
+}
+
 impl Store for MemoryStore {
-    fn create_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+    fn commit(&self, changes: &[Change]) -> Result<Vec<Applied>, StoreError> {
         let mut inner = self.lock();
-        inner.created += 1;
-        let created = inner.created;
-        inner
-            .executions
-            .insert(record.id.clone(), (created, record.clone()));
-        Ok(())
-    }
-
-    fn append(&self, id: &str, entries: &[NewEntry]) -> Result<Vec<u64>, StoreError> {
-        let mut inner = self.lock();
-        if !inner.executions.contains_key(id) {
-            return Err(StoreError::UnknownExecution(id.to_string()));
-        }
-        Ok(push(&mut inner, id, entries))
-    }
-
-    fn mark_running(&self, id: &str) -> Result<(), StoreError> {
-        if let Some((_, record)) = self.lock().executions.get_mut(id)
-            && record.status == ExecutionStatus::Pending
-        {
-            record.status = ExecutionStatus::Running;
-        }
-        Ok(())
-    }
-
-    fn finish_execution(
-        &self,
-        id: &str,
-        status: ExecutionStatus,
-        finished_at: &str,
-        result: &Value,
-    ) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        let (_, record) = inner
-            .executions
-            .get_mut(id)
-            .ok_or_else(|| StoreError::UnknownExecution(id.to_string()))?;
-        record.status = status;
-        record.finished_at = Some(finished_at.to_string());
-        record.result = Some(result.clone());
-        Ok(())
+        Ok(changes.iter().map(|c| apply(&mut inner, c)).collect())
     }
 
     fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {

@@ -127,15 +127,82 @@ impl Coded for StoreError {
     }
 }
 
+/// One write. [`Store::commit`] applies several in one transaction, which
+/// is how the journal writer group-commits the changes of every running
+/// execution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Records a new execution.
+    Create(ExecutionRecord),
+    /// Moves a `pending` execution to `running` (it left the queue).
+    Running(String),
+    /// Appends entries, in order, to an execution's journal.
+    Append {
+        /// The execution.
+        execution_id: String,
+        /// The entries.
+        entries: Vec<NewEntry>,
+    },
+    /// Records how an execution ended.
+    Finish {
+        /// The execution.
+        execution_id: String,
+        /// How it ended.
+        status: ExecutionStatus,
+        /// When (RFC 3339).
+        finished_at: String,
+        /// The execution result.
+        result: Value,
+    },
+}
+
+impl Change {
+    /// The execution the change is about.
+    pub fn execution_id(&self) -> &str {
+        match self {
+            Change::Create(record) => &record.id,
+            Change::Running(id) => id,
+            Change::Append { execution_id, .. } | Change::Finish { execution_id, .. } => {
+                execution_id
+            }
+        }
+    }
+}
+
+/// How one change of a commit went: for an append, the sequence numbers of
+/// its entries; empty for the others.
+pub type Applied = Result<Vec<u64>, StoreError>;
+
 /// Persistence of executions and journals.
 pub trait Store: Send + Sync {
+    /// Applies `changes` in order in one transaction, durable once it
+    /// returns. Each change succeeds or fails on its own (a failed one
+    /// leaves no trace and does not undo the others); the outer error means
+    /// nothing was applied.
+    fn commit(&self, changes: &[Change]) -> Result<Vec<Applied>, StoreError>;
+
     /// Records a new execution.
-    fn create_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError>;
+    fn create_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
+        commit_one(self, Change::Create(record.clone())).map(drop)
+    }
+
     /// Appends entries in order; returns their sequence numbers. Durable
     /// once it returns.
-    fn append(&self, execution_id: &str, entries: &[NewEntry]) -> Result<Vec<u64>, StoreError>;
+    fn append(&self, execution_id: &str, entries: &[NewEntry]) -> Result<Vec<u64>, StoreError> {
+        commit_one(
+            self,
+            Change::Append {
+                execution_id: execution_id.to_string(),
+                entries: entries.to_vec(),
+            },
+        )
+    }
+
     /// Moves a `pending` execution to `running` (it left the queue).
-    fn mark_running(&self, id: &str) -> Result<(), StoreError>;
+    fn mark_running(&self, id: &str) -> Result<(), StoreError> {
+        commit_one(self, Change::Running(id.to_string())).map(drop)
+    }
+
     /// Records how an execution ended.
     fn finish_execution(
         &self,
@@ -143,7 +210,19 @@ pub trait Store: Send + Sync {
         status: ExecutionStatus,
         finished_at: &str,
         result: &Value,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        commit_one(
+            self,
+            Change::Finish {
+                execution_id: id.to_string(),
+                status,
+                finished_at: finished_at.to_string(),
+                result: result.clone(),
+            },
+        )
+        .map(drop)
+    }
+
     /// One execution.
     fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
     /// Journal entries after `after`, at most `limit`.
@@ -158,6 +237,13 @@ pub trait Store: Send + Sync {
         at: &str,
         alive: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<String>, StoreError>;
+}
+
+fn commit_one<S: Store + ?Sized>(store: &S, change: Change) -> Result<Vec<u64>, StoreError> {
+    store
+        .commit(std::slice::from_ref(&change))?
+        .pop()
+        .unwrap_or(Ok(Vec::new()))
 }
 
 /// Whether a process is running. On Linux it looks in `/proc`; elsewhere it

@@ -10,7 +10,9 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use super::{ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry};
+use super::{
+    Applied, Change, ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry,
+};
 use crate::engine::ExecutionStatus;
 
 const SCHEMA: &str = "
@@ -119,72 +121,92 @@ fn append_in(conn: &Connection, id: &str, entries: &[NewEntry]) -> Result<Vec<u6
     Ok(seqs)
 }
 
-impl Store for SqliteStore {
-    fn create_execution(&self, r: &ExecutionRecord) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let created: i64 = conn
-            .query_row(
-                "SELECT COALESCE(MAX(created), 0) + 1 FROM executions",
-                [],
-                |row| row.get(0),
+fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
+    match change {
+        Change::Create(r) => {
+            let created: i64 = conn
+                .query_row(
+                    "SELECT COALESCE(MAX(created), 0) + 1 FROM executions",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(db)?;
+            conn.prepare_cached(
+                "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    r.id,
+                    r.workflow_id,
+                    r.workflow_name,
+                    r.status.as_str(),
+                    r.started_at,
+                    r.finished_at,
+                    r.input.to_string(),
+                    r.result.as_ref().map(Value::to_string),
+                    r.owner_pid,
+                    created
+                ])
+            })
             .map_err(db)?;
-        conn.execute(
-            "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                r.id,
-                r.workflow_id,
-                r.workflow_name,
-                r.status.as_str(),
-                r.started_at,
-                r.finished_at,
-                r.input.to_string(),
-                r.result.as_ref().map(Value::to_string),
-                r.owner_pid,
-                created
-            ],
-        )
-        .map_err(db)?;
-        Ok(())
-    }
-
-    fn append(&self, id: &str, entries: &[NewEntry]) -> Result<Vec<u64>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
-        let seqs = append_in(&tx, id, entries)?;
-        tx.commit().map_err(db)?;
-        Ok(seqs)
-    }
-
-    fn mark_running(&self, id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .execute(
-                "UPDATE executions SET status = 'running' WHERE id = ?1 AND status = 'pending'",
-                params![id],
-            )
-            .map_err(db)?;
-        Ok(())
-    }
-
-    fn finish_execution(
-        &self,
-        id: &str,
-        status: ExecutionStatus,
-        finished_at: &str,
-        result: &Value,
-    ) -> Result<(), StoreError> {
-        let changed = self
-            .conn()
-            .execute(
-                "UPDATE executions SET status = ?2, finished_at = ?3, result = ?4 WHERE id = ?1",
-                params![id, status.as_str(), finished_at, result.to_string()],
-            )
-            .map_err(db)?;
-        if changed == 0 {
-            return Err(StoreError::UnknownExecution(id.to_string()));
+            Ok(Vec::new())
         }
-        Ok(())
+        Change::Running(id) => {
+            conn.prepare_cached(
+                "UPDATE executions SET status = 'running' WHERE id = ?1 AND status = 'pending'",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id]))
+            .map_err(db)?;
+            Ok(Vec::new())
+        }
+        Change::Append {
+            execution_id,
+            entries,
+        } => append_in(conn, execution_id, entries),
+        Change::Finish {
+            execution_id,
+            status,
+            finished_at,
+            result,
+        } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE executions SET status = ?2, finished_at = ?3, result = ?4 WHERE id = ?1",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        execution_id,
+                        status.as_str(),
+                        finished_at,
+                        result.to_string()
+                    ])
+                })
+                .map_err(db)?;
+            if changed == 0 {
+                return Err(StoreError::UnknownExecution(execution_id.clone()));
+            }
+            Ok(Vec::new())
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn commit(&self, changes: &[Change]) -> Result<Vec<Applied>, StoreError> {
+        let mut conn = self.conn();
+        let mut tx = conn.transaction().map_err(db)?;
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            // A savepoint per change, so a failed one is undone alone.
+            let savepoint = tx.savepoint().map_err(db)?;
+            let outcome = apply(&savepoint, change);
+            if outcome.is_ok() {
+                savepoint.commit().map_err(db)?;
+            }
+            outcomes.push(outcome);
+        }
+        tx.commit().map_err(db)?;
+        Ok(outcomes)
     }
 
     fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
