@@ -18,6 +18,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
     ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
@@ -84,6 +85,13 @@ impl From<HttpError> for AgentError {
     }
 }
 
+/// Everything but RFC 3986's unreserved characters is encoded.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// A request being built.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -115,6 +123,19 @@ impl Request {
             timeout: None,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
+    }
+
+    /// Appends a query parameter, percent-encoding name and value (so
+    /// untrusted text cannot add parameters of its own).
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        self.url = format!(
+            "{}{separator}{}={}",
+            self.url,
+            utf8_percent_encode(name, QUERY_VALUE),
+            utf8_percent_encode(value, QUERY_VALUE)
+        );
+        self
     }
 
     /// Adds a header.
@@ -359,6 +380,18 @@ mod tests {
         assert_eq!(u.path_and_query, "/v1/x?q=1");
         assert_eq!(Url::parse("http://h").unwrap().path_and_query, "/");
         assert_eq!(Url::parse("http://h?x=1").unwrap().path_and_query, "/?x=1");
+    }
+
+    #[test]
+    fn query_parameters_are_encoded() {
+        let r = get("https://h/v2/search?x=1")
+            .query("libraryName", "next.js & co")
+            .query("q", "a=b?c/d");
+        assert_eq!(
+            r.url,
+            "https://h/v2/search?x=1&libraryName=next.js%20%26%20co&q=a%3Db%3Fc%2Fd"
+        );
+        assert_eq!(get("http://h/p").query("k", "é").url, "http://h/p?k=%C3%A9");
     }
 
     #[test]
