@@ -163,7 +163,9 @@ pub async fn load_project_agents(
             );
         }
         policy.http_fixtures = fixtures.clone();
-        agents.insert(spec.id.clone(), RegisteredAgent { agent, policy });
+        let mut registered = RegisteredAgent::new(agent, policy);
+        registered.config = spec.config.clone();
+        agents.insert(spec.id.clone(), registered);
     }
     Ok(agents)
 }
@@ -194,10 +196,7 @@ async fn scan_dirs(
                 .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
             agents.insert(
                 agent.info().id.clone(),
-                RegisteredAgent {
-                    agent,
-                    policy: SandboxPolicy::default(),
-                },
+                RegisteredAgent::new(agent, SandboxPolicy::default()),
             );
         }
     }

@@ -245,10 +245,7 @@ async fn resolve_agent(sandbox: &Sandbox, name: &str) -> Result<RegisteredAgent,
             .load(&path)
             .await
             .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
-        return Ok(RegisteredAgent {
-            agent,
-            policy: SandboxPolicy::default(),
-        });
+        return Ok(RegisteredAgent::new(agent, SandboxPolicy::default()));
     }
     let project = project::require_project()?;
     let Some(spec) = project.agent(name) else {

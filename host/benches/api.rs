@@ -113,10 +113,10 @@ async fn main() {
         ..SandboxConfig::default()
     })
     .unwrap();
-    let echo = RegisteredAgent {
-        agent: sandbox.load(&echo_path).await.unwrap(),
-        policy: SandboxPolicy::default(),
-    };
+    let echo = RegisteredAgent::new(
+        sandbox.load(&echo_path).await.unwrap(),
+        SandboxPolicy::default(),
+    );
     let id = echo.agent.info().id.clone();
 
     // One agent as a microservice.

@@ -61,10 +61,7 @@ async fn main() {
     let agent = sandbox.load(&agent_path).await.unwrap();
     let agents = HashMap::from([(
         agent.info().id.clone(),
-        RegisteredAgent {
-            agent,
-            policy: SandboxPolicy::default(),
-        },
+        RegisteredAgent::new(agent, SandboxPolicy::default()),
     )]);
     let state = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&state.path().join("orchestr8.db")).unwrap();

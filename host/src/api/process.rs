@@ -92,6 +92,7 @@ async fn process(
     JsonBody(input): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let mut request = InvocationRequest::new(input);
+    request.config = service.agent.config.clone();
     request.cancel_grace = Duration::from_secs(2);
     // A client that hangs up drops this future, and with it the sandbox call.
     let outcome = service

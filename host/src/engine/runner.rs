@@ -5,19 +5,53 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use serde_json::{Map, Value};
+
 use super::{ExecutionEvent, StepCall, StepOutcome, StepRunner};
 use crate::error::Coded;
 use crate::invoker::Invoker;
 use crate::resilience::ResilienceEvent;
 use crate::sandbox::{InvocationRequest, LoadedAgent, SandboxPolicy};
 
-/// A loaded agent and the policy it runs under.
+/// A loaded agent, the policy it runs under and its default config.
 #[derive(Clone)]
 pub struct RegisteredAgent {
     /// The compiled agent.
     pub agent: LoadedAgent,
     /// Its limits and grants.
     pub policy: SandboxPolicy,
+    /// Its configuration wherever it runs (an object, from the project);
+    /// a workflow step's `config` overrides it key by key.
+    pub config: Value,
+}
+
+impl RegisteredAgent {
+    /// `agent` under `policy`, with an empty default config.
+    pub fn new(agent: LoadedAgent, policy: SandboxPolicy) -> Self {
+        RegisteredAgent {
+            agent,
+            policy,
+            config: Value::Object(Map::new()),
+        }
+    }
+
+    /// The config of one call: the defaults, with `overrides`' keys on top.
+    pub fn config_with(&self, overrides: &Value) -> Value {
+        merge(&self.config, overrides)
+    }
+}
+
+/// `defaults` with the top-level keys of `overrides` on top (whole values
+/// replaced, not merged deeper: a step states a key completely).
+fn merge(defaults: &Value, overrides: &Value) -> Value {
+    let mut config = match defaults {
+        Value::Object(map) => map.clone(),
+        _ => Map::new(),
+    };
+    if let Value::Object(over) = overrides {
+        config.extend(over.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Value::Object(config)
 }
 
 /// Runs steps' agents with an [`Invoker`], looking agents up by id.
@@ -62,7 +96,7 @@ impl StepRunner for AgentStepRunner {
                 execution_id: call.execution_id.clone(),
                 step_id: call.step_id.clone(),
                 attempt: 1,
-                config: call.config.clone(),
+                config: registered.config_with(&call.config),
                 input: call.input.clone(),
                 cancel_grace: call.cancel_grace,
             };
@@ -100,5 +134,24 @@ impl StepRunner for AgentStepRunner {
                 attempts,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_step_config_overrides_the_agent_defaults_key_by_key() {
+        let defaults = json!({"baseUrl": "https://a", "tokens": 5, "nested": {"x": 1}});
+        let merged = merge(&defaults, &json!({"tokens": 9, "nested": {"y": 2}}));
+        assert_eq!(
+            merged,
+            json!({"baseUrl": "https://a", "tokens": 9, "nested": {"y": 2}})
+        );
+        assert_eq!(merge(&defaults, &Value::Null), defaults);
+        assert_eq!(merge(&Value::Null, &json!({"a": 1})), json!({"a": 1}));
     }
 }

@@ -40,6 +40,8 @@ pub(super) struct AgentTable {
     pub limits: LimitsTable,
     #[serde(default)]
     pub grants: GrantsTable,
+    #[serde(default)]
+    pub config: toml::Table,
 }
 
 /// `[agents."…".limits]`: every field optional, defaults from the host.

@@ -106,6 +106,9 @@ pub struct AgentSpec {
     /// Its limits and grants; values of env vars and secrets are filled in
     /// by [`Project::policy`].
     pub policy: SandboxPolicy,
+    /// Its configuration wherever it runs (`[agents."…".config]`, an
+    /// object); a workflow step's `config` overrides it key by key.
+    pub config: serde_json::Value,
 }
 
 /// A loaded `orchestr8.toml`.
@@ -344,10 +347,13 @@ fn agent_spec(
         };
         (Some(key), e.to_string())
     })?;
+    let config = serde_json::to_value(&table.config)
+        .map_err(|e| (Some("config"), format!("cannot be used as JSON: {e}")))?;
     Ok(AgentSpec {
         id: id.to_string(),
         source,
         policy,
+        config,
     })
 }
 

@@ -29,6 +29,10 @@ dirs = [{ host = "data", guest = "/data" }]
 env = ["LANG"]
 secrets = ["github-token"]
 
+[agents."@demo/greeter".config]
+greeting = "Hello"
+limits = { words = 3 }
+
 [agents."@other/prebuilt"]
 component = "vendor/prebuilt.wasm"
 "#;
@@ -44,6 +48,11 @@ fn a_full_file_loads_with_paths_relative_to_the_project() {
         AgentSource::Crate(dir.path().join("agents/greeter"))
     );
     assert_eq!(greeter.policy.limits.timeout_ms, 5000);
+    assert_eq!(
+        greeter.config,
+        serde_json::json!({"greeting": "Hello", "limits": {"words": 3}})
+    );
+    assert_eq!(p.agents["@other/prebuilt"].config, serde_json::json!({}));
     assert_eq!(greeter.policy.limits.memory_bytes, 32 << 20);
     assert_eq!(
         greeter.policy.limits.output_bytes,
