@@ -300,28 +300,35 @@ fn fixtures(case_file: &Path, refs: &[Value]) -> Result<Vec<HttpFixture>, String
     let base = case_file.parent().unwrap_or(Path::new("."));
     let mut all = Vec::new();
     for (i, r) in refs.iter().enumerate() {
-        let (value, origin) = match r {
-            Value::String(rel) => {
-                let path = base.join(rel);
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("cannot read fixture file `{}`: {e}", path.display()))?;
-                let value: Value = serde_json::from_str(&text)
-                    .map_err(|e| format!("fixture file `{}` is not JSON: {e}", path.display()))?;
-                (value, format!("fixture file `{}`", path.display()))
-            }
-            inline => (inline.clone(), format!("fixtures[{i}]")),
-        };
-        let list = match value {
-            Value::Array(items) => items,
-            one => vec![one],
-        };
-        for (j, item) in list.into_iter().enumerate() {
-            let fixture: HttpFixture = serde_json::from_value(item)
-                .map_err(|e| format!("{origin}, entry {j}, is not a fixture: {e}"))?;
-            all.push(fixture);
+        match r {
+            Value::String(rel) => all.extend(read_fixtures(&base.join(rel))?),
+            inline => all.extend(parse_fixtures(inline.clone(), &format!("fixtures[{i}]"))?),
         }
     }
     Ok(all)
+}
+
+/// The fixtures in a file: one fixture or an array of them.
+pub fn read_fixtures(path: &Path) -> Result<Vec<HttpFixture>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read fixture file `{}`: {e}", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("fixture file `{}` is not JSON: {e}", path.display()))?;
+    parse_fixtures(value, &format!("fixture file `{}`", path.display()))
+}
+
+fn parse_fixtures(value: Value, origin: &str) -> Result<Vec<HttpFixture>, String> {
+    let list = match value {
+        Value::Array(items) => items,
+        one => vec![one],
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(j, item)| {
+            serde_json::from_value(item)
+                .map_err(|e| format!("{origin}, entry {j}, is not a fixture: {e}"))
+        })
+        .collect()
 }
 
 /// Runs one case; `Err` says why it failed.
@@ -385,9 +392,7 @@ async fn run_agent(
         .clone()
         .unwrap_or_else(|| Value::Object(Default::default()));
     let mut request = InvocationRequest::new(input);
-    if let Some(config) = &case.config {
-        request.config = config.clone();
-    }
+    request.config = registered.config_with(case.config.as_ref().unwrap_or(&Value::Null));
     // One attempt: a case sees exactly what the agent does.
     let resilience = ResiliencePolicy {
         retry: RetryPolicy {

@@ -8,7 +8,7 @@ use clap::Args;
 use orchestr8_host::engine::{ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::journal::JournalUpdate;
 use orchestr8_host::resilience::Resilience;
-use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
+use orchestr8_host::sandbox::{HttpFixtures, Sandbox, SandboxConfig};
 use orchestr8_host::store::{JournalEntry, SqliteStore, Store, now, process_alive};
 use orchestr8_host::workflow::{self, Workflow, WorkflowError};
 use orchestr8_host::{Coded, ErrorCode};
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::input::json_arg;
 use crate::project::{self, ProjectArgs, StateArgs};
+use crate::testing;
 use crate::{exit, report};
 
 #[derive(Args)]
@@ -35,6 +36,11 @@ pub struct RunArgs {
     /// Do not print progress.
     #[arg(long, short)]
     quiet: bool,
+    /// Answer the agents' outbound HTTP from the recorded fixtures in FILE
+    /// instead of the network (as `orchestr8 test` does); repeatable. A
+    /// request no fixture matches is refused and printed.
+    #[arg(long, value_name = "FILE")]
+    fixtures: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -178,7 +184,19 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         Ok(s) => s,
         Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
     };
-    let agents = match project::load_agents(&sandbox, &args.project, None).await {
+    let fixtures = if args.fixtures.is_empty() {
+        None
+    } else {
+        let mut all = Vec::new();
+        for path in &args.fixtures {
+            match testing::read_fixtures(path) {
+                Ok(list) => all.extend(list),
+                Err(message) => return report(ErrorCode::InvalidInput, &message, exit::USAGE),
+            }
+        }
+        Some(HttpFixtures::new(all))
+    };
+    let agents = match project::load_agents(&sandbox, &args.project, fixtures.clone()).await {
         Ok(a) => a,
         Err(code) => return code,
     };
@@ -231,6 +249,9 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         }
     };
     on_ctrl_c.abort();
+    for request in fixtures.iter().flat_map(HttpFixtures::unhandled) {
+        eprintln!("error: no fixture answers {request}");
+    }
     let result = match outcome {
         Ok(r) => r,
         Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
