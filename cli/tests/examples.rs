@@ -36,11 +36,15 @@ fn ok(out: &Output) -> String {
 }
 
 #[rstest]
-#[case::fan_out_and_join("text-pipeline", true)]
-#[case::sequential_over_real_apis("repo-brief", false)]
-#[case::resilience("resilience", true)]
-#[case::sandbox_limits("sandbox-limits", true)]
-fn example_builds_passes_its_tests_and_runs(#[case] name: &str, #[case] runs_offline: bool) {
+#[case::fan_out_and_join("text-pipeline", Some(&[][..]))]
+#[case::sequential_over_real_apis("repo-brief", None)]
+#[case::resilience("resilience", Some(&[][..]))]
+#[case::sandbox_limits("sandbox-limits", Some(&[][..]))]
+#[case::research_on_recorded_context7("research", Some(&["--fixtures", "../../fixtures/context7.json"][..]))]
+fn example_builds_passes_its_tests_and_runs(
+    #[case] name: &str,
+    #[case] offline_run: Option<&[&str]>,
+) {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../examples")
         .join(name);
@@ -49,12 +53,67 @@ fn example_builds_passes_its_tests_and_runs(#[case] name: &str, #[case] runs_off
     let out = ok(&orchestr8(&example, state.path(), &["test"]));
     assert!(out.trim_end().ends_with(" 0 failed"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
-    if runs_offline {
-        let out = ok(&orchestr8(
-            &example,
-            state.path(),
-            &["run", "workflow.json", "--quiet"],
-        ));
+    if let Some(extra) = offline_run {
+        let mut args = vec!["run", "workflow.json", "--quiet"];
+        args.extend_from_slice(extra);
+        let out = ok(&orchestr8(&example, state.path(), &args));
         assert!(out.contains("succeeded"), "{out}");
     }
+}
+
+#[test]
+fn the_research_example_runs_on_fixtures_without_a_key_and_says_so() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/research");
+    let state = tempfile::tempdir().unwrap();
+    let out = Command::new(example.join("run"))
+        .env("ORCHESTR8", env!("CARGO_BIN_EXE_orchestr8"))
+        .env_remove("CONTEXT7_API_KEY")
+        .env(
+            "ORCHESTR8_CACHE_DIR",
+            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        .env("ORCHESTR8_STATE_DIR", state.path())
+        .env("NO_COLOR", "1")
+        .args(["--quiet"])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("against recorded fixtures"), "{stderr}");
+    assert!(
+        stdout.contains("\"library\": \"/tokio-rs/axum\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"library\": \"/actix/actix-web\""),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_run_on_fixtures_names_the_request_no_fixture_answers() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/research");
+    let state = tempfile::tempdir().unwrap();
+    ok(&orchestr8(&example, state.path(), &["build"]));
+    let empty = state.path().join("none.json");
+    std::fs::write(&empty, "[]").unwrap();
+    let out = orchestr8(
+        &example,
+        state.path(),
+        &[
+            "run",
+            "workflow.json",
+            "--quiet",
+            "--fixtures",
+            empty.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "no fixture answers GET https://context7.com/api/v2/libs/search?libraryName=axum"
+        ),
+        "{stderr}"
+    );
 }
