@@ -2,6 +2,7 @@
 
 mod agent;
 mod build;
+mod claude;
 mod init;
 mod input;
 mod project;
@@ -153,6 +154,13 @@ enum Command {
     /// journal, cancel them; plus /health, /metrics and /openapi.json.
     #[command(after_help = SERVE_HELP)]
     Serve(serve::ServeArgs),
+    /// Serve the project's agents as tools to Claude Code (or any MCP
+    /// client): an MCP server over stdio.
+    #[command(after_help = MCP_HELP)]
+    Mcp(claude::McpArgs),
+    /// Set a project up for Claude Code.
+    #[command(subcommand)]
+    Claude(claude::ClaudeCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  orchestr8 completions bash > ~/.local/share/bash-completion/completions/orchestr8\n  orchestr8 completions zsh > ~/.zfunc/_orchestr8\n  orchestr8 completions fish > ~/.config/fish/completions/orchestr8.fish"
@@ -180,6 +188,20 @@ GET /metrics, GET /openapi.json. Every error is
 Retry-After. On SIGINT/SIGTERM running executions get --grace-ms to finish,
 then are cancelled (the journal says so). Binding a non-loopback address
 needs a token (--token or ORCHESTR8_TOKEN), checked on every route but /health.";
+
+const MCP_HELP: &str = "\
+Examples:
+  orchestr8 mcp
+  orchestr8 mcp --agent @orchestr8/context7
+  orchestr8 claude install     # writes .mcp.json so Claude Code starts `orchestr8 mcp`
+
+Every agent of the project becomes a tool named after its id
+(`@orchestr8/context7` → `orchestr8_context7`, shown in Claude Code as
+`mcp__orchestr8__orchestr8_context7`), with the agent's description and
+input schema. A call runs the agent in a fresh sandbox with the project's
+limits, grants and config, through the resilience chain. An agent failure
+answers `isError: true` with its error code. One JSON-RPC message per line
+on stdout; logs on stderr; ends when stdin closes.";
 
 const TEST_HELP: &str = "\
 Examples:
@@ -249,6 +271,8 @@ fn main() -> ExitCode {
             Command::Build(args) => build::build(args, config).await,
             Command::Test(args) => testing::test(args, config).await,
             Command::Serve(args) => serve::serve(args, config).await,
+            Command::Mcp(args) => claude::mcp(args, config).await,
+            Command::Claude(cmd) => claude::run(cmd),
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,

@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod bus;
+pub mod claude;
 pub mod engine;
 pub mod error;
 pub mod invoker;
