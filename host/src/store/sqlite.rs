@@ -3,9 +3,16 @@
 //! `synchronous = NORMAL` with WAL: a committed transaction survives the
 //! process being killed (the guarantee the journal gives); only a power
 //! loss can take the last commits with it.
+//!
+//! Checkpoints (copying the WAL back into the database) run on a thread of
+//! their own with its own connection, in PASSIVE mode every
+//! [`CHECKPOINT_EVERY`], instead of inside whichever commit crosses the
+//! automatic threshold: that commit used to stall for milliseconds, and
+//! every execution waiting on it with it.
 
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -43,9 +50,14 @@ CREATE TABLE IF NOT EXISTS journal (
 ) WITHOUT ROWID;
 ";
 
+/// How often the WAL is checkpointed.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
 /// Executions and journals in a SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Dropping it stops the checkpoint thread.
+    _checkpoints: mpsc::Sender<()>,
 }
 
 fn db(e: rusqlite::Error) -> StoreError {
@@ -66,17 +78,38 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+        // Checkpoints run on their own thread (see the module comment).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(db)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            _checkpoints: start_checkpoints(path)?,
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Starts the checkpoint thread; it ends when the sender is dropped.
+fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
+    let conn = Connection::open(path).map_err(db)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("orchestr8-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Database(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(tx)
 }
 
 fn status(text: &str) -> ExecutionStatus {
