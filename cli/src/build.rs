@@ -99,7 +99,7 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> u8 {
             Ok(a) => a,
             Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
         };
-        if agent.info().id != spec.id {
+        if agent.info().id != spec.component_id {
             return report(
                 ErrorCode::InvalidAgent,
                 &format!(

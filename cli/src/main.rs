@@ -3,6 +3,7 @@
 mod agent;
 mod build;
 mod claude;
+mod distribute;
 mod init;
 mod input;
 mod project;
@@ -154,6 +155,28 @@ enum Command {
     /// journal, cancel them; plus /health, /metrics and /openapi.json.
     #[command(after_help = SERVE_HELP)]
     Serve(serve::ServeArgs),
+    /// Package a built agent for other projects: its component and a
+    /// manifest (id, version, schemas, grants it asks for, limits, digest).
+    #[command(
+        after_help = "Examples:\n  orchestr8 package context7\n  orchestr8 package @orchestr8/context7 --out /tmp/pkg --json"
+    )]
+    Package(distribute::PackageArgs),
+    /// Install an agent package into this project (from a file or
+    /// directory, an http(s):// URL or oci://host/repo:tag), verified and
+    /// pinned in orchestr8.lock; with no source, restore the lockfile.
+    #[command(after_help = INSTALL_HELP)]
+    Install(distribute::InstallArgs),
+    /// Push a built agent's package to an OCI registry.
+    #[command(
+        after_help = "Examples:\n  orchestr8 publish context7 oci://ghcr.io/acme/agents/context7:0.1.0\n  orchestr8 publish greeter oci://127.0.0.1:5000/agents/greeter:1.0.0\n\nRegistries on loopback are spoken to over plain HTTP, others over HTTPS.\nCredentials: ORCHESTR8_REGISTRY_USERNAME and ORCHESTR8_REGISTRY_PASSWORD."
+    )]
+    Publish(distribute::PublishArgs),
+    /// Remove an installed agent: its table, its lockfile pin, its component.
+    #[command(after_help = "Examples:\n  orchestr8 uninstall context7")]
+    Uninstall(distribute::UninstallArgs),
+    /// The project's agents.
+    #[command(subcommand)]
+    Agents(distribute::AgentsCommand),
     /// Serve the project's agents as tools to Claude Code (or any MCP
     /// client): an MCP server over stdio.
     #[command(after_help = MCP_HELP)]
@@ -188,6 +211,22 @@ GET /metrics, GET /openapi.json. Every error is
 Retry-After. On SIGINT/SIGTERM running executions get --grace-ms to finish,
 then are cancelled (the journal says so). Binding a non-loopback address
 needs a token (--token or ORCHESTR8_TOKEN), checked on every route but /health.";
+
+const INSTALL_HELP: &str = "\
+Examples:
+  orchestr8 install ../other-repo/dist/acme.translator-1.2.0.agent.json
+  orchestr8 install https://example.com/agents/acme.translator-1.2.0.agent.json
+  orchestr8 install oci://ghcr.io/acme/agents/translator:1.2.0 --yes
+  orchestr8 install oci://127.0.0.1:5000/agents/translator:1.2.0 --as @mine/translator
+  orchestr8 install                  # restore everything pinned in orchestr8.lock
+
+Before anything changes, the component's SHA-256 must equal the manifest's
+digest, and the manifest must agree with the component (id, version,
+description, schemas, WIT world). The grants the agent asks for are shown;
+they are written to orchestr8.toml only with --yes or your answer on the
+terminal. The component goes to .orchestr8/installed/, the pin (source,
+version, digest) to orchestr8.lock. Restoring refuses a component whose
+digest differs from the pin, naming both digests.";
 
 const MCP_HELP: &str = "\
 Examples:
@@ -272,6 +311,11 @@ fn main() -> ExitCode {
             Command::Test(args) => testing::test(args, config).await,
             Command::Serve(args) => serve::serve(args, config).await,
             Command::Mcp(args) => claude::mcp(args, config).await,
+            Command::Package(args) => distribute::package(args, config).await,
+            Command::Install(args) => distribute::install(args, config).await,
+            Command::Publish(args) => distribute::publish(args, config).await,
+            Command::Uninstall(args) => distribute::uninstall(args),
+            Command::Agents(cmd) => distribute::agents(cmd, config).await,
             Command::Claude(cmd) => claude::run(cmd),
             Command::Completions { shell } => {
                 clap_complete::generate(

@@ -142,14 +142,14 @@ pub async fn load_project_agents(
             .load(&path)
             .await
             .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
-        if agent.info().id != spec.id {
+        if agent.info().id != spec.component_id {
             return Err(report(
                 ErrorCode::InvalidAgent,
                 &format!(
                     "`{}` says it is `{}`, but orchestr8.toml registers it as `{}`: make them agree",
                     path.display(),
                     agent.info().id,
-                    spec.id
+                    spec.component_id
                 ),
                 exit::LOAD,
             ));

@@ -28,6 +28,7 @@ pub mod error;
 pub mod invoker;
 pub mod journal;
 pub mod orchestrator;
+pub mod package;
 pub mod project;
 pub mod resilience;
 pub mod sandbox;

@@ -36,6 +36,9 @@ pub(super) struct AgentTable {
     pub crate_dir: Option<PathBuf>,
     /// A prebuilt component.
     pub component: Option<PathBuf>,
+    /// The id the component reports, when the project uses another
+    /// (`orchestr8 install --as`).
+    pub package: Option<String>,
     #[serde(default)]
     pub limits: LimitsTable,
     #[serde(default)]

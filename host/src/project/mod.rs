@@ -109,6 +109,9 @@ pub struct AgentSpec {
     /// Its configuration wherever it runs (`[agents."…".config]`, an
     /// object); a workflow step's `config` overrides it key by key.
     pub config: serde_json::Value,
+    /// The id its component reports: the agent's own id, unless the project
+    /// installed it under another (`package = "@scope/name"`).
+    pub component_id: String,
 }
 
 /// A loaded `orchestr8.toml`.
@@ -349,11 +352,22 @@ fn agent_spec(
     })?;
     let config = serde_json::to_value(&table.config)
         .map_err(|e| (Some("config"), format!("cannot be used as JSON: {e}")))?;
+    let component_id = match table.package {
+        Some(package) if crate::workflow::is_agent_id(&package) => package,
+        Some(package) => {
+            return Err((
+                Some("package"),
+                format!("`{package}` is not an agent id like `@scope/name`"),
+            ));
+        }
+        None => id.to_string(),
+    };
     Ok(AgentSpec {
         id: id.to_string(),
         source,
         policy,
         config,
+        component_id,
     })
 }
 
