@@ -797,3 +797,74 @@ fn claude_install_writes_the_mcp_entry_and_the_researcher_sub_agent() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no agent `nope`"));
 }
+
+#[test]
+fn an_mcp_cancellation_stops_the_sandboxed_call() {
+    let agents = component().parent().unwrap().to_path_buf();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+        .args([
+            "mcp",
+            "--agent",
+            "@hostile/sleep",
+            "--log-level",
+            "info",
+            "--agents-dir",
+        ])
+        .arg(&agents)
+        .env(
+            "ORCHESTR8_CACHE_DIR",
+            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx
+                .send(serde_json::from_str::<Value>(&line).unwrap())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut mcp = Mcp {
+        child,
+        stdin: Some(stdin),
+        lines,
+    };
+    mcp.open();
+    // A call that would block for a minute, then its cancellation.
+    mcp.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "hostile_sleep", "arguments": {"seconds": 60}}}));
+    std::thread::sleep(Duration::from_millis(300));
+    mcp.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 2, "reason": "the user pressed Esc"}}),
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        if text.contains("code=CANCELLED") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the sandboxed call was not stopped:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tools = mcp.request(3, "tools/list", json!({}));
+    assert_eq!(
+        tools["result"]["tools"][0]["name"], "hostile_sleep",
+        "{tools}"
+    );
+    assert_eq!(mcp.close(), Some(0));
+}
