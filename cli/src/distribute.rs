@@ -21,9 +21,9 @@ use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
 use orchestr8_host::workflow::is_agent_id;
 use orchestr8_host::{Coded, ErrorCode};
 use serde_json::{Value, json};
-use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
+use toml_edit::{Array, InlineTable, Item, Table, value};
 
-use crate::project::require_project;
+use crate::project::{edit_agents, require_project};
 use crate::{exit, report};
 
 /// Where installed components are kept, relative to the project.
@@ -157,16 +157,16 @@ async fn build_package(
     Ok(package)
 }
 
+/// The package of the project agent `name`.
+async fn package_of(name: &str, config: SandboxConfig) -> Result<Package, u8> {
+    let project = require_project()?;
+    let sandbox = sandbox(config)?;
+    let spec = find(&project, name)?;
+    build_package(&project, spec, &sandbox).await
+}
+
 pub async fn package(args: PackageArgs, config: SandboxConfig) -> u8 {
-    let (project, sandbox) = match (require_project(), sandbox(config)) {
-        (Ok(p), Ok(s)) => (p, s),
-        (Err(code), _) | (_, Err(code)) => return code,
-    };
-    let spec = match find(&project, &args.agent) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let package = match build_package(&project, spec, &sandbox).await {
+    let package = match package_of(&args.agent, config).await {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -200,15 +200,7 @@ pub async fn publish(args: PublishArgs, config: SandboxConfig) -> u8 {
             exit::USAGE,
         );
     };
-    let (project, sandbox) = match (require_project(), sandbox(config)) {
-        (Ok(p), Ok(s)) => (p, s),
-        (Err(code), _) | (_, Err(code)) => return code,
-    };
-    let spec = match find(&project, &args.agent) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let package = match build_package(&project, spec, &sandbox).await {
+    let package = match package_of(&args.agent, config).await {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -360,21 +352,6 @@ fn register(
     component: &Path,
 ) -> Result<(), String> {
     let m = &package.manifest;
-    let path = project.manifest_path();
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e| format!("cannot edit `{}`: {e}", path.display()))?;
-    let agents = doc
-        .entry("agents")
-        .or_insert_with(|| {
-            let mut t = Table::new();
-            t.set_implicit(true);
-            Item::Table(t)
-        })
-        .as_table_mut()
-        .ok_or_else(|| format!("`agents` in `{}` is not a table", path.display()))?;
     let mut agent = Table::new();
     agent["component"] = value(component.to_string_lossy().as_ref());
     if m.id != id {
@@ -435,9 +412,10 @@ fn register(
         }
         agent.insert("config", Item::Table(table));
     }
-    agents.insert(id, Item::Table(agent));
-    std::fs::write(&path, doc.to_string())
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    edit_agents(project, |agents| {
+        agents.insert(id, Item::Table(agent));
+        Ok(())
+    })
 }
 
 /// A JSON value as TOML; `None` for null, which TOML cannot say.
@@ -534,22 +512,12 @@ pub fn uninstall(args: UninstallArgs) -> u8 {
             exit::USAGE,
         );
     };
-    let path = project.manifest_path();
-    let edited = std::fs::read_to_string(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|text| text.parse::<DocumentMut>().map_err(|e| e.to_string()))
-        .and_then(|mut doc| {
-            if let Some(agents) = doc.get_mut("agents").and_then(Item::as_table_mut) {
-                agents.remove(&id);
-            }
-            std::fs::write(&path, doc.to_string()).map_err(|e| e.to_string())
-        });
-    if let Err(e) = edited {
-        return report(
-            ErrorCode::InvalidConfig,
-            &format!("cannot edit `{}`: {e}", path.display()),
-            exit::LOAD,
-        );
+    let edited = edit_agents(&project, |agents| {
+        agents.remove(&id);
+        Ok(())
+    });
+    if let Err(message) = edited {
+        return report(ErrorCode::InvalidConfig, &message, exit::LOAD);
     }
     lock.remove(&id);
     if let Err(e) = lock.save(&project.root) {

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use orchestr8_host::ErrorCode;
 use orchestr8_host::project::{MANIFEST_FILE, Project, is_valid_name};
-use toml_edit::{Array, DocumentMut, Item, Table, value};
+use toml_edit::{Array, Item, Table, value};
 
-use crate::project::require_project;
+use crate::project::{edit_agents, require_project};
 use crate::scaffold::{self, SDK_DIR, Template};
 use crate::{exit, report};
 
@@ -141,21 +141,6 @@ pub fn create(args: CreateArgs) -> u8 {
 
 /// Adds `[agents."<id>"]` to orchestr8.toml, keeping its comments and layout.
 fn register(project: &Project, id: &str, name: &str, template: Template) -> Result<(), String> {
-    let path = project.manifest_path();
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e| format!("cannot edit `{}`: {e}", path.display()))?;
-    let agents = doc
-        .entry("agents")
-        .or_insert_with(|| {
-            let mut t = Table::new();
-            t.set_implicit(true);
-            Item::Table(t)
-        })
-        .as_table_mut()
-        .ok_or_else(|| format!("`agents` in `{}` is not a table", path.display()))?;
     let mut agent = Table::new();
     agent["crate"] = value(format!("agents/{name}"));
     if template == Template::Http {
@@ -168,9 +153,10 @@ fn register(project: &Project, id: &str, name: &str, template: Template) -> Resu
         limits["timeout_ms"] = value(10_000);
         agent.insert("limits", Item::Table(limits));
     }
-    agents.insert(id, Item::Table(agent));
-    std::fs::write(&path, doc.to_string())
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    edit_agents(project, |agents| {
+        agents.insert(id, Item::Table(agent));
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -89,6 +89,32 @@ pub fn require_project() -> Result<Project, u8> {
     }
 }
 
+/// Edits the `[agents]` table of the project's orchestr8.toml in place,
+/// keeping its comments and layout.
+pub fn edit_agents(
+    project: &Project,
+    edit: impl FnOnce(&mut toml_edit::Table) -> Result<(), String>,
+) -> Result<(), String> {
+    let path = project.manifest_path();
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("cannot edit `{}`: {e}", path.display()))?;
+    let agents = doc
+        .entry("agents")
+        .or_insert_with(|| {
+            let mut t = toml_edit::Table::new();
+            t.set_implicit(true);
+            toml_edit::Item::Table(t)
+        })
+        .as_table_mut()
+        .ok_or_else(|| format!("`agents` in `{}` is not a table", path.display()))?;
+    edit(agents)?;
+    std::fs::write(&path, doc.to_string())
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
 /// The agents a command runs: from `--agents-dir` when given, else from the
 /// project. `fixtures` puts every agent in test mode.
 pub async fn load_agents(

@@ -76,6 +76,16 @@ pub enum PackageError {
     Io(String),
 }
 
+impl PackageError {
+    /// The source `origin` could not be read, because of `reason`.
+    pub fn unreachable(origin: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
+        PackageError::Unreachable {
+            origin: origin.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
 impl Coded for PackageError {
     fn code(&self) -> ErrorCode {
         match self {

@@ -26,9 +26,11 @@ pub const WASM_MEDIA_TYPE: &str = "application/wasm";
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.orchestr8.agent.manifest.v1+json";
 
 fn reference(text: &str) -> Result<Reference, PackageError> {
-    text.parse().map_err(|e| PackageError::Unreachable {
-        origin: format!("oci://{text}"),
-        reason: format!("not an OCI reference such as `ghcr.io/org/agent:1.0.0` ({e})"),
+    text.parse().map_err(|e| {
+        PackageError::unreachable(
+            format!("oci://{text}"),
+            format!("not an OCI reference such as `ghcr.io/org/agent:1.0.0` ({e})"),
+        )
     })
 }
 
@@ -107,10 +109,7 @@ pub async fn push(reference_text: &str, package: &Package) -> Result<String, Pac
     let pushed = client(&reference)
         .push(&reference, &layers, config, &auth(), Some(manifest))
         .await
-        .map_err(|e| PackageError::Unreachable {
-            origin: format!("oci://{reference_text}"),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| PackageError::unreachable(format!("oci://{reference_text}"), e))?;
     Ok(pushed.manifest_url)
 }
 
@@ -125,30 +124,29 @@ pub async fn pull(reference_text: &str) -> Result<Package, PackageError> {
             vec![WASM_MEDIA_TYPE, MANIFEST_MEDIA_TYPE],
         )
         .await
-        .map_err(|e| PackageError::Unreachable {
-            origin: source.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| PackageError::unreachable(&source, e))?;
     let layer = |media_type: &str| {
         image
             .layers
             .iter()
             .find(|l| l.media_type == media_type)
             .map(|l| l.data.clone())
-            .ok_or_else(|| PackageError::Unreachable {
-                origin: source.clone(),
-                reason: format!(
-                    "the artifact has no `{media_type}` layer: not an orchestr8 agent package"
-                ),
+            .ok_or_else(|| {
+                PackageError::unreachable(
+                    &source,
+                    format!(
+                        "the artifact has no `{media_type}` layer: not an orchestr8 agent package"
+                    ),
+                )
             })
     };
     let manifest = Package::parse_manifest(&layer(MANIFEST_MEDIA_TYPE)?, &source)?;
     let component = layer(WASM_MEDIA_TYPE)?;
     if component.len() > MAX_COMPONENT_BYTES {
-        return Err(PackageError::Unreachable {
-            origin: source,
-            reason: format!("the component is larger than {MAX_COMPONENT_BYTES} bytes"),
-        });
+        return Err(PackageError::unreachable(
+            source,
+            format!("the component is larger than {MAX_COMPONENT_BYTES} bytes"),
+        ));
     }
     Ok(Package {
         manifest,

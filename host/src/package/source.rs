@@ -50,16 +50,10 @@ impl fmt::Display for Source {
     }
 }
 
-fn unreachable(source: impl fmt::Display, reason: impl fmt::Display) -> PackageError {
-    PackageError::Unreachable {
-        origin: source.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
 fn read_dir_or_file(path: &Path) -> Result<Package, PackageError> {
     let manifest_path = if path.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|e| unreachable(path.display(), e))?;
+        let entries =
+            std::fs::read_dir(path).map_err(|e| PackageError::unreachable(path.display(), e))?;
         let mut found: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.to_string_lossy().ends_with(".agent.json"))
@@ -67,13 +61,13 @@ fn read_dir_or_file(path: &Path) -> Result<Package, PackageError> {
         match found.len() {
             1 => found.remove(0),
             0 => {
-                return Err(unreachable(
+                return Err(PackageError::unreachable(
                     path.display(),
                     "no *.agent.json manifest in it",
                 ));
             }
             n => {
-                return Err(unreachable(
+                return Err(PackageError::unreachable(
                     path.display(),
                     format!("{n} manifests in it: name the one to install"),
                 ));
@@ -82,15 +76,15 @@ fn read_dir_or_file(path: &Path) -> Result<Package, PackageError> {
     } else {
         path.to_path_buf()
     };
-    let text =
-        std::fs::read(&manifest_path).map_err(|e| unreachable(manifest_path.display(), e))?;
+    let text = std::fs::read(&manifest_path)
+        .map_err(|e| PackageError::unreachable(manifest_path.display(), e))?;
     let manifest = Package::parse_manifest(&text, &manifest_path.display().to_string())?;
     let component_path = manifest_path
         .parent()
         .unwrap_or(Path::new("."))
         .join(&manifest.component.file);
-    let component =
-        std::fs::read(&component_path).map_err(|e| unreachable(component_path.display(), e))?;
+    let component = std::fs::read(&component_path)
+        .map_err(|e| PackageError::unreachable(component_path.display(), e))?;
     Ok(Package {
         manifest,
         component,
@@ -102,17 +96,24 @@ async fn get(client: &reqwest::Client, url: &str, limit: usize) -> Result<Vec<u8
         .get(url)
         .send()
         .await
-        .map_err(|e| unreachable(url, e))?;
+        .map_err(|e| PackageError::unreachable(url, e))?;
     if !response.status().is_success() {
-        return Err(unreachable(
+        return Err(PackageError::unreachable(
             url,
             format!("the server answered {}", response.status()),
         ));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(url, e))? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| PackageError::unreachable(url, e))?
+    {
         if body.len() + chunk.len() > limit {
-            return Err(unreachable(url, format!("larger than {limit} bytes")));
+            return Err(PackageError::unreachable(
+                url,
+                format!("larger than {limit} bytes"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -123,13 +124,13 @@ async fn fetch_http(url: &str) -> Result<Package, PackageError> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(120))
         .build()
-        .map_err(|e| unreachable(url, e))?;
+        .map_err(|e| PackageError::unreachable(url, e))?;
     let text = get(&client, url, MAX_MANIFEST_BYTES).await?;
     let manifest = Package::parse_manifest(&text, url)?;
-    let base = reqwest::Url::parse(url).map_err(|e| unreachable(url, e))?;
+    let base = reqwest::Url::parse(url).map_err(|e| PackageError::unreachable(url, e))?;
     let component_url = base
         .join(&manifest.component.file)
-        .map_err(|e| unreachable(url, e))?;
+        .map_err(|e| PackageError::unreachable(url, e))?;
     let component = get(&client, component_url.as_str(), MAX_COMPONENT_BYTES).await?;
     Ok(Package {
         manifest,
