@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
@@ -14,6 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::{Server, orchestr8};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -164,18 +167,13 @@ grants = {{ allowed_hosts = ["127.0.0.1:{}"], secrets = ["context7-api-key"] }}
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_orchestr8"));
+        let mut command = orchestr8();
         command
             .arg("-C")
             .arg(self.path())
             .args(args)
-            .env(
-                "ORCHESTR8_CACHE_DIR",
-                std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-            )
             .env("ORCHESTR8_STATE_DIR", self.path().join("state"))
-            .env("ORCHESTR8_SECRET_CONTEXT7_API_KEY", KEY)
-            .env("NO_COLOR", "1");
+            .env("ORCHESTR8_SECRET_CONTEXT7_API_KEY", KEY);
         command
     }
 
@@ -207,45 +205,61 @@ grants = {{ allowed_hosts = ["127.0.0.1:{}"], secrets = ["context7-api-key"] }}
     }
 
     /// `orchestr8 agent serve` on an ephemeral port.
-    fn serve(&self) -> Served {
-        let mut child = self
-            .command(&[
-                "agent",
-                "serve",
-                "@orchestr8/context7",
-                "--bind",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
-        Served { child, base }
+    fn serve(&self) -> Server {
+        let mut command = self.command(&[
+            "agent",
+            "serve",
+            "@orchestr8/context7",
+            "--bind",
+            "127.0.0.1:0",
+        ]);
+        command.stderr(Stdio::inherit());
+        Server::start(command)
     }
 
     fn mcp(&self) -> Mcp {
-        let mut child = self
-            .command(&["mcp"])
+        let mut command = self.command(&["mcp"]);
+        command.stderr(Stdio::inherit());
+        Mcp::spawn(command)
+    }
+}
+
+/// `POST /process` with `input`: the status and the JSON body.
+fn process(server: &Server, input: &Value) -> (u16, Value) {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .new_agent();
+    let mut response = agent
+        .post(&format!("{}/process", server.base))
+        .send_json(input)
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_json().unwrap())
+}
+
+/// A client's end of an MCP stdio session, as Claude Code drives it.
+struct Mcp {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Mcp {
+    /// Starts `command` (an `orchestr8 mcp`) with piped stdin and stdout;
+    /// every stdout line must be a JSON-RPC message.
+    fn spawn(mut command: Command) -> Mcp {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let message: Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("stdout carried a non-JSON line ({e}): {line}"));
                 if tx.send(message).is_err() {
@@ -259,44 +273,7 @@ grants = {{ allowed_hosts = ["127.0.0.1:{}"], secrets = ["context7-api-key"] }}
             lines,
         }
     }
-}
 
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn process(&self, input: &Value) -> (u16, Value) {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .new_agent();
-        let mut response = agent
-            .post(&format!("{}/process", self.base))
-            .send_json(input)
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.body_mut().read_json().unwrap())
-    }
-}
-
-/// A client's end of an MCP stdio session, as Claude Code drives it.
-struct Mcp {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<Value>,
-}
-
-impl Mcp {
     fn send(&mut self, message: &Value) {
         let stdin = self.stdin.as_mut().unwrap();
         writeln!(stdin, "{message}").unwrap();
@@ -361,7 +338,7 @@ fn the_same_brief_comes_from_a_workflow_step_a_microservice_and_claude_code() {
     let from_workflow = result["steps"]["research"]["output"].clone();
 
     let served = project.serve();
-    let (status, from_process) = served.process(&axum_input());
+    let (status, from_process) = process(&served, &axum_input());
     assert_eq!(status, 200, "{from_process}");
 
     let mut mcp = project.mcp();
@@ -459,7 +436,7 @@ fn with_a_model_configured_the_brief_carries_a_cited_answer_from_an_xml_prompt()
         }),
     );
     let served = project.serve();
-    let (status, brief) = served.process(&axum_input());
+    let (status, brief) = process(&served, &axum_input());
     assert_eq!(status, 200, "{brief}");
     assert_eq!(
         brief["answer"]["text"],
@@ -510,7 +487,10 @@ fn an_unknown_library_is_invalid_input_with_suggestions() {
     let project = Project::with_base_url(&fake);
     let served = project.serve();
 
-    let (status, body) = served.process(&json!({"query": QUESTION, "library": "no-such-library"}));
+    let (status, body) = process(
+        &served,
+        &json!({"query": QUESTION, "library": "no-such-library"}),
+    );
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "INVALID_INPUT");
     let message = body["error"]["message"].as_str().unwrap();
@@ -520,7 +500,10 @@ fn an_unknown_library_is_invalid_input_with_suggestions() {
     );
 
     // A wrong id: the agent searches by its name and suggests the real one.
-    let (status, body) = served.process(&json!({"query": QUESTION, "library": "/tokio/axum"}));
+    let (status, body) = process(
+        &served,
+        &json!({"query": QUESTION, "library": "/tokio/axum"}),
+    );
     assert_eq!(status, 400, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
@@ -670,8 +653,10 @@ fn a_huge_lying_answer_is_cut_to_the_token_budget() {
     );
     let project = Project::with_base_url(&fake);
     let served = project.serve();
-    let (status, brief) =
-        served.process(&json!({"query": QUESTION, "library": "axum", "tokens": 500}));
+    let (status, brief) = process(
+        &served,
+        &json!({"query": QUESTION, "library": "axum", "tokens": 500}),
+    );
     assert_eq!(status, 200, "{brief}");
     assert!(
         brief["budget"]["used"].as_u64().unwrap() <= 500,
@@ -692,7 +677,7 @@ fn a_host_outside_the_grants_is_refused() {
     // Allowed to reach `fake`, configured to call `elsewhere`.
     let project = Project::new(&fake, json!({"baseUrl": elsewhere.base_url()}));
     let served = project.serve();
-    let (status, body) = served.process(&axum_input());
+    let (status, body) = process(&served, &axum_input());
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["error"]["code"], "CAPABILITY_DENIED", "{body}");
     assert!(
@@ -802,7 +787,8 @@ fn claude_install_writes_the_mcp_entry_and_the_researcher_sub_agent() {
 fn an_mcp_cancellation_stops_the_sandboxed_call() {
     let agents = component().parent().unwrap().to_path_buf();
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+    let mut command = orchestr8();
+    command
         .args([
             "mcp",
             "--agent",
@@ -812,34 +798,8 @@ fn an_mcp_cancellation_stops_the_sandboxed_call() {
             "--agents-dir",
         ])
         .arg(&agents)
-        .env(
-            "ORCHESTR8_CACHE_DIR",
-            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-        )
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let stdin = child.stdin.take().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx
-                .send(serde_json::from_str::<Value>(&line).unwrap())
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-    let mut mcp = Mcp {
-        child,
-        stdin: Some(stdin),
-        lines,
-    };
+        .stderr(log.reopen().unwrap());
+    let mut mcp = Mcp::spawn(command);
     mcp.open();
     // A call that would block for a minute, then its cancellation.
     mcp.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",

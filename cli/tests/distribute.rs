@@ -6,12 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{failed, ok, orchestr8};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -19,44 +22,15 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn orchestr8(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+fn run(dir: &Path, args: &[&str]) -> Output {
+    orchestr8()
         .arg("-C")
         .arg(dir)
         .args(args)
-        .env(
-            "ORCHESTR8_CACHE_DIR",
-            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-        )
         .env("ORCHESTR8_STATE_DIR", dir.join(".state"))
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-#[track_caller]
-fn failed(out: &Output, code: i32) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{stderr}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    stderr
 }
 
 /// The project that makes the research agent, with its grants and config.
@@ -98,10 +72,7 @@ fn consumer() -> tempfile::TempDir {
 
 /// The packaged agent's files: (manifest, component).
 fn package(source: &Path) -> (PathBuf, PathBuf) {
-    let out = ok(&orchestr8(
-        source,
-        &["package", "context7", "--out", "dist"],
-    ));
+    let out = ok(&run(source, &["package", "context7", "--out", "dist"]));
     assert!(
         out.contains("packaged @orchestr8/context7 0.1.0 (sha256:"),
         "{out}"
@@ -130,7 +101,7 @@ fn runs_in_a_workflow(project: &Path, id: &str) {
     });
     std::fs::write(project.join("workflow.json"), workflow.to_string()).unwrap();
     let fixtures = repo().join("fixtures/context7.json");
-    let out = ok(&orchestr8(
+    let out = ok(&run(
         project,
         &[
             "run",
@@ -161,7 +132,7 @@ fn snapshot(project: &Path) -> (String, Option<String>, bool) {
 #[track_caller]
 fn refused_and_unchanged(project: &Path, args: &[&str], code: i32) -> String {
     let before = snapshot(project);
-    let stderr = failed(&orchestr8(project, args), code);
+    let stderr = failed(&run(project, args), code);
     assert_eq!(snapshot(project), before, "the project changed: {stderr}");
     stderr
 }
@@ -185,7 +156,7 @@ fn a_package_installs_from_a_file_pins_its_digest_and_runs() {
     assert_eq!(m["component"]["size"], size);
 
     let project = consumer();
-    let out = ok(&orchestr8(
+    let out = ok(&run(
         project.path(),
         &["install", manifest.to_str().unwrap(), "--yes"],
     ));
@@ -219,7 +190,7 @@ fn a_package_installs_from_a_file_pins_its_digest_and_runs() {
     );
     runs_in_a_workflow(project.path(), "@orchestr8/context7");
 
-    let list = ok(&orchestr8(project.path(), &["agents", "list", "--json"]));
+    let list = ok(&run(project.path(), &["agents", "list", "--json"]));
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list[0]["id"], "@orchestr8/context7");
     assert_eq!(list[0]["version"], "0.1.0");
@@ -238,11 +209,11 @@ fn a_package_installs_from_a_file_pins_its_digest_and_runs() {
 
     // The lockfile restores a fresh checkout, verified against the pin.
     std::fs::remove_dir_all(project.path().join(".orchestr8")).unwrap();
-    let out = ok(&orchestr8(project.path(), &["install"]));
+    let out = ok(&run(project.path(), &["install"]));
     assert!(out.contains("restored @orchestr8/context7 0.1.0"), "{out}");
     runs_in_a_workflow(project.path(), "@orchestr8/context7");
 
-    let out = ok(&orchestr8(project.path(), &["uninstall", "context7"]));
+    let out = ok(&run(project.path(), &["uninstall", "context7"]));
     assert!(out.contains("uninstalled @orchestr8/context7"), "{out}");
     let toml = std::fs::read_to_string(project.path().join("orchestr8.toml")).unwrap();
     assert!(!toml.contains("context7"), "{toml}");
@@ -279,7 +250,7 @@ fn a_package_installs_from_a_loopback_http_server_under_another_id() {
         manifest.file_name().unwrap().to_str().unwrap()
     );
     let project = consumer();
-    ok(&orchestr8(
+    ok(&run(
         project.path(),
         &["install", &url, "--as", "@user/research", "--yes"],
     ));
@@ -375,20 +346,14 @@ fn a_package_published_to_an_oci_registry_installs_and_restores_from_it() {
     let registry = Registry::start();
     let source = source_project();
     let reference = format!("oci://{}/agents/context7:0.1.0", registry.address);
-    let out = ok(&orchestr8(
-        source.path(),
-        &["publish", "context7", &reference],
-    ));
+    let out = ok(&run(source.path(), &["publish", "context7", &reference]));
     assert!(
         out.contains("published @orchestr8/context7 0.1.0 (sha256:"),
         "{out}"
     );
 
     let project = consumer();
-    ok(&orchestr8(
-        project.path(),
-        &["install", &reference, "--yes"],
-    ));
+    ok(&run(project.path(), &["install", &reference, "--yes"]));
     let lock = std::fs::read_to_string(project.path().join("orchestr8.lock")).unwrap();
     assert!(
         lock.contains(&format!("source = \"{reference}\"")),
@@ -397,7 +362,7 @@ fn a_package_published_to_an_oci_registry_installs_and_restores_from_it() {
     runs_in_a_workflow(project.path(), "@orchestr8/context7");
 
     std::fs::remove_dir_all(project.path().join(".orchestr8")).unwrap();
-    let out = ok(&orchestr8(project.path(), &["install"]));
+    let out = ok(&run(project.path(), &["install"]));
     assert!(out.contains(&format!("from {reference}")), "{out}");
     runs_in_a_workflow(project.path(), "@orchestr8/context7");
 

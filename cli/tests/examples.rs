@@ -3,36 +3,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use rstest::rstest;
+use support::{ok, orchestr8};
 
-fn orchestr8(example: &Path, state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+fn run(example: &Path, state: &Path, args: &[&str]) -> Output {
+    orchestr8()
         .arg("-C")
         .arg(example)
         .args(args)
-        .env(
-            "ORCHESTR8_CACHE_DIR",
-            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-        )
         .env("ORCHESTR8_STATE_DIR", state)
-        .env("NO_COLOR", "1")
         .output()
         .unwrap()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 #[rstest]
@@ -49,14 +35,14 @@ fn example_builds_passes_its_tests_and_runs(
         .join("../examples")
         .join(name);
     let state = tempfile::tempdir().unwrap();
-    ok(&orchestr8(&example, state.path(), &["build"]));
-    let out = ok(&orchestr8(&example, state.path(), &["test"]));
+    ok(&run(&example, state.path(), &["build"]));
+    let out = ok(&run(&example, state.path(), &["test"]));
     assert!(out.trim_end().ends_with(" 0 failed"), "{out}");
     assert!(!out.contains("FAIL"), "{out}");
     if let Some(extra) = offline_run {
         let mut args = vec!["run", "workflow.json", "--quiet"];
         args.extend_from_slice(extra);
-        let out = ok(&orchestr8(&example, state.path(), &args));
+        let out = ok(&run(&example, state.path(), &args));
         assert!(out.contains("succeeded"), "{out}");
     }
 }
@@ -94,10 +80,10 @@ fn the_research_example_runs_on_fixtures_without_a_key_and_says_so() {
 fn a_run_on_fixtures_names_the_request_no_fixture_answers() {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/research");
     let state = tempfile::tempdir().unwrap();
-    ok(&orchestr8(&example, state.path(), &["build"]));
+    ok(&run(&example, state.path(), &["build"]));
     let empty = state.path().join("none.json");
     std::fs::write(&empty, "[]").unwrap();
-    let out = orchestr8(
+    let out = run(
         &example,
         state.path(),
         &[

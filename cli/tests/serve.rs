@@ -4,12 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{Server, orchestr8};
 
 fn agents_dir() -> PathBuf {
     let dir =
@@ -21,43 +23,13 @@ fn agents_dir() -> PathBuf {
     dir
 }
 
-/// A server process, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(args: &[&str], state: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+    let mut command = orchestr8();
+    command
         .args(args)
-        .env(
-            "ORCHESTR8_CACHE_DIR",
-            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-        )
         .env("ORCHESTR8_STATE_DIR", state)
-        .env("NO_COLOR", "1")
-        .env_remove("ORCHESTR8_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    Server { child, base }
+        .stderr(Stdio::inherit());
+    Server::start(command)
 }
 
 fn serve(extra: &[&str], state: &Path) -> Server {

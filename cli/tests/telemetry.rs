@@ -5,14 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{Server, orchestr8};
 
 /// Accepts OTLP/HTTP posts and keeps their bodies.
 fn collector() -> (String, Arc<Mutex<Vec<String>>>) {
@@ -53,7 +56,8 @@ fn an_executions_spans_reach_the_collector_in_the_callers_trace() {
     let state = tempfile::tempdir().unwrap();
     let agents =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agents/target/wasm32-wasip2/release");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+    let mut command = orchestr8();
+    command
         .args([
             "serve",
             "--bind",
@@ -62,26 +66,12 @@ fn an_executions_spans_reach_the_collector_in_the_callers_trace() {
             agents.to_str().unwrap(),
         ])
         .env("ORCHESTR8_STATE_DIR", state.path())
-        .env(
-            "ORCHESTR8_CACHE_DIR",
-            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-        )
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        .env("OTEL_SERVICE_NAME", "orchestr8-under-test")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+        .env("OTEL_SERVICE_NAME", "orchestr8-under-test");
+    let server = Server::start(command);
+    let base = server.base.clone();
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let workflow = json!({
@@ -123,6 +113,5 @@ fn an_executions_spans_reach_the_collector_in_the_callers_trace() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }

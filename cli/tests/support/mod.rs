@@ -1,0 +1,78 @@
+//! What the CLI's test binaries share: the `orchestr8` command with test
+//! settings, exit status checks, and servers that announce their address.
+//! Each test binary uses its own part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The `orchestr8` binary under test, with a shared compile cache, plain
+/// output and no token from the environment.
+pub fn orchestr8() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orchestr8"));
+    command
+        .env(
+            "ORCHESTR8_CACHE_DIR",
+            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        .env("NO_COLOR", "1")
+        .env_remove("ORCHESTR8_TOKEN");
+    command
+}
+
+/// The stdout of a command that must have succeeded.
+#[track_caller]
+pub fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The stderr of a command that must have exited with `code`.
+#[track_caller]
+pub fn failed(out: &Output, code: i32) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr
+}
+
+/// A server process (`serve`, `agent serve`), killed when dropped.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`, from its `listening on` line.
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `command` and waits for the line that says where it listens.
+    pub fn start(mut command: Command) -> Server {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Server { child, base }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
