@@ -233,14 +233,18 @@ fn consent(id: &str, lines: &[String]) -> bool {
     matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
+/// The project, a sandbox and the project's lockfile.
+fn open(config: SandboxConfig) -> Result<(Project, Sandbox, Lockfile), u8> {
+    let project = require_project()?;
+    let sandbox = sandbox(config)?;
+    let lock = Lockfile::load(&project.root).map_err(|e| fail(&e))?;
+    Ok((project, sandbox, lock))
+}
+
 pub async fn install(args: InstallArgs, config: SandboxConfig) -> u8 {
-    let (project, sandbox) = match (require_project(), sandbox(config)) {
-        (Ok(p), Ok(s)) => (p, s),
-        (Err(code), _) | (_, Err(code)) => return code,
-    };
-    let lock = match Lockfile::load(&project.root) {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
+    let (project, sandbox, lock) = match open(config) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     match args.source {
         None => restore(&project, &lock, &sandbox).await,
@@ -530,13 +534,9 @@ pub fn uninstall(args: UninstallArgs) -> u8 {
 
 pub async fn agents(command: AgentsCommand, config: SandboxConfig) -> u8 {
     let AgentsCommand::List { json } = command;
-    let (project, sandbox) = match (require_project(), sandbox(config)) {
-        (Ok(p), Ok(s)) => (p, s),
-        (Err(code), _) | (_, Err(code)) => return code,
-    };
-    let lock = match Lockfile::load(&project.root) {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
+    let (project, sandbox, lock) = match open(config) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let mut rows = Vec::new();
     for spec in project.agents.values() {
