@@ -72,6 +72,9 @@ pub struct UninstallArgs {
 #[derive(Subcommand)]
 pub enum AgentsCommand {
     /// The project's agents: where each comes from, version, digest, grants.
+    #[command(
+        after_help = "Examples:\n  orchestr8 agents list\n  orchestr8 agents list --json\n\nAn installed agent whose component no longer matches its pin in\norchestr8.lock is flagged; `orchestr8 install` restores it."
+    )]
     List {
         /// Print them as JSON.
         #[arg(long)]
