@@ -36,6 +36,7 @@ fn run(dir: &Path, args: &[&str]) -> Output {
 /// The project that makes the research agent, with its grants and config.
 fn source_project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("cache")).unwrap();
     let component = repo().join("agents/target/wasm32-wasip2/release/context7.wasm");
     assert!(component.is_file(), "build the agents first: scripts/test");
     std::fs::write(
@@ -47,7 +48,7 @@ name = "maker"
 [agents."@orchestr8/context7"]
 component = "{}"
 limits = {{ timeout_ms = 15000, memory_mb = 48 }}
-grants = {{ allowed_hosts = ["context7.com"], secrets = ["context7-api-key"] }}
+grants = {{ allowed_hosts = ["context7.com"], secrets = ["context7-api-key"], dirs = [{{ host = "cache", guest = "/cache", writable = true }}] }}
 
 [agents."@orchestr8/context7".config]
 baseUrl = "https://context7.com/api"
@@ -147,6 +148,11 @@ fn a_package_installs_from_a_file_pins_its_digest_and_runs() {
     assert_eq!(m["grants"]["allowedHosts"], json!(["context7.com"]));
     assert_eq!(m["grants"]["secrets"], json!(["context7-api-key"]));
     assert_eq!(
+        m["grants"]["dirs"],
+        json!([{"guest": "/cache", "writable": true}]),
+        "directories are asked for by guest path only"
+    );
+    assert_eq!(
         m["limits"],
         json!({"timeoutMs": 15000, "fuel": m["limits"]["fuel"], "memoryMb": 48})
     );
@@ -162,6 +168,10 @@ fn a_package_installs_from_a_file_pins_its_digest_and_runs() {
     ));
     assert!(out.contains("outbound HTTP to context7.com"), "{out}");
     assert!(out.contains("the secret context7-api-key"), "{out}");
+    assert!(
+        out.contains("read-write access to a directory mounted at /cache"),
+        "{out}"
+    );
     let toml = std::fs::read_to_string(project.path().join("orchestr8.toml")).unwrap();
     assert!(toml.contains("[agents.\"@orchestr8/context7\"]"), "{toml}");
     assert!(
@@ -176,6 +186,11 @@ fn a_package_installs_from_a_file_pins_its_digest_and_runs() {
         toml.contains("baseUrl = \"https://context7.com/api\""),
         "{toml}"
     );
+    assert!(
+        toml.contains("{ host = \"data/context7/cache\", guest = \"/cache\", writable = true }"),
+        "{toml}"
+    );
+    assert!(project.path().join("data/context7/cache").is_dir());
     let lock = std::fs::read_to_string(project.path().join("orchestr8.lock")).unwrap();
     assert!(
         lock.contains(&format!(
@@ -204,7 +219,7 @@ fn a_package_installs_from_a_file_pins_its_digest_and_runs() {
     );
     assert_eq!(
         list[0]["grants"],
-        json!(["host context7.com", "secret context7-api-key"])
+        json!(["host context7.com", "dir /cache", "secret context7-api-key"])
     );
 
     // The lockfile restores a fresh checkout, verified against the pin.
