@@ -522,3 +522,75 @@ fn an_install_that_cannot_be_trusted_fails_and_changes_nothing() {
     let stderr = refused_and_unchanged(project.path(), &["uninstall", "context7"], 2);
     assert!(stderr.contains("was not installed"), "{stderr}");
 }
+
+#[test]
+fn packaging_and_publishing_refuse_bad_requests_clearly() {
+    let source = source_project();
+    let stderr = failed(&run(source.path(), &["package", "nope"]), 2);
+    assert!(
+        stderr.contains("no agent `nope` in orchestr8.toml"),
+        "{stderr}"
+    );
+    let stderr = failed(
+        &run(source.path(), &["publish", "context7", "ghcr.io/acme/x:1"]),
+        2,
+    );
+    assert!(
+        stderr.contains("is not an OCI reference: write oci://host/repo:tag"),
+        "{stderr}"
+    );
+    let stderr = failed(
+        &run(
+            source.path(),
+            &["publish", "context7", "oci://not a reference"],
+        ),
+        1,
+    );
+    assert!(stderr.contains("not an OCI reference such as"), "{stderr}");
+
+    // An agent that is not built yet cannot be packaged.
+    let unbuilt = consumer();
+    std::fs::write(
+        unbuilt.path().join("orchestr8.toml"),
+        "[project]\nname = \"user\"\n\n[agents.\"@user/ghost\"]\ncomponent = \"ghost.wasm\"\n",
+    )
+    .unwrap();
+    let stderr = failed(&run(unbuilt.path(), &["package", "ghost"]), 3);
+    assert!(stderr.contains("run `orchestr8 build` first"), "{stderr}");
+    assert!(!unbuilt.path().join("dist").exists());
+
+    // A broken lockfile is named, and nothing is installed.
+    std::fs::write(unbuilt.path().join("orchestr8.lock"), "version = 7\n").unwrap();
+    let stderr = failed(&run(unbuilt.path(), &["install"]), 3);
+    assert!(
+        stderr.contains("orchestr8.lock") && stderr.contains("version 7"),
+        "{stderr}"
+    );
+
+    // Fixtures for a run must exist and be fixtures.
+    std::fs::copy(
+        repo().join("examples/research/workflow.json"),
+        source.path().join("workflow.json"),
+    )
+    .unwrap();
+    let stderr = failed(
+        &run(
+            source.path(),
+            &["run", "workflow.json", "--fixtures", "missing.json"],
+        ),
+        2,
+    );
+    assert!(
+        stderr.contains("cannot read fixture file `missing.json`"),
+        "{stderr}"
+    );
+    std::fs::write(source.path().join("bad.json"), "[{\"request\": {}}]").unwrap();
+    let stderr = failed(
+        &run(
+            source.path(),
+            &["run", "workflow.json", "--fixtures", "bad.json"],
+        ),
+        2,
+    );
+    assert!(stderr.contains("entry 0, is not a fixture"), "{stderr}");
+}
