@@ -118,48 +118,7 @@ struct Tally {
 fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::UnboundedReceiver<Write>) {
     let mut tallies: HashMap<String, Tally> = HashMap::new();
     while let Some(first) = rx.blocking_recv() {
-        let mut changes: Vec<Change> = Vec::with_capacity(BATCH);
-        let mut acks: Vec<Option<Ack>> = Vec::with_capacity(BATCH);
-        // The position of each execution's latest change in this batch: its
-        // events arrive one at a time, and appends that follow each other
-        // (for that execution) are merged into one.
-        let mut latest: HashMap<String, usize> = HashMap::new();
-        let mut taken = 0;
-        let mut next = Some(first);
-        while let Some(Write { mut change, ack }) = next {
-            taken += 1;
-            if let Change::Append {
-                execution_id,
-                entries,
-            } = &mut change
-            {
-                cap(tallies.entry(execution_id.clone()).or_default(), entries);
-            }
-            let mut merged = false;
-            if let Some(&at) = latest.get(change.execution_id())
-                && ack.is_none()
-                && acks[at].is_none()
-                && let (
-                    Change::Append {
-                        entries: before, ..
-                    },
-                    Change::Append { entries, .. },
-                ) = (&mut changes[at], &mut change)
-            {
-                before.append(entries);
-                merged = true;
-            }
-            if !merged {
-                latest.insert(change.execution_id().to_string(), changes.len());
-                changes.push(change);
-                acks.push(ack);
-            }
-            next = if taken < BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
+        let (changes, acks) = take_batch(first, &mut rx, &mut tallies);
         let outcomes: Vec<Applied> = match store.commit(&changes) {
             Ok(outcomes) => outcomes,
             Err(e) => {
@@ -202,6 +161,57 @@ fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::Unbound
             }
         }
     }
+}
+
+/// `first` and whatever else is queued, up to [`BATCH`] writes, with each
+/// journal capped. An execution's events arrive one at a time; appends that
+/// follow each other (for that execution) are merged into one change.
+fn take_batch(
+    first: Write,
+    rx: &mut mpsc::UnboundedReceiver<Write>,
+    tallies: &mut HashMap<String, Tally>,
+) -> (Vec<Change>, Vec<Option<Ack>>) {
+    let mut changes: Vec<Change> = Vec::with_capacity(BATCH);
+    let mut acks: Vec<Option<Ack>> = Vec::with_capacity(BATCH);
+    // Where each execution's latest change in the batch is.
+    let mut latest: HashMap<String, usize> = HashMap::new();
+    let mut taken = 0;
+    let mut next = Some(first);
+    while let Some(Write { mut change, ack }) = next {
+        taken += 1;
+        if let Change::Append {
+            execution_id,
+            entries,
+        } = &mut change
+        {
+            cap(tallies.entry(execution_id.clone()).or_default(), entries);
+        }
+        let mut merged = false;
+        if let Some(&at) = latest.get(change.execution_id())
+            && ack.is_none()
+            && acks[at].is_none()
+            && let (
+                Change::Append {
+                    entries: before, ..
+                },
+                Change::Append { entries, .. },
+            ) = (&mut changes[at], &mut change)
+        {
+            before.append(entries);
+            merged = true;
+        }
+        if !merged {
+            latest.insert(change.execution_id().to_string(), changes.len());
+            changes.push(change);
+            acks.push(ack);
+        }
+        next = if taken < BATCH {
+            rx.try_recv().ok()
+        } else {
+            None
+        };
+    }
+    (changes, acks)
 }
 
 /// Holds an execution's journal to [`MAX_ENTRIES`]: past it, one marker,
