@@ -104,7 +104,9 @@ fn find<'a>(project: &'a Project, name: &str) -> Result<&'a AgentSpec, u8> {
     })
 }
 
-/// The package of a built project agent, verified.
+/// The package of a built project agent. Its manifest is read off the
+/// component just loaded, so it is true by construction; installing
+/// verifies it again on the other side.
 async fn build_package(
     project: &Project,
     spec: &AgentSpec,
@@ -156,7 +158,6 @@ async fn build_package(
         },
         spec.config.clone(),
     );
-    package.verify(sandbox).await.map_err(|e| fail(&e))?;
     Ok(package)
 }
 
