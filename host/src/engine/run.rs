@@ -48,8 +48,8 @@ struct Run<'a> {
     outputs: BTreeMap<String, Value>,
     /// Inputs built for steps, kept for their fallbacks.
     inputs: HashMap<usize, Value>,
-    /// Errors of steps waiting on their fallback.
-    pending_failures: HashMap<usize, ErrorBody>,
+    /// Errors (and attempts made) of steps waiting on their fallback.
+    pending_failures: HashMap<usize, (ErrorBody, u32)>,
     started: HashMap<usize, Instant>,
 }
 
@@ -137,8 +137,20 @@ impl Engine {
             if ended.is_none() {
                 while tasks.len() < cap {
                     let Some(i) = run.next_ready() else { break };
-                    if let Some(call) = run.prepare(i, &stop_running, grace) {
-                        tasks.spawn(self, Task::Step(i), call);
+                    match run.prepare(i, &stop_running, grace) {
+                        Prepared::Call(call) => tasks.spawn(self, Task::Step(i), call),
+                        Prepared::Skipped => {}
+                        // A failure before the agent ran follows `onError`
+                        // exactly like one after it.
+                        Prepared::Failed(e) => {
+                            if let Some(fail) =
+                                run.step_failed(i, e, 0, &mut tasks, self, &stop_running, grace)
+                            {
+                                ended = Some((ExecutionStatus::Failed, Some(fail)));
+                                stop_running.cancel();
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -225,6 +237,17 @@ impl Tasks {
         };
         Some((self.owners.remove(&id)?, outcome))
     }
+}
+
+/// What preparing a ready step came to.
+enum Prepared {
+    /// The agent call to make.
+    Call(StepCall),
+    /// The step was skipped (its condition is false).
+    Skipped,
+    /// The step failed before its agent could run (condition, mapping or
+    /// input schema).
+    Failed(ErrorBody),
 }
 
 /// Which steps a step's mapping refers to, and whether every reference
@@ -329,9 +352,9 @@ impl<'a> Run<'a> {
         json!({ "steps": steps, "variables": self.variables })
     }
 
-    /// Checks the condition and builds the input; returns the call to make,
-    /// or `None` when the step was skipped or failed before running.
-    fn prepare(&mut self, i: usize, stop: &CancellationToken, grace: Duration) -> Option<StepCall> {
+    /// Checks the condition and builds the input: the call to make, or why
+    /// there is none.
+    fn prepare(&mut self, i: usize, stop: &CancellationToken, grace: Duration) -> Prepared {
         let step = self.step(i);
         if let Some(cond) = &step.condition {
             let data = self.condition_data();
@@ -350,41 +373,44 @@ impl<'a> Run<'a> {
                 Ok(true) => {}
                 Ok(false) => {
                     self.skip(i, "condition-not-met".into());
-                    return None;
+                    return Prepared::Skipped;
                 }
-                Err(e) => {
-                    self.fail_before_run(i, error(ErrorCode::Validation, e.to_string()));
-                    return None;
-                }
+                Err(e) => return Prepared::Failed(error(ErrorCode::Validation, e.to_string())),
             }
         }
-        let input = match self.build_input(i) {
+        let input = match self.map_input(i) {
             Ok(input) => input,
-            Err(e) => {
-                self.fail_before_run(i, e);
-                return None;
-            }
+            Err(e) => return Prepared::Failed(e),
         };
+        // Kept before the schema check: a fallback gets the input the
+        // original step was given, also when that broke the original's schema.
         self.inputs.insert(i, input.clone());
-        Some(self.call(i, i, input, stop, grace))
+        if let Err(e) = self.check_input(i, &input) {
+            return Prepared::Failed(e);
+        }
+        Prepared::Call(self.call(i, i, input, stop, grace))
     }
 
-    fn build_input(&self, i: usize) -> Result<Value, ErrorBody> {
-        let step = self.step(i);
+    /// The step's input, built by its mapping.
+    fn map_input(&self, i: usize) -> Result<Value, ErrorBody> {
         let scope = Scope {
             outputs: &self.outputs,
             variables: &self.variables,
             env: &self.workflow.context.environment,
         };
-        let input = match &step.input {
+        match &self.step(i).input {
             Some(input) => mapping::build_input(&input.mapping, scope, mapping::Limits::default())
-                .map_err(|e| error(ErrorCode::Validation, format!("input mapping: {e}")))?,
-            None => json!({}),
-        };
-        if let Some(schema) = step.input.as_ref().and_then(|i| i.schema.as_ref()) {
-            check_schema(schema, &input, ErrorCode::InvalidInput, "input")?;
+                .map_err(|e| error(ErrorCode::Validation, format!("input mapping: {e}"))),
+            None => Ok(json!({})),
         }
-        Ok(input)
+    }
+
+    /// Checks `input` against the step's `input.schema`, when it has one.
+    fn check_input(&self, i: usize, input: &Value) -> Result<(), ErrorBody> {
+        match self.step(i).input.as_ref().and_then(|i| i.schema.as_ref()) {
+            Some(schema) => check_schema(schema, input, ErrorCode::InvalidInput, "input"),
+            None => Ok(()),
+        }
     }
 
     /// The call for running step `agent_of`'s agent on behalf of `for_step`.
@@ -449,11 +475,6 @@ impl<'a> Run<'a> {
                 .unwrap_or(global.timeout.per_step),
             budget_ms: global.resilience_budget.per_execution_ms,
         }
-    }
-
-    fn fail_before_run(&mut self, i: usize, e: ErrorBody) {
-        let continued = self.step(i).on_error == OnError::Continue;
-        self.record_failure(i, e, 0, continued);
     }
 
     fn record_failure(&mut self, i: usize, e: ErrorBody, attempts: u32, continued: bool) {
@@ -555,8 +576,8 @@ impl<'a> Run<'a> {
             (Ok(output), Some(orig)) => {
                 let fallback_id = self.step(i).id.clone();
                 self.record_success(i, output.clone(), attempts, None);
-                self.pending_failures.remove(&orig);
-                self.record_success(orig, output, attempts, Some(fallback_id));
+                let original_attempts = self.pending_failures.remove(&orig).map_or(0, |f| f.1);
+                self.record_success(orig, output, original_attempts, Some(fallback_id));
                 None
             }
             (Err(e), _) if cancelling || e.code == ErrorCode::Cancelled => {
@@ -567,60 +588,90 @@ impl<'a> Run<'a> {
                 };
                 self.record_cancelled(i, attempts, reason);
                 if let Some(orig) = original {
-                    self.pending_failures.remove(&orig);
-                    self.record_cancelled(orig, 0, reason);
+                    let original_attempts = self.pending_failures.remove(&orig).map_or(0, |f| f.1);
+                    self.record_cancelled(orig, original_attempts, reason);
                 }
                 None
             }
             (Err(e), Some(orig)) => {
                 self.record_failure(i, e, attempts, false);
-                let original_error = self
+                let (original_error, original_attempts) = self
                     .pending_failures
                     .remove(&orig)
-                    .unwrap_or_else(|| error(ErrorCode::Fatal, "fallback failed"));
-                self.record_failure(orig, original_error.clone(), 0, false);
+                    .unwrap_or_else(|| (error(ErrorCode::Fatal, "fallback failed"), 0));
+                self.record_failure(orig, original_error.clone(), original_attempts, false);
                 Some(original_error)
             }
-            (Err(e), None) => match self.step(i).on_error {
-                OnError::Continue => {
-                    self.record_failure(i, e, attempts, true);
-                    None
-                }
-                OnError::Fallback => {
-                    let Some(j) = self
-                        .step(i)
-                        .fallback_step_id
-                        .as_deref()
-                        .and_then(|id| self.index.get(id).copied())
-                    else {
+            (Err(e), None) => self.step_failed(i, e, attempts, tasks, engine, stop, grace),
+        }
+    }
+
+    /// Applies step `i`'s `onError` to its failure (before or after its
+    /// agent ran); returns the error that fails the execution, if this one
+    /// does.
+    #[allow(clippy::too_many_arguments)]
+    fn step_failed(
+        &mut self,
+        i: usize,
+        e: ErrorBody,
+        attempts: u32,
+        tasks: &mut Tasks,
+        engine: &Engine,
+        stop: &CancellationToken,
+        grace: Duration,
+    ) -> Option<ErrorBody> {
+        match self.step(i).on_error {
+            OnError::Continue => {
+                self.record_failure(i, e, attempts, true);
+                None
+            }
+            OnError::Fallback => {
+                let Some(j) = self
+                    .step(i)
+                    .fallback_step_id
+                    .as_deref()
+                    .and_then(|id| self.index.get(id).copied())
+                else {
+                    self.record_failure(i, e.clone(), attempts, false);
+                    return Some(e);
+                };
+                // The original's input; when it failed before one was built,
+                // the fallback's own mapping builds it.
+                let input = match self.inputs.get(&i).cloned() {
+                    Some(input) => Ok(input),
+                    None => self.map_input(j),
+                };
+                let input = match input {
+                    Ok(input) => input,
+                    Err(fallback_error) => {
+                        self.record_failure(j, fallback_error, 0, false);
                         self.record_failure(i, e.clone(), attempts, false);
                         return Some(e);
-                    };
-                    self.emit(ExecutionEvent::StepFailed {
-                        step_id: self.step(i).id.clone(),
-                        error: e.clone(),
-                        attempts,
-                        duration_ms: self.elapsed(i),
-                        continued: true,
-                    });
-                    self.pending_failures.insert(i, e);
-                    let input = self.inputs.get(&i).cloned().unwrap_or_else(|| json!({}));
-                    let call = self.call(i, j, input, stop, grace);
-                    tasks.spawn(
-                        engine,
-                        Task::Fallback {
-                            fallback: j,
-                            original: i,
-                        },
-                        call,
-                    );
-                    None
-                }
-                OnError::Fail | OnError::Retry => {
-                    self.record_failure(i, e.clone(), attempts, false);
-                    Some(e)
-                }
-            },
+                    }
+                };
+                self.emit(ExecutionEvent::StepFailed {
+                    step_id: self.step(i).id.clone(),
+                    error: e.clone(),
+                    attempts,
+                    duration_ms: self.elapsed(i),
+                    continued: true,
+                });
+                self.pending_failures.insert(i, (e, attempts));
+                let call = self.call(i, j, input, stop, grace);
+                tasks.spawn(
+                    engine,
+                    Task::Fallback {
+                        fallback: j,
+                        original: i,
+                    },
+                    call,
+                );
+                None
+            }
+            OnError::Fail | OnError::Retry => {
+                self.record_failure(i, e.clone(), attempts, false);
+                Some(e)
+            }
         }
     }
 

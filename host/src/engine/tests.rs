@@ -344,6 +344,156 @@ async fn a_missing_mapping_value_fails_the_step_with_validation() {
     assert!(error.message.contains("${steps.a.output.nothing}"));
 }
 
+/// Step `b` of `a → b` fails before its agent runs, each way it can.
+fn failing_before_run(kind: &str) -> Value {
+    let mut b = step("b", "@t/echo", &["a"], json!({"x": "${steps.a.output.x}"}));
+    match kind {
+        "missing" => b["input"]["mapping"] = json!({"x": "${steps.a.output.missing}"}),
+        "too-large" => b["input"]["mapping"] = json!({"x": "${steps.a.output.big}"}),
+        "input-schema" => {
+            b["input"]["schema"] =
+                json!({"type": "object", "properties": {"x": {"type": "string"}}})
+        }
+        "condition" => b["condition"] = json!({"if": "length(steps.a.output.x)"}),
+        other => panic!("unknown kind {other}"),
+    }
+    b
+}
+
+#[rstest::rstest]
+#[case::missing_reference("missing", ErrorCode::Validation)]
+#[case::expansion_past_64_kib("too-large", ErrorCode::Validation)]
+#[case::input_breaking_its_schema("input-schema", ErrorCode::InvalidInput)]
+#[case::condition_that_cannot_be_evaluated("condition", ErrorCode::Validation)]
+#[tokio::test(start_paused = true)]
+async fn a_step_failing_before_its_agent_runs_fails_the_execution(
+    #[case] kind: &str,
+    #[case] code: ErrorCode,
+) {
+    let big = "x".repeat(70_000);
+    let wf = workflow(
+        json!([
+            step("a", "@t/echo", &[], json!({"x": 1, "big": big})),
+            failing_before_run(kind),
+            // Ready with `b`, but queued behind it at one step at a time.
+            step("d", "@t/echo", &["a"], json!({})),
+        ]),
+        json!({"concurrency": {"maxConcurrentSteps": 1}}),
+    );
+    let ran = run(&wf).await;
+    assert_eq!(ran.result.status, ExecutionStatus::Failed);
+    let b = &ran.result.steps["b"];
+    assert_eq!(b.status, StepStatus::Failed);
+    assert_eq!(b.error.as_ref().unwrap().code, code);
+    assert_eq!(ran.result.error.as_ref().unwrap().code, code);
+    assert_eq!(status(&ran, "d"), StepStatus::Skipped);
+    assert_eq!(
+        ran.result.steps["d"].reason.as_deref(),
+        Some("execution-ended")
+    );
+    let ran_steps: Vec<String> = ran
+        .fake
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.0.clone())
+        .collect();
+    assert_eq!(ran_steps, ["a"], "neither b's agent nor d ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_before_run_under_continue_lets_the_execution_go_on() {
+    let mut b = failing_before_run("missing");
+    b["onError"] = json!("continue");
+    let wf = workflow(
+        json!([
+            step("a", "@t/echo", &[], json!({"x": 1})),
+            b,
+            step("d", "@t/echo", &["a"], json!({})),
+            step("after-b", "@t/echo", &["b"], json!({})),
+        ]),
+        json!({"concurrency": {"maxConcurrentSteps": 1}}),
+    );
+    let ran = run(&wf).await;
+    assert_eq!(ran.result.status, ExecutionStatus::Succeeded);
+    assert_eq!(status(&ran, "b"), StepStatus::Failed);
+    assert_eq!(status(&ran, "d"), StepStatus::Succeeded);
+    assert_eq!(status(&ran, "after-b"), StepStatus::Skipped);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_before_run_is_rescued_by_the_fallback() {
+    // The mapping failed, so there is no original input: the fallback
+    // builds its own.
+    let mut b = failing_before_run("missing");
+    b["onError"] = json!("fallback");
+    b["fallbackStepId"] = json!("backup");
+    let backup = step(
+        "backup",
+        "@t/echo",
+        &["a"],
+        json!({"from": "backup", "x": "${steps.a.output.x}"}),
+    );
+    // The input was built but broke the schema: the fallback gets it.
+    let mut c = failing_before_run("input-schema");
+    c["id"] = json!("c");
+    c["onError"] = json!("fallback");
+    c["fallbackStepId"] = json!("lenient");
+    let wf = workflow(
+        json!([
+            step("a", "@t/echo", &[], json!({"x": 1})),
+            b,
+            backup,
+            c,
+            step("lenient", "@t/echo", &[], json!({})),
+            step(
+                "use",
+                "@t/echo",
+                &["b", "c"],
+                json!({"b": "${steps.b.output.from}", "c": "${steps.c.output.x}"})
+            ),
+        ]),
+        json!({}),
+    );
+    let ran = run(&wf).await;
+    assert_eq!(
+        ran.result.status,
+        ExecutionStatus::Succeeded,
+        "{:?}",
+        ran.result
+    );
+    assert_eq!(
+        ran.result.steps["b"].via_fallback.as_deref(),
+        Some("backup")
+    );
+    assert_eq!(
+        ran.result.steps["c"].via_fallback.as_deref(),
+        Some("lenient")
+    );
+    assert_eq!(
+        ran.result.steps["use"].output,
+        Some(json!({"b": "backup", "c": 1}))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_fallback_keeps_the_attempts_of_the_original() {
+    let mut primary = step("primary", "@t/fail", &[], json!({}));
+    primary["onError"] = json!("fallback");
+    primary["fallbackStepId"] = json!("backup");
+    let wf = workflow(
+        json!([primary, step("backup", "@t/fail", &[], json!({}))]),
+        json!({}),
+    );
+    let ran = run(&wf).await;
+    assert_eq!(ran.result.steps["primary"].status, StepStatus::Failed);
+    assert_eq!(
+        ran.result.steps["primary"].attempts, 1,
+        "its agent ran once"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn captured_values_are_kept() {
     let mut s = step("a", "@t/echo", &[], json!({"items": [{"t": "x"}]}));

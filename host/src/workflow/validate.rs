@@ -253,6 +253,22 @@ impl Workflow {
                     }
                 };
                 for e in exprs {
+                    if let Err(problem) = e.check_static(mapping::Limits::default()) {
+                        c.issue(&path, problem.to_string());
+                    }
+                    if let (Root::Env, Some(mapping::Segment::Key(name)), None) =
+                        (&e.root, e.path.first(), &e.default)
+                        && !self.context.environment.contains_key(name)
+                    {
+                        c.issue(
+                            &path,
+                            format!(
+                                "`{}` refers to `{name}`, which is not in context.environment: \
+                                 add it there or give a `??` default",
+                                e.source
+                            ),
+                        );
+                    }
                     let Root::Step(target) = &e.root else {
                         continue;
                     };
@@ -340,11 +356,23 @@ fn check_step(
     }
     if let Some(output) = &step.output {
         for (name, path) in &output.capture {
-            if mapping::parse_template(&format!("${{variables.{path}}}")).is_err() {
-                c.issue(
+            match mapping::parse_template(&format!("${{variables.{path}}}")) {
+                Ok(mapping::Template::Whole(e)) => {
+                    let max = mapping::MAX_PATH_DEPTH;
+                    if e.path.len() > max {
+                        c.issue(
+                            at(&format!("output.capture.{name}")),
+                            format!(
+                                "`{path}` has a path of {} segments; at most {max} are allowed",
+                                e.path.len()
+                            ),
+                        );
+                    }
+                }
+                _ => c.issue(
                     at(&format!("output.capture.{name}")),
                     format!("`{path}` is not a path like items[0].title"),
-                );
+                ),
             }
         }
         if let Some(schema) = &output.schema

@@ -169,7 +169,7 @@ pub fn parse_template(text: &str) -> Result<Template, MappingError> {
         }
         let after = &rest[start + 2..];
         let end = closing_brace(after).ok_or_else(|| MappingError::Syntax {
-            expression: rest[start..].to_string(),
+            expression: shorten(&rest[start..]),
             reason: "no closing `}`".into(),
         })?;
         let source = &rest[start..start + 2 + end + 1];
@@ -184,6 +184,16 @@ pub fn parse_template(text: &str) -> Result<Template, MappingError> {
         [Part::Expr(e)] => Template::Whole(e.clone()),
         _ => Template::Parts(parts),
     })
+}
+
+/// An expression as quoted in an error: long ones (a huge default, an
+/// unclosed `${` before a long text) are cut so messages stay readable.
+fn shorten(expression: &str) -> String {
+    const SHOWN: usize = 120;
+    match expression.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &expression[..cut], expression.len()),
+        None => expression.to_string(),
+    }
 }
 
 /// Index of the `}` closing an expression body, skipping quoted text.
@@ -382,13 +392,7 @@ fn collect(value: &Value, out: &mut Vec<Expr>) -> Result<(), MappingError> {
 impl Expr {
     /// The referenced value, or the default, within the limits.
     pub fn evaluate(&self, scope: Scope<'_>, limits: Limits) -> Result<Value, MappingError> {
-        if self.path.len() > limits.max_depth {
-            return Err(MappingError::TooDeep {
-                expression: self.source.clone(),
-                depth: self.path.len(),
-                max: limits.max_depth,
-            });
-        }
+        self.check_depth(limits)?;
         let found = self.lookup(scope);
         let value = match (found, &self.default) {
             (Ok(v), _) => v,
@@ -400,15 +404,41 @@ impl Expr {
                 });
             }
         };
-        let size = serde_json::to_string(&value).map_or(usize::MAX, |s| s.len());
+        self.check_size(&value, limits)?;
+        Ok(value)
+    }
+
+    /// What can be known without running: the path's depth and the size of
+    /// the default. Validation reports these before anything runs.
+    pub fn check_static(&self, limits: Limits) -> Result<(), MappingError> {
+        self.check_depth(limits)?;
+        match &self.default {
+            Some(default) => self.check_size(default, limits),
+            None => Ok(()),
+        }
+    }
+
+    fn check_depth(&self, limits: Limits) -> Result<(), MappingError> {
+        if self.path.len() > limits.max_depth {
+            return Err(MappingError::TooDeep {
+                expression: self.source.clone(),
+                depth: self.path.len(),
+                max: limits.max_depth,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, value: &Value, limits: Limits) -> Result<(), MappingError> {
+        let size = serde_json::to_string(value).map_or(usize::MAX, |s| s.len());
         if size > limits.max_expansion {
             return Err(MappingError::TooLarge {
-                expression: self.source.clone(),
+                expression: shorten(&self.source),
                 size,
                 max: limits.max_expansion,
             });
         }
-        Ok(value)
+        Ok(())
     }
 
     fn lookup(&self, scope: Scope<'_>) -> Result<Value, String> {
