@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, WAL_BOUND};
 
 use crate::engine::ExecutionStatus;
 use crate::error::{Coded, ErrorCode};

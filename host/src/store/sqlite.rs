@@ -9,8 +9,19 @@
 //! [`CHECKPOINT_EVERY`], instead of inside whichever commit crosses the
 //! automatic threshold: that commit used to stall for milliseconds, and
 //! every execution waiting on it with it.
+//!
+//! A PASSIVE checkpoint never resets the WAL while commits keep coming (it
+//! copies the frames that existed when it began; the log restarts only once
+//! every frame is copied), so under sustained load the file grew without
+//! bound. The bound is kept by construction, not by the thread's timing:
+//! after every commit that leaves the WAL past [`WAL_CHECKPOINT_AT`], the
+//! committing connection itself runs a TRUNCATE checkpoint before it takes
+//! the next commit. The WAL is therefore never larger than that threshold
+//! plus one group commit (see [`WAL_BOUND`]). When the writer is idle and
+//! the background checkpoint has copied everything, it truncates the file,
+//! so the WAL also shrinks after a load ends.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
@@ -53,9 +64,20 @@ CREATE TABLE IF NOT EXISTS journal (
 /// How often the WAL is checkpointed.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// WAL size past which a commit is followed by a TRUNCATE checkpoint.
+pub const WAL_CHECKPOINT_AT: u64 = 16 * 1024 * 1024;
+
+/// The most the WAL can hold: the threshold plus one group commit (at most
+/// 512 changes; journal entries are capped at 64 KiB, so a group commit of
+/// entries stays under 40 MiB even in the worst case). The soak benchmark
+/// and the serve test check it under load.
+pub const WAL_BOUND: u64 = 64 * 1024 * 1024;
+
 /// Executions and journals in a SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The WAL file beside the database.
+    wal: PathBuf,
     /// Dropping it stops the checkpoint thread.
     _checkpoints: mpsc::Sender<()>,
 }
@@ -85,8 +107,27 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            wal: wal_path(path),
             _checkpoints: start_checkpoints(path)?,
         })
+    }
+
+    /// Checkpoints and truncates the WAL once it has passed
+    /// [`WAL_CHECKPOINT_AT`]; called after each commit, with the connection
+    /// held so no other commit can come in between.
+    fn bound_wal(&self, conn: &Connection) {
+        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        if size <= WAL_CHECKPOINT_AT {
+            return;
+        }
+        match checkpoint(conn, "TRUNCATE") {
+            Ok(true) => tracing::debug!(wal_bytes = size, "WAL checkpointed and truncated"),
+            // A reader in another process (say `orchestr8 inspect`) holds
+            // an old snapshot for longer than the busy timeout; the next
+            // commit tries again.
+            Ok(false) => tracing::warn!(wal_bytes = size, "WAL checkpoint blocked by a reader"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -94,17 +135,42 @@ impl SqliteStore {
     }
 }
 
+fn wal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Runs a checkpoint in `mode`; whether it copied every frame of the WAL
+/// (for TRUNCATE: and emptied the file).
+fn checkpoint(conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
+    let (busy, log, copied): (i64, i64, i64) =
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(busy == 0 && log == copied)
+}
+
 /// Starts the checkpoint thread; it ends when the sender is dropped.
 fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     let conn = Connection::open(path).map_err(db)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
+    let wal = wal_path(path);
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("orchestr8-checkpoint".into())
         .spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(CHECKPOINT_EVERY) {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                match checkpoint(&conn, "PASSIVE") {
+                    // Everything is copied: nobody is writing, so emptying
+                    // the file costs nothing and gives the disk space back.
+                    Ok(true) if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) => {
+                        if let Err(e) = checkpoint(&conn, "TRUNCATE") {
+                            tracing::warn!(error = %e, "WAL truncation failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
                 }
             }
         })
@@ -247,6 +313,7 @@ impl Store for SqliteStore {
             outcomes.push(outcome);
         }
         tx.commit().map_err(db)?;
+        self.bound_wal(&conn);
         Ok(outcomes)
     }
 
