@@ -29,7 +29,7 @@ pub struct ListenArgs {
     #[arg(long, default_value = "127.0.0.1:7878")]
     bind: SocketAddr,
     /// Bearer token required on every route but /health; needed to bind
-    /// anything but a loopback address.
+    /// anything but a loopback address. Must not be empty.
     #[arg(long, env = "ORCHESTR8_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Largest request body, in bytes.
@@ -73,6 +73,15 @@ pub struct AgentServeArgs {
 
 /// Checks the bind rule and opens the listener.
 async fn listen(args: &ListenArgs) -> Result<(TcpListener, HttpOptions), u8> {
+    // An empty token (`ORCHESTR8_TOKEN=`) would start a server that refuses
+    // every request: say so instead.
+    if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(report(
+            ErrorCode::InvalidConfig,
+            "the token is empty: give --token (or ORCHESTR8_TOKEN) a value, or unset it to serve loopback without one",
+            exit::USAGE,
+        ));
+    }
     if !args.bind.ip().is_loopback() && args.token.is_none() {
         return Err(report(
             ErrorCode::InvalidConfig,
@@ -168,7 +177,7 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> u8 {
         },
         Arc::new(Metrics::new(Some(resilience))),
     );
-    let router = api::harden(service.router(), &http);
+    let router = service.router(&http);
     announce(&listener);
     let grace = Duration::from_millis(args.listen.grace_ms);
     let stop = CancellationToken::new();
@@ -225,7 +234,7 @@ pub async fn agent_serve(args: AgentServeArgs, sandbox: &Sandbox) -> u8 {
         resilience,
         Arc::new(Metrics::new(Some(chain))),
     );
-    let router = api::harden(service.router(), &http);
+    let router = service.router(&http);
     announce(&listener);
     match api::serve(listener, router, stop_signal()).await {
         Ok(()) => exit::OK,

@@ -205,9 +205,16 @@ fn execute_poll_and_read_the_journal_page_by_page() {
             "{path} missing from the OpenAPI document"
         );
     }
+    let body = &doc["paths"]["/workflows/execute"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(
+        body["oneOf"],
+        json!([{"required": ["workflow"]}, {"required": ["workflowFile"]}]),
+        "{body}"
+    );
     assert!(
-        doc["components"]["schemas"]["ExecuteRequest"].is_object(),
-        "{doc}"
+        doc.get("security").is_none(),
+        "no token, no security requirement"
     );
 }
 
@@ -377,6 +384,59 @@ fn a_token_guards_every_route_but_health_and_public_binds_need_one() {
     );
     assert_eq!(status, 401);
     assert_eq!(get(&format!("{base}/health")).0, 200);
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let lower = agent()
+        .get(&format!("{base}/metrics"))
+        .header("authorization", "bearer s3cret")
+        .call()
+        .unwrap();
+    assert_eq!(lower.status().as_u16(), 200);
+    // The document says what the server does: bearer security and 401s.
+    let (status, doc, _) = call("GET", &format!("{base}/openapi.json"), None, Some("s3cret"));
+    assert_eq!(status, 200);
+    assert_eq!(doc["security"], json!([{"bearer": []}]));
+    for (path, method) in [
+        ("/workflows/execute", "post"),
+        ("/executions/{id}", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["401"].is_object(),
+            "{path}"
+        );
+    }
+    assert!(doc["paths"]["/health"]["get"]["responses"]["401"].is_null());
+}
+
+#[test]
+fn an_empty_token_is_refused_at_startup() {
+    let state = tempfile::tempdir().unwrap();
+    let agents = agents_dir();
+    let component = agents.join("text_stats.wasm");
+    let commands = [
+        vec!["serve", "--agents-dir", agents.to_str().unwrap()],
+        vec!["agent", "serve", component.to_str().unwrap()],
+    ];
+    for (how, args, env) in [
+        ("flag", vec!["--token", ""], None),
+        ("environment", vec![], Some("")),
+        ("blank", vec!["--token", "  "], None),
+    ] {
+        for command in &commands {
+            let mut cmd = orchestr8();
+            cmd.args(command)
+                .args(["--bind", "127.0.0.1:0"])
+                .args(&args)
+                .env("ORCHESTR8_STATE_DIR", state.path());
+            if let Some(value) = env {
+                cmd.env("ORCHESTR8_TOKEN", value);
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{how} {command:?}: {stderr}");
+            assert!(stderr.contains("the token is empty"), "{stderr}");
+        }
+    }
 }
 
 #[test]
@@ -452,10 +512,14 @@ fn an_agent_serves_process_and_health() {
     assert_eq!(health["breaker"], "closed");
     let (status, doc) = get(&format!("{base}/openapi.json"));
     assert_eq!(status, 200);
+    assert_eq!(
+        doc["paths"]["/process"]["post"]["requestBody"]["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/AgentInput"})
+    );
+    let input = doc["components"]["schemas"]["AgentInput"].to_string();
     assert!(
-        doc["paths"]["/process"]["post"]["requestBody"]
-            .to_string()
-            .contains("text")
+        input.contains("text") && !input.contains("$schema"),
+        "{input}"
     );
 
     // A crashing agent is a 500 in the error shape; the service keeps serving.

@@ -127,7 +127,7 @@ async fn main() {
         ResiliencePolicy::default(),
         Arc::new(Metrics::new(Some(chain))),
     );
-    let process = spawn_server(api::harden(agent_service.router(), &HttpOptions::default())).await;
+    let process = spawn_server(agent_service.router(&HttpOptions::default())).await;
 
     // The orchestrator with its SQLite journal.
     let dir = tempfile::tempdir().unwrap();
@@ -148,7 +148,7 @@ async fn main() {
         },
         Arc::new(Metrics::new(Some(chain))),
     );
-    let execute = spawn_server(api::harden(service.router(), &HttpOptions::default())).await;
+    let execute = spawn_server(service.router(&HttpOptions::default())).await;
 
     let process_body = Bytes::from(json!({ "hello": "world" }).to_string());
     let execute_body = Bytes::from(

@@ -28,7 +28,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::extract::{ApiPath, ApiQuery, JsonBody};
-use super::{ApiError, Metrics, openapi};
+use super::{ApiError, HttpOptions, Metrics, harden, openapi};
 use crate::engine::{ExecutionResult, ExecutionStatus};
 use crate::error::ErrorCode;
 use crate::orchestrator::Orchestrator;
@@ -59,15 +59,19 @@ impl Default for ServiceOptions {
     }
 }
 
-/// `POST /workflows/execute` body.
+/// `POST /workflows/execute` body: exactly one of `workflow` and
+/// `workflowFile`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["workflow"]}, {"required": ["workflowFile"]}]))]
 pub struct ExecuteRequest {
     /// A workflow document (see the workflow JSON Schema); or
     #[serde(default)]
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
     pub workflow: Option<Value>,
     /// a workflow file of the server's project, such as `workflows/hello.json`.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub workflow_file: Option<String>,
     /// Variables merged over the workflow's own.
     #[serde(default)]
@@ -94,6 +98,19 @@ pub struct Accepted {
     pub execution_id: String,
     /// `pending` or `running`.
     pub status: ExecutionStatus,
+    /// Where to read its status.
+    pub location: String,
+}
+
+/// The answer to a cancel request.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancelling {
+    /// The execution id.
+    pub execution_id: String,
+    /// Always `cancelling`: the execution records the cancellation as it
+    /// stops.
+    pub status: String,
     /// Where to read its status.
     pub location: String,
 }
@@ -136,6 +153,7 @@ pub struct JournalQuery {
     pub after: u64,
     /// At most this many entries, 1 to 1000 [default 100].
     #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: usize,
 }
 
@@ -238,17 +256,22 @@ impl ExecutionService {
         });
     }
 
-    /// The routes, ready for [`super::harden`].
-    pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
+    /// The routes, with the shared hardening of `http`.
+    pub fn router(self: &Arc<Self>, http: &HttpOptions) -> Router {
+        let document = Arc::new(openapi::document(http.token.is_some()));
+        let router = Router::new()
             .route("/workflows/execute", post(execute))
             .route("/executions/{id}", get(status))
             .route("/executions/{id}/journal", get(journal))
             .route("/executions/{id}/cancel", post(cancel))
             .route("/health", get(health))
             .route("/metrics", get(metrics))
-            .route("/openapi.json", get(|| async { Json(openapi::document()) }))
-            .with_state(self.clone())
+            .route(
+                "/openapi.json",
+                get(move || async move { Json(document.as_ref().clone()) }),
+            )
+            .with_state(self.clone());
+        harden(router, http)
     }
 
     /// Graceful shutdown: refuses new executions, lets running ones finish
@@ -308,6 +331,12 @@ impl ExecutionService {
             ));
         };
         let relative = Path::new(file);
+        if file.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "`workflowFile` is empty: name a workflow file of the project",
+            ));
+        }
         // Only plain relative paths inside the project: no `..`, no root.
         if !relative
             .components()
@@ -318,9 +347,25 @@ impl ExecutionService {
                 format!("`{file}` must be a relative path inside the project"),
             ));
         }
-        std::fs::read_to_string(root.join(relative)).map_err(|e| {
+        let path = root.join(relative);
+        match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("the project has no workflow file `{file}`"),
+                ));
+            }
+            Ok(meta) if !meta.is_file() => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidInput,
+                    format!("`{file}` is not a file (a directory?): name a workflow file"),
+                ));
+            }
+            _ => {}
+        }
+        std::fs::read_to_string(&path).map_err(|e| {
             ApiError::new(
-                ErrorCode::NotFound,
+                ErrorCode::InvalidInput,
                 format!("cannot read workflow file `{file}`: {e}"),
             )
         })
@@ -565,7 +610,11 @@ async fn cancel(
         .and_then(|l| l.get(&id).map(|e| (e.cancel.clone(), e.done.clone())));
     if let Some((token, _)) = token {
         token.cancel();
-        let body = json!({ "executionId": id, "status": "cancelling", "location": location(&id) });
+        let body = Cancelling {
+            location: location(&id),
+            execution_id: id.clone(),
+            status: "cancelling".into(),
+        };
         return Ok(with_location(
             (StatusCode::ACCEPTED, Json(body)).into_response(),
             &id,

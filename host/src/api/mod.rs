@@ -39,6 +39,7 @@ use crate::error::ErrorCode;
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     /// When set, every route but `/health` needs `Authorization: Bearer <token>`.
+    /// Never empty: the CLI refuses an empty token at startup.
     pub token: Option<String>,
     /// Largest request body, in bytes.
     pub body_limit: usize,
@@ -57,7 +58,7 @@ impl Default for HttpOptions {
 }
 
 /// Wraps `router` in the shared layers.
-pub fn harden(router: Router, options: &HttpOptions) -> Router {
+fn harden(router: Router, options: &HttpOptions) -> Router {
     let token: Option<Arc<str>> = options.token.as_deref().map(Arc::from);
     let timeout = options.request_timeout;
     router
@@ -105,7 +106,7 @@ async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer);
     match given {
         Some(given) if same(given.as_bytes(), token.as_bytes()) => next.run(request).await,
         _ => ApiError::new(
@@ -114,6 +115,14 @@ async fn authorize(
         )
         .into_response(),
     }
+}
+
+/// The credentials of a `Bearer` authorization; the scheme name is
+/// case-insensitive (RFC 9110 §11.1), one or more spaces follow it.
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    let credentials = credentials.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
 }
 
 /// Compares without an early exit, so timing says nothing of the token.
@@ -136,6 +145,16 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_name_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("BEARER   abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
 
     #[test]
     fn tokens_compare_by_content() {

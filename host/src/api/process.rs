@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::executions::metrics_response;
 use super::extract::JsonBody;
-use super::{ApiError, Metrics, openapi};
+use super::{ApiError, HttpOptions, Metrics, harden, openapi};
 use crate::engine::RegisteredAgent;
 use crate::error::Coded;
 use crate::invoker::Invoker;
@@ -60,22 +60,28 @@ impl AgentService {
         })
     }
 
-    /// The routes, ready for [`super::harden`].
-    pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/process", post(process))
-            .route("/health", get(health))
-            .route(
-                "/metrics",
-                get(|State(s): State<Arc<AgentService>>| async move { metrics_response(&s.metrics) }),
-            )
-            .route(
-                "/openapi.json",
-                get(|State(s): State<Arc<AgentService>>| async move {
-                    Json(openapi::agent_document(s.agent.agent.info()))
-                }),
-            )
-            .with_state(self.clone())
+    /// The routes, with the shared hardening of `http`.
+    pub fn router(self: &Arc<Self>, http: &HttpOptions) -> Router {
+        let document = Arc::new(openapi::agent_document(
+            self.agent.agent.info(),
+            http.token.is_some(),
+        ));
+        let router =
+            Router::new()
+                .route("/process", post(process))
+                .route("/health", get(health))
+                .route(
+                    "/metrics",
+                    get(|State(s): State<Arc<AgentService>>| async move {
+                        metrics_response(&s.metrics)
+                    }),
+                )
+                .route(
+                    "/openapi.json",
+                    get(move || async move { Json(document.as_ref().clone()) }),
+                )
+                .with_state(self.clone());
+        harden(router, http)
     }
 
     fn breaker(&self) -> BreakerState {

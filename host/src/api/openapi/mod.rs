@@ -2,6 +2,19 @@
 //! are generated (schemars) from the very types the handlers take and
 //! return; the paths are listed here, and a test checks the list against
 //! the router.
+//!
+//! What the document says must be what the server does, because strict
+//! clients reject a whole answer for one wrong field:
+//! - response types use the *serialize* contract, so a field the server
+//!   may omit (`skip_serializing_if`) is never `required`; request types use
+//!   the deserialize contract;
+//! - every status a route can answer is listed, including 401 when the
+//!   server has a token (and bearer security is declared only then), and
+//!   500/504 from the layers every route shares;
+//! - an agent's own schemas are translated to the 3.0 dialect
+//!   ([`schema`]).
+
+mod schema;
 
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::{JsonSchema, Schema};
@@ -9,147 +22,261 @@ use serde_json::{Map, Value, json};
 
 use super::ErrorEnvelope;
 use super::executions::{
-    Accepted, ExecuteQuery, ExecuteRequest, ExecutionView, Health, JournalPage, JournalQuery,
+    Accepted, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionView, Health, JournalPage,
+    JournalQuery,
 };
 use super::process::AgentHealth;
 use crate::engine::ExecutionResult;
 use crate::sandbox::AgentInfo;
 
 struct Doc {
-    generator: SchemaGenerator,
+    /// Response types: the shape as sent.
+    sent: SchemaGenerator,
+    /// Request types: the shape as read, inlined.
+    read: SchemaGenerator,
+    /// Whether the server asks for a bearer token.
+    secured: bool,
+    /// Agent schemas, already in the 3.0 dialect.
+    agent_schemas: Map<String, Value>,
 }
 
 impl Doc {
-    fn new() -> Self {
+    fn new(secured: bool) -> Self {
         Doc {
-            generator: SchemaSettings::openapi3().into_generator(),
+            sent: SchemaSettings::openapi3().for_serialize().into_generator(),
+            read: SchemaSettings::openapi3()
+                .for_deserialize()
+                .with(|s| s.inline_subschemas = true)
+                .into_generator(),
+            secured,
+            agent_schemas: Map::new(),
         }
     }
 
-    fn schema<T: JsonSchema>(&mut self) -> Value {
-        Value::from(self.generator.subschema_for::<T>())
+    fn sent<T: JsonSchema>(&mut self) -> Value {
+        Value::from(self.sent.subschema_for::<T>())
     }
 
-    fn json(&mut self, schema: Value, description: &str) -> Value {
+    fn read<T: JsonSchema>(&mut self) -> Value {
+        Value::from(self.read.subschema_for::<T>())
+    }
+
+    fn json(schema: Value, description: &str) -> Value {
         json!({ "description": description, "content": { "application/json": { "schema": schema } } })
     }
 
     fn error(&mut self, description: &str) -> Value {
-        let schema = self.schema::<ErrorEnvelope>();
-        self.json(schema, description)
+        let schema = self.sent::<ErrorEnvelope>();
+        Self::json(schema, description)
+    }
+
+    /// An operation's responses: its own, then the failures every route
+    /// shares (the bearer check, a panic caught, the request timeout).
+    fn responses(&mut self, own: Value) -> Value {
+        let mut all = match own {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        if self.secured {
+            all.insert(
+                "401".into(),
+                self.error("No or wrong `Authorization: Bearer <token>`"),
+            );
+        }
+        all.entry("500")
+            .or_insert_with(|| self.error("A failure inside the server (INTERNAL)"));
+        all.entry("504").or_insert_with(|| {
+            self.error("The request took longer than the server allows (TIMEOUT)")
+        });
+        Value::Object(all)
+    }
+
+    /// `/health`: answered without a token.
+    fn open_responses(&mut self, own: Value) -> Value {
+        let secured = std::mem::replace(&mut self.secured, false);
+        let responses = self.responses(own);
+        self.secured = secured;
+        responses
     }
 
     /// Query parameters from a type's properties.
-    fn params<T: JsonSchema>(&mut self) -> Value {
-        let schema: Schema = self.generator.root_schema_for::<T>();
+    fn params<T: JsonSchema>(&mut self) -> Vec<Value> {
+        let schema: Schema = self.read.root_schema_for::<T>();
         let value = Value::from(schema);
         let props = value["properties"].as_object().cloned().unwrap_or_default();
         props
             .into_iter()
-            .map(|(name, schema)| {
+            .map(|(name, mut schema)| {
+                let description = schema
+                    .as_object_mut()
+                    .and_then(|s| s.remove("description"))
+                    .unwrap_or(Value::Null);
                 json!({
                     "name": name,
                     "in": "query",
                     "required": false,
-                    "description": schema.get("description").cloned().unwrap_or(Value::Null),
+                    "description": description,
                     "schema": schema,
                 })
             })
             .collect()
     }
 
-    fn finish(mut self, title: &str, paths: Value) -> Value {
-        let schemas: Map<String, Value> = self.generator.take_definitions(true);
-        json!({
+    fn text(description: &str, media: &str) -> Value {
+        json!({ "description": description, "content": { media: { "schema": { "type": "string" } } } })
+    }
+
+    /// The routes every server has besides its own.
+    fn common_paths(&mut self, paths: &mut Map<String, Value>) {
+        let metrics = Self::text(
+            "Prometheus metrics (OpenMetrics text)",
+            "application/openmetrics-text",
+        );
+        let metrics = self.responses(json!({ "200": metrics }));
+        let this = Self::json(json!({ "type": "object" }), "OpenAPI 3.0");
+        let this = self.responses(json!({ "200": this }));
+        paths.insert(
+            "/metrics".into(),
+            json!({ "get": { "summary": "Prometheus metrics", "responses": metrics } }),
+        );
+        paths.insert(
+            "/openapi.json".into(),
+            json!({ "get": { "summary": "This document", "responses": this } }),
+        );
+    }
+
+    fn finish(mut self, title: &str, paths: Map<String, Value>) -> Value {
+        let mut schemas: Map<String, Value> = self.sent.take_definitions(true);
+        schemas.extend(std::mem::take(&mut self.agent_schemas));
+        let mut components = json!({ "schemas": schemas });
+        let mut doc = json!({
             "openapi": "3.0.3",
             "info": { "title": title, "version": env!("CARGO_PKG_VERSION") },
             "paths": paths,
-            "components": {
-                "schemas": schemas,
-                "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } }
-            },
-            "security": [{ "bearer": [] }]
-        })
+        });
+        if self.secured {
+            components["securitySchemes"] =
+                json!({ "bearer": { "type": "http", "scheme": "bearer" } });
+            doc["security"] = json!([{ "bearer": [] }]);
+        }
+        doc["components"] = components;
+        doc
     }
 }
 
 fn id_param() -> Value {
-    json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } })
+    json!({ "name": "id", "in": "path", "required": true, "description": "The execution id", "schema": { "type": "string" } })
 }
 
-/// The orchestrator server's document.
-pub fn document() -> Value {
-    let mut d = Doc::new();
-    let execute_body = d.schema::<ExecuteRequest>();
+/// The orchestrator server's document; `secured` when it needs a token.
+pub fn document(secured: bool) -> Value {
+    let mut d = Doc::new(secured);
+    let execute_body = d.read::<ExecuteRequest>();
     let execute_query = d.params::<ExecuteQuery>();
-    let journal_query = d.params::<JournalQuery>();
-    let result = d.schema::<ExecutionResult>();
-    let accepted = d.schema::<Accepted>();
-    let view = d.schema::<ExecutionView>();
-    let page = d.schema::<JournalPage>();
-    let health = d.schema::<Health>();
     let mut journal_params = vec![id_param()];
-    journal_params.extend(journal_query.as_array().cloned().unwrap_or_default());
-    let paths = json!({
-        "/workflows/execute": { "post": {
+    journal_params.extend(d.params::<JournalQuery>());
+    let result = d.sent::<ExecutionResult>();
+    let accepted = d.sent::<Accepted>();
+    let cancelling = d.sent::<Cancelling>();
+    let view = d.sent::<ExecutionView>();
+    let page = d.sent::<JournalPage>();
+    let health = d.sent::<Health>();
+
+    let execute = json!({
+        "200": Doc::json(result, "Finished within the wait (`?wait=true`)"),
+        "202": Doc::json(accepted, "Accepted; `Location` names the execution"),
+        "400": d.error("Malformed JSON, neither or both of `workflow` and `workflowFile`, a `workflowFile` that is not a file, or an invalid workflow (`details.issues` has every problem with its JSON path)"),
+        "404": d.error("`workflowFile` names no file of the project"),
+        "413": d.error("Body too large"),
+        "503": d.error("The queue is full or the server is shutting down (`Retry-After`)"),
+    });
+    let status = json!({
+        "200": Doc::json(view, "The execution"),
+        "404": d.error("Unknown id"),
+    });
+    let journal = json!({
+        "200": Doc::json(page, "A page of entries"),
+        "400": d.error("Bad paging (`limit` outside 1 to 1000, unknown parameter)"),
+        "404": d.error("Unknown id"),
+    });
+    let cancel = json!({
+        "202": Doc::json(cancelling, "Cancelling; the execution records it"),
+        "404": d.error("Unknown id"),
+        "409": d.error("Already finished, or not running in this server"),
+    });
+    let mut paths = Map::new();
+    paths.insert(
+        "/workflows/execute".into(),
+        json!({ "post": {
             "summary": "Validate and start an execution",
             "parameters": execute_query,
             "requestBody": { "required": true, "content": { "application/json": { "schema": execute_body } } },
-            "responses": {
-                "200": d.json(result, "Finished within the wait (`?wait=true`)"),
-                "202": d.json(accepted, "Accepted; `Location` names the execution"),
-                "400": d.error("Malformed JSON, or an invalid workflow (`details.issues` has every problem with its JSON path)"),
-                "413": d.error("Body too large"),
-                "503": d.error("The queue is full (`Retry-After`)")
-            }
-        }},
-        "/executions/{id}": { "get": {
+            "responses": d.responses(execute),
+        }}),
+    );
+    paths.insert(
+        "/executions/{id}".into(),
+        json!({ "get": {
             "summary": "Status, timings and per-step status and outputs",
             "parameters": [id_param()],
-            "responses": { "200": d.json(view, "The execution"), "404": d.error("Unknown id") }
-        }},
-        "/executions/{id}/journal": { "get": {
+            "responses": d.responses(status),
+        }}),
+    );
+    paths.insert(
+        "/executions/{id}/journal".into(),
+        json!({ "get": {
             "summary": "Journal entries, paginated by sequence number",
             "parameters": journal_params,
-            "responses": { "200": d.json(page, "A page of entries"), "400": d.error("Bad paging"), "404": d.error("Unknown id") }
-        }},
-        "/executions/{id}/cancel": { "post": {
+            "responses": d.responses(journal),
+        }}),
+    );
+    paths.insert(
+        "/executions/{id}/cancel".into(),
+        json!({ "post": {
             "summary": "Cancel a running execution (idempotent)",
             "parameters": [id_param()],
-            "responses": {
-                "202": { "description": "Cancelling" },
-                "404": d.error("Unknown id"),
-                "409": d.error("Already finished")
-            }
-        }},
-        "/health": { "get": { "summary": "Liveness", "security": [], "responses": { "200": d.json(health, "Up") } } },
-        "/metrics": { "get": { "summary": "Prometheus metrics (OpenMetrics text)", "responses": { "200": { "description": "Metrics" } } } },
-        "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.0" } } } }
-    });
+            "responses": d.responses(cancel),
+        }}),
+    );
+    let health = d.open_responses(json!({ "200": Doc::json(health, "Up") }));
+    paths.insert(
+        "/health".into(),
+        json!({ "get": { "summary": "Liveness", "security": [], "responses": health } }),
+    );
+    d.common_paths(&mut paths);
     d.finish("orchestr8 REST API", paths)
 }
 
-/// One agent's microservice document, with its own input and output schemas.
-pub fn agent_document(info: &AgentInfo) -> Value {
-    let mut d = Doc::new();
-    let health = d.schema::<AgentHealth>();
-    let paths = json!({
-        "/process": { "post": {
+/// One agent's microservice document, with its own input and output
+/// schemas; `secured` when it needs a token.
+pub fn agent_document(info: &AgentInfo, secured: bool) -> Value {
+    let mut d = Doc::new(secured);
+    let health = d.sent::<AgentHealth>();
+    let input = schema::register(&info.input_schema, "AgentInput", &mut d.agent_schemas);
+    let output = schema::register(&info.output_schema, "AgentOutput", &mut d.agent_schemas);
+    let process = json!({
+        "200": Doc::json(output, "The agent's output"),
+        "400": d.error("Malformed JSON, or input the agent rejects (INVALID_INPUT)"),
+        "413": d.error("Body too large"),
+        "500": d.error("The agent failed (TRAP, FATAL, FUEL_EXHAUSTED, MEMORY_LIMIT, CAPABILITY_DENIED, INVALID_OUTPUT, …)"),
+        "503": d.error("Retryable failure or open circuit (`Retry-After`)"),
+        "504": d.error("TIMEOUT or BUDGET_EXHAUSTED"),
+    });
+    let mut paths = Map::new();
+    paths.insert(
+        "/process".into(),
+        json!({ "post": {
             "summary": format!("Run {} once in a fresh sandbox", info.id),
             "description": info.description,
-            "requestBody": { "required": true, "content": { "application/json": { "schema": info.input_schema } } },
-            "responses": {
-                "200": d.json(info.output_schema.clone(), "The agent's output"),
-                "400": d.error("Malformed JSON, or input the agent rejects (INVALID_INPUT)"),
-                "413": d.error("Body too large"),
-                "500": d.error("The agent failed (TRAP, FATAL, FUEL_EXHAUSTED, MEMORY_LIMIT, CAPABILITY_DENIED, …)"),
-                "503": d.error("Retryable failure or open circuit (`Retry-After`)"),
-                "504": d.error("TIMEOUT or BUDGET_EXHAUSTED")
-            }
-        }},
-        "/health": { "get": { "summary": "Agent id, version, status, breaker state", "security": [], "responses": { "200": d.json(health, "Up") } } },
-        "/metrics": { "get": { "summary": "Prometheus metrics (OpenMetrics text)", "responses": { "200": { "description": "Metrics" } } } },
-        "/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3.0" } } } }
-    });
+            "requestBody": { "required": true, "content": { "application/json": { "schema": input } } },
+            "responses": d.responses(process),
+        }}),
+    );
+    let health = d.open_responses(json!({ "200": Doc::json(health, "Up") }));
+    paths.insert(
+        "/health".into(),
+        json!({ "get": { "summary": "Agent id, version, status, breaker state", "security": [], "responses": health } }),
+    );
+    d.common_paths(&mut paths);
     d.finish(&format!("{} (orchestr8 agent)", info.id), paths)
 }
