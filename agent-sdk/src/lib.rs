@@ -136,8 +136,19 @@ pub mod __private {
     use crate::bindings::orchestr8::agent::types as wit;
     use crate::{Agent, AgentError, Context};
 
-    fn schema_text<T: schemars::JsonSchema>() -> String {
-        serde_json::to_string(&schemars::schema_for!(T)).unwrap_or_else(|_| "true".into())
+    /// The schema of `T` as it is read (input) or as it is written
+    /// (output). The two differ: a field skipped when empty
+    /// (`skip_serializing_if`) may be absent from an output, so it must not
+    /// be `required` there, whereas reading it may still need it.
+    fn schema_text<T: schemars::JsonSchema>(written: bool) -> String {
+        let settings = schemars::generate::SchemaSettings::draft2020_12();
+        let settings = if written {
+            settings.for_serialize()
+        } else {
+            settings.for_deserialize()
+        };
+        let schema = settings.into_generator().into_root_schema_for::<T>();
+        serde_json::to_string(&schema).unwrap_or_else(|_| "true".into())
     }
 
     pub fn info<A: Agent>() -> wit::AgentInfo {
@@ -145,8 +156,8 @@ pub mod __private {
             id: A::ID.into(),
             version: A::VERSION.into(),
             description: A::DESCRIPTION.into(),
-            input_schema: schema_text::<A::Input>(),
-            output_schema: schema_text::<A::Output>(),
+            input_schema: schema_text::<A::Input>(false),
+            output_schema: schema_text::<A::Output>(true),
         }
     }
 

@@ -3,11 +3,17 @@
 //! [`Subagents::handle_request`].
 //!
 //! Each tool carries the agent's description and its input (and, when an
-//! object, output) JSON Schema from `info`. A successful call answers with
-//! the output as JSON text and as structured content; an agent failure
-//! answers `isError: true` with the error code and message, so the model
-//! can read what went wrong; an unknown tool is a protocol error (-32602).
-//! Logs go to stderr: stdout carries only protocol messages.
+//! object, output) JSON Schema from `info`. MCP requires a tool's input
+//! schema to be an object schema (strict clients reject the whole
+//! `tools/list` otherwise), so an agent whose input may be anything is
+//! listed with `"type": "object"`, and one whose input cannot be an object
+//! (a string, an array) takes it as the `input` argument, unwrapped before
+//! the call. A successful call answers with the output as JSON text and,
+//! when it is an object, as structured content (which MCP requires to be
+//! an object); an agent failure answers `isError: true` with the error code
+//! and message, so the model can read what went wrong; an unknown tool is a
+//! protocol error (-32602). Logs go to stderr: stdout carries only protocol
+//! messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,13 +32,58 @@ use super::{SubagentContext, Subagents, tool_name};
 pub struct McpServer {
     subagents: Arc<Subagents>,
     tools: Vec<Tool>,
-    /// Tool name → agent id.
-    agents_by_tool: HashMap<String, String>,
+    /// Tool name → the agent and how its arguments become its input.
+    agents_by_tool: HashMap<String, ToolAgent>,
+}
+
+struct ToolAgent {
+    id: String,
+    /// The agent's input is the `input` argument, not the arguments object.
+    wrapped: bool,
 }
 
 /// A JSON Schema, when it is an object.
 fn schema(value: &Value) -> Option<JsonObject> {
     value.as_object().cloned()
+}
+
+/// The tool input schema for an agent's input schema, and whether the
+/// input travels wrapped as the `input` argument.
+fn input_schema(agent_schema: &Value) -> (JsonObject, bool) {
+    let mut object = match agent_schema {
+        Value::Object(map) => map.clone(),
+        // `true` admits anything, so any arguments object; `false` nothing,
+        // which wrapping keeps saying.
+        Value::Bool(true) => JsonObject::new(),
+        _ => return (wrap(JsonObject::new(), agent_schema.clone()), true),
+    };
+    let admits_object = match object.get("type") {
+        None => true,
+        Some(Value::String(t)) => t == "object",
+        Some(Value::Array(types)) => types.iter().any(|t| t == "object"),
+        Some(_) => false,
+    };
+    if admits_object {
+        object.insert("type".into(), "object".into());
+        return (object, false);
+    }
+    // Definitions stay at the root, where the agent's `$ref`s point.
+    let mut root = JsonObject::new();
+    for key in ["$defs", "definitions"] {
+        if let Some(defs) = object.remove(key) {
+            root.insert(key.into(), defs);
+        }
+    }
+    object.remove("$schema");
+    (wrap(root, Value::Object(object)), true)
+}
+
+fn wrap(mut root: JsonObject, input: Value) -> JsonObject {
+    root.insert("type".into(), "object".into());
+    root.insert("properties".into(), serde_json::json!({ "input": input }));
+    root.insert("required".into(), serde_json::json!(["input"]));
+    root.insert("additionalProperties".into(), false.into());
+    root
 }
 
 impl McpServer {
@@ -43,11 +94,7 @@ impl McpServer {
         for (id, registered) in subagents.agents() {
             let info = registered.agent.info();
             let name = tool_name(id);
-            let input = schema(&info.input_schema).unwrap_or_else(|| {
-                let mut any = JsonObject::new();
-                any.insert("type".into(), "object".into());
-                any
-            });
+            let (input, wrapped) = input_schema(&info.input_schema);
             let mut tool = Tool::new(
                 name.clone(),
                 format!(
@@ -63,7 +110,13 @@ impl McpServer {
                 tool = tool.with_raw_output_schema(Arc::new(output));
             }
             tools.push(tool);
-            agents_by_tool.insert(name, id.clone());
+            agents_by_tool.insert(
+                name,
+                ToolAgent {
+                    id: id.clone(),
+                    wrapped,
+                },
+            );
         }
         McpServer {
             subagents,
@@ -121,19 +174,25 @@ impl ServerHandler for McpServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let Some(agent_id) = self.agents_by_tool.get(request.name.as_ref()) else {
+        let Some(agent) = self.agents_by_tool.get(request.name.as_ref()) else {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool `{}`", request.name),
                 None,
             ));
         };
-        let input = Value::Object(request.arguments.unwrap_or_default());
+        let mut arguments = request.arguments.unwrap_or_default();
+        let input = if agent.wrapped {
+            arguments.remove("input").unwrap_or(Value::Null)
+        } else {
+            Value::Object(arguments)
+        };
         let call = SubagentContext {
             execution_id: None,
             cancel: context.ct.clone(),
         };
-        let result = match self.subagents.handle_request(agent_id, input, call).await {
-            Ok(output) => CallToolResult::structured(output),
+        let result = match self.subagents.handle_request(&agent.id, input, call).await {
+            Ok(output @ Value::Object(_)) => CallToolResult::structured(output),
+            Ok(output) => CallToolResult::success(vec![ContentBlock::text(output.to_string())]),
             Err(error) => {
                 let mut text = format!("{}: {}", error.code, error.message);
                 if let Some(details) = &error.details {
@@ -143,5 +202,51 @@ impl ServerHandler for McpServer {
             }
         };
         Ok(result.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn every_tool_input_schema_is_an_object_schema() {
+        let any = input_schema(&json!({"title": "AnyValue"}));
+        assert_eq!(
+            Value::Object(any.0),
+            json!({"title": "AnyValue", "type": "object"})
+        );
+        assert!(!any.1);
+        let object = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        assert_eq!(Value::Object(input_schema(&object).0), object);
+        assert_eq!(
+            Value::Object(input_schema(&json!(true)).0),
+            json!({"type": "object"})
+        );
+        let nullable = input_schema(&json!({"type": ["object", "null"]}));
+        assert_eq!(nullable.0["type"], "object");
+    }
+
+    #[test]
+    fn an_input_that_cannot_be_an_object_is_wrapped_with_its_definitions_at_the_root() {
+        let (schema, wrapped) = input_schema(&json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "array",
+            "items": {"$ref": "#/$defs/Item"},
+            "$defs": {"Item": {"type": "string"}}
+        }));
+        assert!(wrapped);
+        assert_eq!(
+            Value::Object(schema),
+            json!({
+                "type": "object",
+                "properties": {"input": {"type": "array", "items": {"$ref": "#/$defs/Item"}}},
+                "required": ["input"],
+                "additionalProperties": false,
+                "$defs": {"Item": {"type": "string"}}
+            })
+        );
     }
 }
