@@ -409,6 +409,11 @@ pub fn timeline_line(e: &JournalEntry) -> String {
             ": {}",
             e.data["line"]["message"].as_str().unwrap_or_default()
         ),
+        "agent-event" => format!(
+            ": {} {}",
+            e.data["event"]["kind"].as_str().unwrap_or_default(),
+            e.data["event"]["payload"]
+        ),
         "execution-started" => format!(": {}", e.data["workflowName"].as_str().unwrap_or_default()),
         _ => String::new(),
     };

@@ -92,6 +92,7 @@ fn info_describes_the_agent() {
 #[case::huge_output("hostile-output", &["--memory-mb", "512"], "OUTPUT_TOO_LARGE", "exceeds the 8388608-byte output limit")]
 #[case::log_flood("hostile-logs", &["--fuel", "200000000"], "FUEL_EXHAUSTED", "ran out of fuel")]
 #[case::sleeper("hostile-sleep", &["--timeout-ms", "300"], "TIMEOUT", "300 ms deadline")]
+#[case::liar("hostile-liar", &["--input", r#"{"count":"three"}"#], "INVALID_OUTPUT", "/count")]
 fn hostile_agents_exit_non_zero_with_their_code(
     #[case] name: &str,
     #[case] extra: &[&str],

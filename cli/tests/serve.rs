@@ -522,6 +522,32 @@ fn an_agent_serves_process_and_health() {
         "{input}"
     );
 
+    // An output that breaks the agent's own schema never reaches the client.
+    let liar = start(
+        &[
+            "agent",
+            "serve",
+            agents.join("hostile_liar.wasm").to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+        ],
+        state.path(),
+    );
+    let (status, body) = post(&format!("{}/process", liar.base), r#"{"count": "three"}"#);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (500, Some("INVALID_OUTPUT")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/count")
+    );
+    let (status, body) = post(&format!("{}/process", liar.base), r#"{"count": 3}"#);
+    assert_eq!((status, body), (200, json!({"count": 3})));
+
     // A crashing agent is a 500 in the error shape; the service keeps serving.
     let crash = start(
         &[

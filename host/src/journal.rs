@@ -271,7 +271,9 @@ pub fn entry(event: &ExecutionEvent, redact: &[String]) -> NewEntry {
             Some(*duration_ms),
             error.as_ref().map(|e| e.code.to_string()),
         ),
-        ExecutionEvent::AgentLog { attempt, .. } => (Some(*attempt), None, None),
+        ExecutionEvent::AgentLog { attempt, .. } | ExecutionEvent::AgentEvent { attempt, .. } => {
+            (Some(*attempt), None, None)
+        }
         ExecutionEvent::Resilience { event, .. } => match event {
             ResilienceEvent::AttemptStarted { attempt, .. } => (Some(*attempt), None, None),
             ResilienceEvent::AttemptSucceeded {

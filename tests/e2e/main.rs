@@ -8,6 +8,8 @@
 
 mod capabilities;
 mod hostile;
+mod journal;
 mod loading;
+mod outputs;
 mod resilience;
 mod support;

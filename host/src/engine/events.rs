@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::error::ErrorBody;
 use crate::resilience::ResilienceEvent;
-use crate::sandbox::AgentLogLine;
+use crate::sandbox::{AgentEvent, AgentLogLine};
 
 /// How an execution ended (or where it is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -166,6 +166,15 @@ pub enum ExecutionEvent {
         /// The line.
         line: AgentLogLine,
     },
+    /// A progress event of the step's agent.
+    AgentEvent {
+        /// The step.
+        step_id: String,
+        /// The attempt that emitted it.
+        attempt: u32,
+        /// The event.
+        event: AgentEvent,
+    },
     /// Cancellation was requested.
     CancellationRequested {
         /// How long running steps may take to stop.
@@ -203,6 +212,7 @@ impl ExecutionEvent {
                 ResilienceEvent::BudgetExhausted { .. } => "budget-exhausted",
             },
             ExecutionEvent::AgentLog { .. } => "agent-log",
+            ExecutionEvent::AgentEvent { .. } => "agent-event",
             ExecutionEvent::CancellationRequested { .. } => "cancellation-requested",
             ExecutionEvent::ExecutionFinished { .. } => "execution-finished",
         }
@@ -217,7 +227,8 @@ impl ExecutionEvent {
             | ExecutionEvent::StepFailed { step_id, .. }
             | ExecutionEvent::StepCancelled { step_id, .. }
             | ExecutionEvent::Resilience { step_id, .. }
-            | ExecutionEvent::AgentLog { step_id, .. } => Some(step_id),
+            | ExecutionEvent::AgentLog { step_id, .. }
+            | ExecutionEvent::AgentEvent { step_id, .. } => Some(step_id),
             _ => None,
         }
     }

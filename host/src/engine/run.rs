@@ -138,7 +138,7 @@ impl Engine {
                 while tasks.len() < cap {
                     let Some(i) = run.next_ready() else { break };
                     match run.prepare(i, &stop_running, grace) {
-                        Prepared::Call(call) => tasks.spawn(self, Task::Step(i), call),
+                        Prepared::Call(call) => tasks.spawn(self, Task::Step(i), *call),
                         Prepared::Skipped => {}
                         // A failure before the agent ran follows `onError`
                         // exactly like one after it.
@@ -242,7 +242,7 @@ impl Tasks {
 /// What preparing a ready step came to.
 enum Prepared {
     /// The agent call to make.
-    Call(StepCall),
+    Call(Box<StepCall>),
     /// The step was skipped (its condition is false).
     Skipped,
     /// The step failed before its agent could run (condition, mapping or
@@ -388,7 +388,7 @@ impl<'a> Run<'a> {
         if let Err(e) = self.check_input(i, &input) {
             return Prepared::Failed(e);
         }
-        Prepared::Call(self.call(i, i, input, stop, grace))
+        Prepared::Call(Box::new(self.call(i, i, input, stop, grace)))
     }
 
     /// The step's input, built by its mapping.

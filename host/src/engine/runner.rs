@@ -11,7 +11,7 @@ use super::{ExecutionEvent, StepCall, StepOutcome, StepRunner};
 use crate::error::Coded;
 use crate::invoker::Invoker;
 use crate::resilience::ResilienceEvent;
-use crate::sandbox::{InvocationRequest, LoadedAgent, SandboxPolicy};
+use crate::sandbox::{AgentObserver, AgentRecord, InvocationRequest, LoadedAgent, SandboxPolicy};
 
 /// A loaded agent, the policy it runs under and its default config.
 #[derive(Clone)]
@@ -92,6 +92,27 @@ impl StepRunner for AgentStepRunner {
                     attempts: 0,
                 };
             };
+            // Logs and events reach the journal as the agent records them,
+            // attributed to their attempt, between that attempt's start and
+            // end entries.
+            let observer = {
+                let step_id = call.step_id.clone();
+                let events = call.events.clone();
+                AgentObserver::new(move |attempt, record| {
+                    events(match record {
+                        AgentRecord::Log(line) => ExecutionEvent::AgentLog {
+                            step_id: step_id.clone(),
+                            attempt,
+                            line,
+                        },
+                        AgentRecord::Event(event) => ExecutionEvent::AgentEvent {
+                            step_id: step_id.clone(),
+                            attempt,
+                            event,
+                        },
+                    });
+                })
+            };
             let request = InvocationRequest {
                 execution_id: call.execution_id.clone(),
                 step_id: call.step_id.clone(),
@@ -99,6 +120,7 @@ impl StepRunner for AgentStepRunner {
                 config: registered.config_with(&call.config),
                 input: call.input.clone(),
                 cancel_grace: call.cancel_grace,
+                observer: Some(observer),
             };
             let step_id = call.step_id.clone();
             let events = call.events.clone();
@@ -119,15 +141,6 @@ impl StepRunner for AgentStepRunner {
                     &sink,
                 )
                 .await;
-            for (n, attempt) in outcome.attempts.iter().enumerate() {
-                for line in &attempt.logs {
-                    (call.events)(ExecutionEvent::AgentLog {
-                        step_id: call.step_id.clone(),
-                        attempt: n as u32 + 1,
-                        line: line.clone(),
-                    });
-                }
-            }
             let attempts = outcome.attempts.len() as u32;
             StepOutcome {
                 result: outcome.result.map_err(|e| e.to_body()),

@@ -77,7 +77,7 @@ pub enum InvokeError {
     /// The agent reported a permanent failure.
     #[error("agent failed: {}", .0.message)]
     Fatal(AgentFailure),
-    /// The output is not JSON.
+    /// The output is not JSON, or breaks the agent's output schema.
     #[error("agent returned invalid output: {reason}")]
     InvalidOutput {
         /// Why the output was rejected.

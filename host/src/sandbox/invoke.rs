@@ -17,7 +17,7 @@ use super::denial::{Denial, DenialLog};
 use super::egress::EgressHooks;
 use super::error::{AgentFailure, InvokeError};
 use super::loader::LoadedAgent;
-use super::logs::{AgentEvent, AgentLogLine};
+use super::logs::{AgentEvent, AgentLogLine, AgentObserver};
 use super::policy::SandboxPolicy;
 use super::state::{AgentState, LimitHit};
 use crate::error::Coded;
@@ -44,6 +44,8 @@ pub struct InvocationRequest {
     pub input: Value,
     /// How long a cancelled agent may keep running before it is stopped.
     pub cancel_grace: Duration,
+    /// Told of each log line and event as the agent records it.
+    pub observer: Option<AgentObserver>,
 }
 
 impl InvocationRequest {
@@ -57,6 +59,7 @@ impl InvocationRequest {
             config: Value::Object(Default::default()),
             input,
             cancel_grace: DEFAULT_CANCEL_GRACE,
+            observer: None,
         }
     }
 }
@@ -137,6 +140,16 @@ pub(crate) type AgentCall<R> =
         &'a Invocation,
     ) -> Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
+/// Who stops a call, and who sees what it records while it runs.
+pub(crate) struct Watch<'a> {
+    /// Cancels the call (after `cancel_grace`).
+    pub(crate) cancel: &'a CancellationToken,
+    /// How long a cancelled agent may keep running.
+    pub(crate) cancel_grace: Duration,
+    /// Told of each log line and event, with the attempt number.
+    pub(crate) observer: Option<(AgentObserver, u32)>,
+}
+
 enum Interrupted {
     Deadline,
     Cancelled,
@@ -156,6 +169,7 @@ impl Sandbox {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
             .saturating_add(policy.limits.timeout_ms);
+        let observer = request.observer.map(|o| (o, request.attempt));
         let invocation = Invocation {
             execution_id: request.execution_id,
             step_id: request.step_id,
@@ -164,12 +178,16 @@ impl Sandbox {
             config: request.config.to_string(),
             input: request.input.to_string(),
         };
+        let watch = Watch {
+            cancel,
+            cancel_grace: request.cancel_grace,
+            observer,
+        };
         let run = self
             .run(
                 agent.pre(),
                 policy,
-                cancel,
-                request.cancel_grace,
+                watch,
                 &invocation,
                 |agent, store, invocation| {
                     Box::pin(async move {
@@ -183,7 +201,7 @@ impl Sandbox {
             .await;
         let output_limit = policy.limits.output_bytes;
         let result = run.result.and_then(|r| match r {
-            Ok(text) => parse_output(&text, output_limit),
+            Ok(text) => parse_output(&text, output_limit).and_then(|output| conform(agent, output)),
             Err(e) => Err(agent_error(e)),
         });
         finish(result, run.state, run.stats)
@@ -195,11 +213,15 @@ impl Sandbox {
         &self,
         pre: &AgentPre<AgentState>,
         policy: &SandboxPolicy,
-        cancel: &CancellationToken,
-        cancel_grace: Duration,
+        watch: Watch<'_>,
         invocation: &Invocation,
         call: AgentCall<R>,
     ) -> Run<R> {
+        let Watch {
+            cancel,
+            cancel_grace,
+            observer,
+        } = watch;
         let started = Instant::now();
         let early = |e: InvokeError| Run {
             result: Err(e),
@@ -226,7 +248,7 @@ impl Sandbox {
             denials: DenialLog::default(),
             fixtures: policy.http_fixtures.clone(),
         };
-        let state = match AgentState::new(policy, hooks, cancel.clone()) {
+        let state = match AgentState::new(policy, hooks, cancel.clone(), observer) {
             Ok(state) => state,
             Err(e) => return early(InvokeError::Policy(e.to_string())),
         };
@@ -366,6 +388,21 @@ fn parse_output(text: &str, limit: u64) -> Result<Value, InvokeError> {
     }
     serde_json::from_str(text).map_err(|e| InvokeError::InvalidOutput {
         reason: format!("not JSON ({e})"),
+    })
+}
+
+/// The output, if it matches the agent's own declared output schema: a
+/// client that trusts the published schema must never get anything else.
+fn conform(agent: &LoadedAgent, output: Value) -> Result<Value, InvokeError> {
+    let problems = agent.output_problems(&output);
+    if problems.is_empty() {
+        return Ok(output);
+    }
+    Err(InvokeError::InvalidOutput {
+        reason: format!(
+            "it does not match the agent's output schema: {}",
+            problems.join("; ")
+        ),
     })
 }
 

@@ -21,6 +21,7 @@ use super::Sandbox;
 use super::bindings::orchestr8::agent::types::Invocation;
 use super::bindings::{AgentPre, HANDLER_EXPORT};
 use super::error::LoadError;
+use super::invoke::Watch;
 use super::policy::{Limits, SandboxPolicy};
 use super::state::AgentState;
 
@@ -57,6 +58,9 @@ pub struct LoadedAgent {
 struct LoadedInner {
     pre: AgentPre<AgentState>,
     info: AgentInfo,
+    /// The agent's output schema, compiled: every output is checked
+    /// against it, whichever mode runs the agent.
+    output: jsonschema::Validator,
     digest: String,
     origin: String,
 }
@@ -79,6 +83,17 @@ impl LoadedAgent {
 
     pub(crate) fn pre(&self) -> &AgentPre<AgentState> {
         &self.inner.pre
+    }
+
+    /// Where `output` breaks the agent's declared output schema (at most
+    /// five problems, each with its JSON pointer); empty when it conforms.
+    pub fn output_problems(&self, output: &Value) -> Vec<String> {
+        self.inner
+            .output
+            .iter_errors(output)
+            .take(5)
+            .map(|e| format!("{e} at `{}`", e.instance_path()))
+            .collect()
     }
 }
 
@@ -137,11 +152,17 @@ impl Sandbox {
             found: Vec::new(),
         })?;
         let info = self.call_info(&pre, &origin).await?;
+        let output =
+            jsonschema::validator_for(&info.output_schema).map_err(|e| LoadError::InvalidInfo {
+                origin: origin.clone(),
+                reason: format!("an output schema that is not a valid JSON Schema: {e}"),
+            })?;
         tracing::debug!(agent = %info.id, %digest, %origin, "agent loaded");
         Ok(LoadedAgent {
             inner: Arc::new(LoadedInner {
                 pre,
                 info,
+                output,
                 digest,
                 origin,
             }),
@@ -213,8 +234,11 @@ impl Sandbox {
             .run(
                 pre,
                 &policy,
-                &CancellationToken::new(),
-                Duration::ZERO,
+                Watch {
+                    cancel: &CancellationToken::new(),
+                    cancel_grace: Duration::ZERO,
+                    observer: None,
+                },
                 &unused,
                 |agent, store, _| {
                     Box::pin(async move { agent.orchestr8_agent_handler().call_info(store).await })

@@ -7,6 +7,7 @@
 //!
 //! [`Limits::log_bytes`]: super::Limits::log_bytes
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,34 @@ pub struct AgentEvent {
     pub at_ms: u64,
 }
 
+/// A log line or a progress event, as an observer sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentRecord {
+    /// A log line.
+    Log(AgentLogLine),
+    /// A progress event.
+    Event(AgentEvent),
+}
+
+/// Sees each line and event the moment the agent records it (after
+/// redaction, within the budget), with the attempt number: how the journal
+/// shows progress live instead of after the call. Must not block.
+#[derive(Clone)]
+pub struct AgentObserver(Arc<dyn Fn(u32, AgentRecord) + Send + Sync>);
+
+impl AgentObserver {
+    /// An observer calling `f(attempt, record)`.
+    pub fn new(f: impl Fn(u32, AgentRecord) + Send + Sync + 'static) -> Self {
+        AgentObserver(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for AgentObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AgentObserver")
+    }
+}
+
 /// The bounded record of one invocation's logs and events.
 #[derive(Debug)]
 pub(crate) struct AgentRecorder {
@@ -62,21 +91,35 @@ pub(crate) struct AgentRecorder {
     budget: u64,
     used: u64,
     redact: Vec<String>,
+    observer: Option<(AgentObserver, u32)>,
     pub(crate) lines: Vec<AgentLogLine>,
     pub(crate) events: Vec<AgentEvent>,
     pub(crate) dropped: u64,
 }
 
 impl AgentRecorder {
-    pub(crate) fn new(budget: u64, redact: Vec<String>) -> Self {
+    /// A recorder with `budget` bytes, redacting `redact`, telling
+    /// `observer` (with the attempt number) of each record.
+    pub(crate) fn new(
+        budget: u64,
+        redact: Vec<String>,
+        observer: Option<(AgentObserver, u32)>,
+    ) -> Self {
         AgentRecorder {
             started: Instant::now(),
             budget,
             used: 0,
             redact: redact.into_iter().filter(|s| !s.is_empty()).collect(),
+            observer,
             lines: Vec::new(),
             events: Vec::new(),
             dropped: 0,
+        }
+    }
+
+    fn tell(&self, record: impl FnOnce() -> AgentRecord) {
+        if let Some((observer, attempt)) = &self.observer {
+            (observer.0)(*attempt, record());
         }
     }
 
@@ -108,6 +151,7 @@ impl AgentRecorder {
                 .collect(),
             at_ms: self.at_ms(),
         };
+        self.tell(|| AgentRecord::Log(line.clone()));
         self.lines.push(line);
     }
 
@@ -118,11 +162,13 @@ impl AgentRecorder {
         let payload = self.redacted(payload);
         let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload));
         let at_ms = self.at_ms();
-        self.events.push(AgentEvent {
+        let event = AgentEvent {
             kind,
             payload,
             at_ms,
-        });
+        };
+        self.tell(|| AgentRecord::Event(event.clone()));
+        self.events.push(event);
     }
 
     /// Replaces every granted secret value in `text`.
@@ -143,11 +189,13 @@ pub(crate) fn redact(mut text: String, secrets: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     #[test]
     fn lines_past_the_budget_are_dropped_and_counted() {
-        let mut r = AgentRecorder::new(10, vec![]);
+        let mut r = AgentRecorder::new(10, vec![], None);
         r.log(LogLevel::Info, "12345".into(), vec![]);
         r.log(LogLevel::Info, "12345".into(), vec![]);
         r.log(LogLevel::Info, "1".into(), vec![]);
@@ -158,7 +206,7 @@ mod tests {
 
     #[test]
     fn secret_values_are_redacted_from_lines_fields_and_events() {
-        let mut r = AgentRecorder::new(1000, vec!["s3cr3t".into()]);
+        let mut r = AgentRecorder::new(1000, vec!["s3cr3t".into()], None);
         r.log(
             LogLevel::Warn,
             "key is s3cr3t".into(),
@@ -172,8 +220,25 @@ mod tests {
 
     #[test]
     fn event_payload_that_is_not_json_is_kept_as_text() {
-        let mut r = AgentRecorder::new(1000, vec![]);
+        let mut r = AgentRecorder::new(1000, vec![], None);
         r.event("note".into(), "plain words".into());
         assert_eq!(r.events[0].payload, serde_json::json!("plain words"));
+    }
+
+    #[test]
+    fn the_observer_sees_each_admitted_record_with_its_attempt() {
+        let seen: Arc<Mutex<Vec<(u32, AgentRecord)>>> = Arc::default();
+        let sink = seen.clone();
+        let observer = AgentObserver::new(move |attempt, record| {
+            sink.lock().unwrap().push((attempt, record));
+        });
+        let mut r = AgentRecorder::new(12, vec!["pw".into()], Some((observer, 3)));
+        r.log(LogLevel::Info, "the pw".into(), vec![]);
+        r.event("p".into(), "1".into());
+        r.log(LogLevel::Info, "past the budget".into(), vec![]);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(matches!(&seen[0], (3, AgentRecord::Log(l)) if l.message == "the [REDACTED]"));
+        assert!(matches!(&seen[1], (3, AgentRecord::Event(e)) if e.kind == "p"));
     }
 }

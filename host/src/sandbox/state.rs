@@ -18,7 +18,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::bindings::orchestr8::agent::host::{self, LogLevel as WitLogLevel, SecretError};
 use super::denial::{Capability, DenialLog};
 use super::egress::EgressHooks;
-use super::logs::{AgentRecorder, LogLevel};
+use super::logs::{AgentObserver, AgentRecorder, LogLevel};
 use super::policy::{DEFAULT_STDIO_BYTES, SandboxPolicy, SecretValue};
 
 /// Which cap an agent ran into, if any.
@@ -97,6 +97,7 @@ impl AgentState {
         policy: &SandboxPolicy,
         hooks: EgressHooks,
         cancel: CancellationToken,
+        observer: Option<(AgentObserver, u32)>,
     ) -> Result<Self, GrantError> {
         let stderr = MemoryOutputPipe::new(DEFAULT_STDIO_BYTES);
         let mut wasi = WasiCtxBuilder::new();
@@ -135,7 +136,7 @@ impl AgentState {
                 table_elements: policy.limits.table_elements,
                 hit: None,
             },
-            recorder: AgentRecorder::new(policy.limits.log_bytes, redact),
+            recorder: AgentRecorder::new(policy.limits.log_bytes, redact, observer),
             stderr,
             cancel,
             granted_secrets: policy.grants.secrets.clone(),
