@@ -43,9 +43,11 @@ pub struct PackageArgs {
 
 #[derive(Args)]
 pub struct InstallArgs {
-    /// A package: a `.agent.json` manifest or a directory holding one, an
-    /// http(s):// URL of a manifest, or oci://host/repo:tag. Without it,
-    /// every agent in orchestr8.lock is restored.
+    /// A package: a `.agent.json` manifest or a directory holding one, a
+    /// component (`.wasm`: with the manifest beside it that names it, else
+    /// as a plain component), an http(s):// URL of either, or
+    /// oci://host/repo:tag (an orchestr8 package or any wasm component
+    /// artifact). Without it, every agent in orchestr8.lock is restored.
     source: Option<String>,
     /// Install under this id instead of the package's.
     #[arg(long = "as", value_name = "@SCOPE/NAME")]
@@ -85,6 +87,7 @@ pub enum AgentsCommand {
 fn fail(e: &PackageError) -> u8 {
     let code = match e {
         PackageError::Unreachable { .. } | PackageError::Io(_) => exit::FAILED,
+        PackageError::NotAnAgent { .. } => exit::USAGE,
         _ => exit::LOAD,
     };
     report(e.code(), &e.to_string(), code)
@@ -274,13 +277,15 @@ async fn install_one(
     alias: Option<String>,
     yes: bool,
 ) -> u8 {
-    let package = match source.fetch().await {
-        Ok(p) => p,
+    let fetched = match source.fetch().await {
+        Ok(f) => f,
         Err(e) => return fail(&e),
     };
-    if let Err(e) = package.verify(sandbox).await {
-        return fail(&e);
-    }
+    let plain = fetched.is_plain();
+    let package = match fetched.verify(sandbox).await {
+        Ok((package, _)) => package,
+        Err(e) => return fail(&e),
+    };
     let m = &package.manifest;
     let id = alias.unwrap_or_else(|| m.id.clone());
     if !is_agent_id(&id) {
@@ -301,7 +306,14 @@ async fn install_one(
     }
     let asked = m.grants.describe();
     println!("{} {}: {}", m.id, m.version, m.description);
-    if asked.is_empty() {
+    if plain {
+        println!(
+            "  a plain component (no orchestr8 manifest): id, version and schemas come from its own info"
+        );
+        println!(
+            "  it asks for no grants and gets the default limits; add grants in {MANIFEST_FILE} if it needs any"
+        );
+    } else if asked.is_empty() {
         println!("  asks for no grants");
     } else {
         println!("  asks for:");
@@ -471,11 +483,11 @@ async fn restore(project: &Project, lock: &Lockfile, sandbox: &Sandbox) -> u8 {
             continue;
         }
         let source = Source::parse(&locked.source);
-        let package = match source.fetch().await {
-            Ok(p) => p,
+        let fetched = match source.fetch().await {
+            Ok(f) => f,
             Err(e) => return fail(&e),
         };
-        let actual = digest(&package.component);
+        let actual = digest(fetched.component());
         if actual != locked.digest {
             return fail(&PackageError::DigestMismatch {
                 what: format!("{} from {source} (pinned in {LOCK_FILE})", locked.id),
@@ -483,9 +495,10 @@ async fn restore(project: &Project, lock: &Lockfile, sandbox: &Sandbox) -> u8 {
                 actual,
             });
         }
-        if let Err(e) = package.verify(sandbox).await {
-            return fail(&e);
-        }
+        let package = match fetched.verify(sandbox).await {
+            Ok((package, _)) => package,
+            Err(e) => return fail(&e),
+        };
         if let Err(message) = write_component(&path, &package.component) {
             return report(ErrorCode::Internal, &message, exit::FAILED);
         }

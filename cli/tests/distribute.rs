@@ -410,6 +410,176 @@ fn a_package_published_to_an_oci_registry_installs_and_restores_from_it() {
     );
 }
 
+/// Runs a text-stats step: the installed plain component works, as `id`.
+#[track_caller]
+fn counts_words(project: &Path, id: &str) {
+    let workflow = json!({
+        "version": "1.0.0", "schemaVersion": "1.0.0",
+        "metadata": {"id": "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "name": "plain"},
+        "steps": [{"id": "count", "name": "count", "agent": {"id": id},
+                   "input": {"mapping": {"text": "one two three"}}}]
+    });
+    std::fs::write(project.join("workflow.json"), workflow.to_string()).unwrap();
+    let out = ok(&run(
+        project,
+        &["run", "workflow.json", "--quiet", "--json"],
+    ));
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["steps"]["count"]["output"]["words"], 3, "{result}");
+}
+
+fn text_stats_component() -> PathBuf {
+    repo().join("agents/target/wasm32-wasip2/release/text_stats.wasm")
+}
+
+#[test]
+fn a_component_file_installs_with_the_manifest_beside_it_or_as_a_plain_component() {
+    // The .wasm that `orchestr8 package` wrote, given instead of its
+    // manifest: the manifest beside it that names it is used.
+    let source = source_project();
+    let (_, component) = package(source.path());
+    let project = consumer();
+    let out = ok(&run(
+        project.path(),
+        &["install", component.to_str().unwrap(), "--yes"],
+    ));
+    assert!(out.contains("outbound HTTP to context7.com"), "{out}");
+    runs_in_a_workflow(project.path(), "@orchestr8/context7");
+
+    // A component alone: it is what its own info says, asking for nothing.
+    let lone = tempfile::tempdir().unwrap();
+    let copy = lone.path().join("text_stats.wasm");
+    std::fs::copy(text_stats_component(), &copy).unwrap();
+    let project = consumer();
+    let out = ok(&run(project.path(), &["install", copy.to_str().unwrap()]));
+    assert!(out.contains("a plain component"), "{out}");
+    assert!(out.contains("installed @orchestr8/text-stats"), "{out}");
+    let toml = std::fs::read_to_string(project.path().join("orchestr8.toml")).unwrap();
+    assert!(!toml.contains("grants"), "{toml}");
+    counts_words(project.path(), "@orchestr8/text-stats");
+
+    // Anything else is named for what it is not, with the files to give.
+    let notes = lone.path().join("notes.txt");
+    std::fs::write(&notes, "not an agent").unwrap();
+    let stderr = refused_and_unchanged(
+        project.path(),
+        &["install", notes.to_str().unwrap(), "--yes"],
+        2,
+    );
+    assert!(stderr.contains("error[INVALID_INPUT]"), "{stderr}");
+    assert!(
+        stderr.contains("neither a package manifest (*.agent.json) nor a WebAssembly component"),
+        "{stderr}"
+    );
+}
+
+/// Pushes an artifact with the plain OCI distribution API (not orchestr8's
+/// client): a config blob of `config_type`, then one layer per
+/// `(media type, bytes)`, then the manifest under `name:tag`.
+fn push_artifact(
+    registry: &str,
+    name: &str,
+    tag: &str,
+    config_type: &str,
+    layers: &[(&str, &[u8])],
+) {
+    use sha2::{Digest, Sha256};
+    let http = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent();
+    let digest = |bytes: &[u8]| {
+        let hash = Sha256::digest(bytes);
+        format!(
+            "sha256:{}",
+            hash.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    let upload = |bytes: &[u8]| {
+        let started = http
+            .post(&format!("http://{registry}/v2/{name}/blobs/uploads/"))
+            .send_empty()
+            .unwrap();
+        let location = started.headers()["location"].to_str().unwrap().to_string();
+        let location = if location.starts_with("http") {
+            location
+        } else {
+            format!("http://{registry}{location}")
+        };
+        let separator = if location.contains('?') { '&' } else { '?' };
+        http.put(&format!("{location}{separator}digest={}", digest(bytes)))
+            .header("content-type", "application/octet-stream")
+            .send(bytes)
+            .unwrap();
+        json!({"mediaType": "", "digest": digest(bytes), "size": bytes.len()})
+    };
+    let config = json!({"architecture": "wasm", "os": "wasip2", "layerDigests": []}).to_string();
+    let mut config_descriptor = upload(config.as_bytes());
+    config_descriptor["mediaType"] = json!(config_type);
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|(media_type, bytes)| {
+            let mut d = upload(bytes);
+            d["mediaType"] = json!(media_type);
+            d
+        })
+        .collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_descriptor,
+        "layers": layers,
+    });
+    http.put(&format!("http://{registry}/v2/{name}/manifests/{tag}"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .send(manifest.to_string().as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn a_plain_wasm_artifact_installs_from_an_oci_registry() {
+    let registry = Registry::start();
+    let component = std::fs::read(text_stats_component()).unwrap();
+    // As wkg publishes a component: the wasm config, one application/wasm layer.
+    push_artifact(
+        &registry.address,
+        "plain/text-stats",
+        "0.1.0",
+        "application/vnd.wasm.config.v0+json",
+        &[("application/wasm", &component)],
+    );
+    let reference = format!("oci://{}/plain/text-stats:0.1.0", registry.address);
+    let project = consumer();
+    let out = ok(&run(project.path(), &["install", &reference]));
+    assert!(out.contains("a plain component"), "{out}");
+    assert!(out.contains(&format!("from {reference}")), "{out}");
+    counts_words(project.path(), "@orchestr8/text-stats");
+    // The lockfile restores it like any package.
+    std::fs::remove_dir_all(project.path().join(".orchestr8")).unwrap();
+    let out = ok(&run(project.path(), &["install"]));
+    assert!(out.contains("restored @orchestr8/text-stats"), "{out}");
+    counts_words(project.path(), "@orchestr8/text-stats");
+
+    // A container image is not an agent: INVALID_INPUT, not NOT_FOUND.
+    push_artifact(
+        &registry.address,
+        "images/busybox",
+        "1",
+        "application/vnd.oci.image.config.v1+json",
+        &[(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            b"not a tarball",
+        )],
+    );
+    let image = format!("oci://{}/images/busybox:1", registry.address);
+    let stderr = refused_and_unchanged(project.path(), &["install", &image, "--yes"], 2);
+    assert!(stderr.contains("error[INVALID_INPUT]"), "{stderr}");
+    assert!(
+        stderr.contains("no `application/wasm` layer") && stderr.contains("tar+gzip"),
+        "{stderr}"
+    );
+}
+
 /// A copy of the package in a fresh directory, for tampering with.
 fn copy_package(manifest: &Path, component: &Path) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

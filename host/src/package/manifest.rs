@@ -122,6 +122,18 @@ pub struct PackagedLimits {
     pub memory_mb: u64,
 }
 
+impl Default for PackagedLimits {
+    /// The sandbox's default limits.
+    fn default() -> Self {
+        let limits = crate::sandbox::Limits::default();
+        PackagedLimits {
+            timeout_ms: limits.timeout_ms,
+            fuel: limits.fuel,
+            memory_mb: limits.memory_bytes.div_ceil(1024 * 1024),
+        }
+    }
+}
+
 /// The component of a package.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,8 +7,12 @@
 //! to check that the manifest tells the truth about it, so a package cannot
 //! lie about what it is. Packages travel as two files side by side (a
 //! directory or an `http(s)://` location, see [`source`]) or as an OCI
-//! artifact in the wasm convention (see [`oci`]). Installed agents are
-//! recorded with source, version and digest in `orchestr8.lock` ([`lock`]).
+//! artifact in the wasm convention (see [`oci`]). A plain component (a
+//! `.wasm` file, or an OCI artifact published the standard way, as `wkg`
+//! does, with no orchestr8 manifest) is accepted too: what it is comes from
+//! its own `info`, and it asks for no grants ([`Fetched`]). Installed agents
+//! are recorded with source, version and digest in `orchestr8.lock`
+//! ([`lock`]).
 
 pub mod lock;
 mod manifest;
@@ -71,6 +75,14 @@ pub enum PackageError {
     /// The component does not load.
     #[error("the package's component does not load: {0}")]
     Load(#[from] LoadError),
+    /// The source holds something else than an agent package or component.
+    #[error("{origin} is not an agent: {reason}")]
+    NotAnAgent {
+        /// The source, as given.
+        origin: String,
+        /// What it holds instead.
+        reason: String,
+    },
     /// A local file could not be read or written.
     #[error("{0}")]
     Io(String),
@@ -94,6 +106,7 @@ impl Coded for PackageError {
                 ErrorCode::InvalidAgent
             }
             PackageError::InvalidManifest { .. } => ErrorCode::InvalidConfig,
+            PackageError::NotAnAgent { .. } => ErrorCode::InvalidInput,
             PackageError::Load(e) => e.code(),
             PackageError::Io(_) => ErrorCode::Internal,
         }
@@ -104,6 +117,59 @@ impl Coded for PackageError {
 pub const MAX_COMPONENT_BYTES: usize = 256 * 1024 * 1024;
 /// The largest manifest accepted from a source.
 pub const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a source holds: a package, or a plain component.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// A component with its manifest.
+    Package(Box<Package>),
+    /// A component alone: its manifest is read off its own `info`.
+    Component {
+        /// Its bytes.
+        bytes: Vec<u8>,
+        /// Where it came from (a file name, for errors and the manifest).
+        origin: String,
+    },
+}
+
+impl Fetched {
+    /// The component's bytes.
+    pub fn component(&self) -> &[u8] {
+        match self {
+            Fetched::Package(p) => &p.component,
+            Fetched::Component { bytes, .. } => bytes,
+        }
+    }
+
+    /// Whether it came without a manifest.
+    pub fn is_plain(&self) -> bool {
+        matches!(self, Fetched::Component { .. })
+    }
+
+    /// Checks and loads it: a package against its manifest ([`Package::verify`]);
+    /// a plain component is loaded, and its manifest is what it says of
+    /// itself, with no grants asked for, the sandbox's default limits and
+    /// no config.
+    pub async fn verify(self, sandbox: &Sandbox) -> Result<(Package, LoadedAgent), PackageError> {
+        match self {
+            Fetched::Package(package) => {
+                let agent = package.verify(sandbox).await?;
+                Ok((*package, agent))
+            }
+            Fetched::Component { bytes, origin } => {
+                let agent = sandbox.load_bytes(bytes.clone(), origin).await?;
+                let package = Package::build(
+                    &agent,
+                    bytes,
+                    RequestedGrants::default(),
+                    PackagedLimits::default(),
+                    Value::Object(Default::default()),
+                );
+                Ok((package, agent))
+            }
+        }
+    }
+}
 
 /// A package in memory.
 #[derive(Debug, Clone)]

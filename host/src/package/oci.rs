@@ -1,7 +1,8 @@
 //! Packages as OCI artifacts, in the WebAssembly convention that `wkg`
 //! (wasm-pkg-tools) uses: config `application/vnd.wasm.config.v0+json`,
 //! the component as an `application/wasm` layer; orchestr8 adds its
-//! manifest as a second layer of its own media type.
+//! manifest as a second layer of its own media type. An artifact without
+//! that layer (published by `wkg` or any other tool) is a plain component.
 //!
 //! Registries on a loopback address are spoken to over plain HTTP (as a
 //! registry started for tests or development is); all others over HTTPS.
@@ -16,7 +17,9 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde_json::json;
 
-use super::{FORMAT, MAX_COMPONENT_BYTES, Package, PackageError, WORLD};
+use super::{
+    FORMAT, Fetched, MAX_COMPONENT_BYTES, MAX_MANIFEST_BYTES, Package, PackageError, WORLD,
+};
 
 /// The config blob's media type (the wasm OCI convention).
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
@@ -113,45 +116,76 @@ pub async fn push(reference_text: &str, package: &Package) -> Result<String, Pac
     Ok(pushed.manifest_url)
 }
 
-/// Pulls the package at `reference` (`host/repo:tag`).
-pub async fn pull(reference_text: &str) -> Result<Package, PackageError> {
+/// Pulls the package (or plain component) at `reference` (`host/repo:tag`).
+/// The manifest is read first: an artifact without a WebAssembly layer is
+/// refused before any layer is downloaded.
+pub async fn pull(reference_text: &str) -> Result<Fetched, PackageError> {
     let source = format!("oci://{reference_text}");
     let reference = reference(reference_text)?;
-    let image = client(&reference)
-        .pull(
-            &reference,
-            &auth(),
-            vec![WASM_MEDIA_TYPE, MANIFEST_MEDIA_TYPE],
-        )
+    let client = client(&reference);
+    let (manifest, _) = client
+        .pull_image_manifest(&reference, &auth())
         .await
         .map_err(|e| PackageError::unreachable(&source, e))?;
-    let layer = |media_type: &str| {
-        image
+    let find = |media_type: &str| manifest.layers.iter().find(|l| l.media_type == media_type);
+    let Some(wasm) = find(WASM_MEDIA_TYPE) else {
+        let layers: Vec<&str> = manifest
             .layers
             .iter()
-            .find(|l| l.media_type == media_type)
-            .map(|l| l.data.clone())
-            .ok_or_else(|| {
-                PackageError::unreachable(
-                    &source,
-                    format!(
-                        "the artifact has no `{media_type}` layer: not an orchestr8 agent package"
-                    ),
-                )
-            })
+            .map(|l| l.media_type.as_str())
+            .collect();
+        return Err(PackageError::NotAnAgent {
+            origin: source,
+            reason: format!(
+                "the artifact has no `{WASM_MEDIA_TYPE}` layer (config `{}`, layers: {}): \
+                 not a WebAssembly component",
+                manifest.config.media_type,
+                if layers.is_empty() {
+                    "none".to_string()
+                } else {
+                    layers.join(", ")
+                }
+            ),
+        });
     };
-    let manifest = Package::parse_manifest(&layer(MANIFEST_MEDIA_TYPE)?, &source)?;
-    let component = layer(WASM_MEDIA_TYPE)?;
-    if component.len() > MAX_COMPONENT_BYTES {
-        return Err(PackageError::unreachable(
-            source,
-            format!("the component is larger than {MAX_COMPONENT_BYTES} bytes"),
-        ));
-    }
-    Ok(Package {
+    let blob = |layer: &oci_client::manifest::OciDescriptor, limit: usize| {
+        let client = &client;
+        let reference = &reference;
+        let source = &source;
+        let layer = layer.clone();
+        async move {
+            if layer.size < 0 || layer.size as u64 > limit as u64 {
+                return Err(PackageError::unreachable(
+                    source,
+                    format!("a `{}` layer larger than {limit} bytes", layer.media_type),
+                ));
+            }
+            let mut data = Vec::new();
+            client
+                .pull_blob(reference, &layer, &mut data)
+                .await
+                .map_err(|e| PackageError::unreachable(source, e))?;
+            Ok(data)
+        }
+    };
+    let component = blob(wasm, MAX_COMPONENT_BYTES).await?;
+    let Some(manifest_layer) = find(MANIFEST_MEDIA_TYPE) else {
+        let name = reference
+            .repository()
+            .rsplit('/')
+            .next()
+            .unwrap_or("component");
+        return Ok(Fetched::Component {
+            bytes: component,
+            origin: format!("{name}.wasm"),
+        });
+    };
+    let text = blob(manifest_layer, MAX_MANIFEST_BYTES).await?;
+    let manifest = Package::parse_manifest(&text, &source)?;
+    Ok(Fetched::Package(Box::new(Package {
         manifest,
         component,
-    })
+    })))
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
 //! Where packages come from: a manifest file (or a directory holding one),
 //! an `http(s)://` URL of a manifest (the component next to it), or an OCI
-//! registry reference `oci://host/repo:tag`.
+//! registry reference `oci://host/repo:tag`. A component file or URL
+//! (`.wasm`) is accepted as well: with the manifest beside it that names it
+//! when there is one, else as a plain component.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::{MAX_COMPONENT_BYTES, MAX_MANIFEST_BYTES, Package, PackageError, oci};
+use super::{Fetched, MAX_COMPONENT_BYTES, MAX_MANIFEST_BYTES, Package, PackageError, oci};
+
+const WASM_MAGIC: &[u8] = b"\0asm";
 
 /// A package source, as given on the command line or in the lockfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +34,8 @@ impl Source {
         }
     }
 
-    /// Fetches the package (not yet verified).
-    pub async fn fetch(&self) -> Result<Package, PackageError> {
+    /// Fetches the package or component (not yet verified).
+    pub async fn fetch(&self) -> Result<Fetched, PackageError> {
         match self {
             Source::Path(path) => read_dir_or_file(path),
             Source::Http(url) => fetch_http(url).await,
@@ -50,35 +54,70 @@ impl fmt::Display for Source {
     }
 }
 
-fn read_dir_or_file(path: &Path) -> Result<Package, PackageError> {
-    let manifest_path = if path.is_dir() {
-        let entries =
-            std::fs::read_dir(path).map_err(|e| PackageError::unreachable(path.display(), e))?;
-        let mut found: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().ends_with(".agent.json"))
-            .collect();
-        match found.len() {
-            1 => found.remove(0),
-            0 => {
-                return Err(PackageError::unreachable(
-                    path.display(),
-                    "no *.agent.json manifest in it",
-                ));
-            }
-            n => {
-                return Err(PackageError::unreachable(
-                    path.display(),
-                    format!("{n} manifests in it: name the one to install"),
-                ));
-            }
+fn read_dir_or_file(path: &Path) -> Result<Fetched, PackageError> {
+    if path.is_dir() {
+        let found = manifests_in(path)?;
+        return match found.as_slice() {
+            [one] => read_package(one).map(|p| Fetched::Package(Box::new(p))),
+            [] => Err(PackageError::unreachable(
+                path.display(),
+                "no *.agent.json manifest in it: name a manifest or a component (.wasm) file",
+            )),
+            many => Err(PackageError::unreachable(
+                path.display(),
+                format!("{} manifests in it: name the one to install", many.len()),
+            )),
+        };
+    }
+    let size = std::fs::metadata(path)
+        .map_err(|e| PackageError::unreachable(path.display(), e))?
+        .len();
+    if size > MAX_COMPONENT_BYTES as u64 {
+        return Err(PackageError::unreachable(
+            path.display(),
+            format!("larger than {MAX_COMPONENT_BYTES} bytes"),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| PackageError::unreachable(path.display(), e))?;
+    if !bytes.starts_with(WASM_MAGIC) {
+        return read_package(path).map(|p| Fetched::Package(Box::new(p)));
+    }
+    // A component: the manifest beside it that names it, if there is one.
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for manifest in manifests_in(dir)? {
+        if let Ok(package) = read_package(&manifest)
+            && Some(&package.manifest.component.file) == name.as_ref()
+        {
+            return Ok(Fetched::Package(Box::new(package)));
         }
-    } else {
-        path.to_path_buf()
-    };
-    let text = std::fs::read(&manifest_path)
+    }
+    Ok(Fetched::Component {
+        bytes,
+        origin: path.display().to_string(),
+    })
+}
+
+/// The `*.agent.json` files in `dir`.
+fn manifests_in(dir: &Path) -> Result<Vec<PathBuf>, PackageError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| PackageError::unreachable(dir.display(), e))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".agent.json"))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// A manifest file and the component it names, beside it.
+fn read_package(manifest_path: &Path) -> Result<Package, PackageError> {
+    let text = std::fs::read(manifest_path)
         .map_err(|e| PackageError::unreachable(manifest_path.display(), e))?;
-    let manifest = Package::parse_manifest(&text, &manifest_path.display().to_string())?;
+    let manifest = parse_manifest(&text, &manifest_path.display().to_string())?;
     let component_path = manifest_path
         .parent()
         .unwrap_or(Path::new("."))
@@ -89,6 +128,21 @@ fn read_dir_or_file(path: &Path) -> Result<Package, PackageError> {
         manifest,
         component,
     })
+}
+
+/// A manifest's text; something that is not JSON at all is named for what
+/// it is not, with the files to give instead.
+fn parse_manifest(text: &[u8], origin: &str) -> Result<super::PackageManifest, PackageError> {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_err() {
+        return Err(PackageError::NotAnAgent {
+            origin: origin.to_string(),
+            reason: "it is neither a package manifest (*.agent.json) nor a WebAssembly component \
+                     (.wasm): give the manifest `orchestr8 package` wrote, the component beside \
+                     it, or the directory holding both"
+                .into(),
+        });
+    }
+    Package::parse_manifest(text, origin)
 }
 
 async fn get(client: &reqwest::Client, url: &str, limit: usize) -> Result<Vec<u8>, PackageError> {
@@ -120,22 +174,35 @@ async fn get(client: &reqwest::Client, url: &str, limit: usize) -> Result<Vec<u8
     Ok(body)
 }
 
-async fn fetch_http(url: &str) -> Result<Package, PackageError> {
+async fn fetch_http(url: &str) -> Result<Fetched, PackageError> {
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(120))
         .build()
         .map_err(|e| PackageError::unreachable(url, e))?;
-    let text = get(&client, url, MAX_MANIFEST_BYTES).await?;
-    let manifest = Package::parse_manifest(&text, url)?;
+    let body = get(&client, url, MAX_COMPONENT_BYTES).await?;
+    if body.starts_with(WASM_MAGIC) {
+        let origin = url.rsplit('/').next().unwrap_or(url).to_string();
+        return Ok(Fetched::Component {
+            bytes: body,
+            origin,
+        });
+    }
+    if body.len() > MAX_MANIFEST_BYTES {
+        return Err(PackageError::unreachable(
+            url,
+            format!("a manifest larger than {MAX_MANIFEST_BYTES} bytes"),
+        ));
+    }
+    let manifest = parse_manifest(&body, url)?;
     let base = reqwest::Url::parse(url).map_err(|e| PackageError::unreachable(url, e))?;
     let component_url = base
         .join(&manifest.component.file)
         .map_err(|e| PackageError::unreachable(url, e))?;
     let component = get(&client, component_url.as_str(), MAX_COMPONENT_BYTES).await?;
-    Ok(Package {
+    Ok(Fetched::Package(Box::new(Package {
         manifest,
         component,
-    })
+    })))
 }
 
 #[cfg(test)]
