@@ -154,7 +154,10 @@ fn checkpoint(conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
 /// Starts the checkpoint thread; it ends when the sender is dropped.
 fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     let conn = Connection::open(path).map_err(db)?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
+    // Never wait: a checkpoint that finds a writer or a reader in its way
+    // gives up and tries again at the next tick, rather than holding the
+    // write lock while it waits and stalling every commit behind it.
+    conn.busy_timeout(Duration::ZERO).map_err(db)?;
     let wal = wal_path(path);
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::Builder::new()
@@ -176,6 +179,15 @@ fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
         })
         .map_err(|e| StoreError::Database(format!("cannot start the checkpoint thread: {e}")))?;
     Ok(tx)
+}
+
+/// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`),
+/// waiting for it through the busy handler. A deferred one would read
+/// first and then ask to write, and SQLite answers that upgrade with an
+/// immediate "database is locked" when a checkpoint holds the lock.
+fn write_transaction(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db)
 }
 
 fn status(text: &str) -> ExecutionStatus {
@@ -295,7 +307,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
 impl Store for SqliteStore {
     fn commit(&self, changes: &[Change]) -> Result<Vec<Applied>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = write_transaction(&mut conn)?;
         let mut outcomes = Vec::with_capacity(changes.len());
         for change in changes {
             // A savepoint per change, so a failed one is undone alone. The
@@ -383,7 +395,7 @@ impl Store for SqliteStore {
         alive: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
+        let tx = write_transaction(&mut conn)?;
         let candidates: Vec<(String, u32)> = {
             let mut stmt = tx
                 .prepare(
