@@ -15,7 +15,7 @@ use orchestr8_host::{Coded, ErrorCode};
 use tokio_util::sync::CancellationToken;
 
 use crate::input::json_arg;
-use crate::{exit, report};
+use crate::{exit, output, report};
 
 #[derive(Subcommand)]
 pub enum AgentCommand {
@@ -252,7 +252,7 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
         let cancel = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("cancelling (the agent gets 2 s to stop)…");
+                output::notice("cancelling (the agent gets 2 s to stop)…");
                 cancel.cancel();
             }
         })
@@ -267,7 +267,9 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
         } = event
             && !quiet
         {
-            eprintln!("[retry] {reason}: attempt {attempt} in {delay_ms} ms");
+            output::notice(&format!(
+                "[retry] {reason}: attempt {attempt} in {delay_ms} ms"
+            ));
         }
     };
     let outcome = invoker
@@ -308,7 +310,7 @@ fn print_outcome(outcome: &ResilientOutcome, json: bool) -> u8 {
         Ok(_) => exit::OK,
         Err(e) => {
             if !json {
-                eprintln!("error[{}]: {e}", e.code());
+                output::error(e.code(), &e.to_string());
             }
             exit::FAILED
         }
@@ -325,18 +327,26 @@ fn print_attempt(attempt: &InvocationOutcome, number: Option<usize>) {
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
         };
-        eprintln!("[agent{tag} {level}] {}", line.message);
-    }
-    if attempt.logs_dropped > 0 {
-        eprintln!(
-            "[agent{tag}] {} log lines dropped past the log volume cap",
-            attempt.logs_dropped
+        output::line(
+            &level.to_ascii_uppercase(),
+            "orchestr8::agent",
+            &format!("[agent{tag} {level}] {}", line.message),
+            serde_json::Map::new(),
         );
     }
+    if attempt.logs_dropped > 0 {
+        output::notice(&format!(
+            "[agent{tag}] {} log lines dropped past the log volume cap",
+            attempt.logs_dropped
+        ));
+    }
     for denial in &attempt.denials {
-        eprintln!("[denied{tag}] {} ({})", denial.target, denial.reason);
+        output::notice(&format!(
+            "[denied{tag}] {} ({})",
+            denial.target, denial.reason
+        ));
     }
     if let (Some(_), Err(e)) = (number, &attempt.result) {
-        eprintln!("[attempt{tag} failed] {}: {e}", e.code());
+        output::notice(&format!("[attempt{tag} failed] {}: {e}", e.code()));
     }
 }

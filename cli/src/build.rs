@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::project::require_project;
 use crate::scaffold::{self, SDK_DIR};
-use crate::{exit, report};
+use crate::{exit, output, report};
 
 /// The Rust target agents are compiled for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -160,7 +160,7 @@ fn restore_sdk(project: &Project) -> Result<(), u8> {
         AgentSource::Component(_) => false,
     });
     if uses_sdk {
-        eprintln!("restoring the agent SDK in {SDK_DIR}");
+        output::notice(&format!("restoring the agent SDK in {SDK_DIR}"));
         scaffold::write_files(&project.root, &scaffold::sdk_files(), true)?;
     }
     Ok(())
@@ -184,7 +184,9 @@ fn ensure_target(root: &Path) -> Result<(), u8> {
     {
         return Ok(());
     }
-    eprintln!("installing the Rust target {WASM_TARGET} (rustup target add {WASM_TARGET})…");
+    output::notice(&format!(
+        "installing the Rust target {WASM_TARGET} (rustup target add {WASM_TARGET})…"
+    ));
     let status = Command::new("rustup")
         .args(["target", "add", WASM_TARGET])
         .current_dir(root)

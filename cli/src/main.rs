@@ -6,6 +6,7 @@ mod claude;
 mod distribute;
 mod init;
 mod input;
+mod output;
 mod project;
 mod scaffold;
 mod serve;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use orchestr8_host::ErrorCode;
 use orchestr8_host::sandbox::{Allocator, SandboxConfig, default_cache_dir};
 use orchestr8_host::telemetry::LogFormat;
 
@@ -35,7 +37,7 @@ pub(crate) mod exit {
 /// Prints an error in the one CLI shape, `error[CODE]: message`, and
 /// returns the exit code to use.
 pub(crate) fn report(code: orchestr8_host::ErrorCode, message: &str, exit_code: u8) -> u8 {
-    eprintln!("error[{code}]: {message}");
+    output::error(code, message);
     exit_code
 }
 
@@ -259,23 +261,30 @@ orchestr8.toml still apply. Exit code 1 when any case fails.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(dir) = &cli.directory
-        && let Err(e) = std::env::set_current_dir(dir)
-    {
-        eprintln!("error: cannot change to `{}`: {e}", dir.display());
-        return ExitCode::from(exit::USAGE);
-    }
     let format = match cli.log_format {
         LogFormatArg::Pretty => LogFormat::Pretty,
         LogFormatArg::Json => LogFormat::Json,
     };
+    output::use_json(format == LogFormat::Json);
+    if let Some(dir) = &cli.directory
+        && let Err(e) = std::env::set_current_dir(dir)
+    {
+        return ExitCode::from(report(
+            ErrorCode::InvalidInput,
+            &format!("cannot change to `{}`: {e}", dir.display()),
+            exit::USAGE,
+        ));
+    }
     let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
     // Before the runtime: the trace exporter's HTTP client is blocking.
     let telemetry = match orchestr8_host::telemetry::init(&cli.log_level, format, ansi) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::USAGE);
+            return ExitCode::from(report(
+                ErrorCode::InvalidConfig,
+                &e.to_string(),
+                exit::USAGE,
+            ));
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -284,8 +293,11 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(exit::FAILED);
+            return ExitCode::from(report(
+                ErrorCode::Internal,
+                &format!("cannot start the async runtime: {e}"),
+                exit::FAILED,
+            ));
         }
     };
     let config = SandboxConfig {

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::project::{self, ProjectArgs, current_project, load_agents};
-use crate::{exit, report};
+use crate::{exit, output, report};
 
 /// Where and how a server listens.
 #[derive(Args, Clone)]
@@ -186,10 +186,10 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> u8 {
         let stop = stop.clone();
         tokio::spawn(async move {
             stop_signal().await;
-            eprintln!(
+            output::notice(&format!(
                 "shutting down: running executions get {} ms to finish",
                 grace.as_millis()
-            );
+            ));
             stop.cancel();
             service.shutdown(grace).await;
         })

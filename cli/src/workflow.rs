@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::input::json_arg;
 use crate::project::{self, ProjectArgs, StateArgs};
 use crate::testing;
-use crate::{exit, report};
+use crate::{exit, output, report};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -95,7 +95,7 @@ fn print_invalid(path: &Path, e: &WorkflowError, json: bool) -> u8 {
             serde_json::to_string_pretty(&e.to_body()).unwrap_or_default()
         );
     } else {
-        eprintln!("error[{}]: {} is {e}", e.code(), path.display());
+        output::error(e.code(), &format!("{} is {e}", path.display()));
     }
     exit::USAGE
 }
@@ -220,7 +220,7 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         let cancel = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("cancelling (running steps get the grace period to stop)…");
+                output::notice("cancelling (running steps get the grace period to stop)…");
                 cancel.cancel();
             }
         })
@@ -229,12 +229,14 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         Progress::Quiet
     } else if args.json {
         Progress::Json
+    } else if output::json() {
+        Progress::Log
     } else if std::io::stderr().is_terminal() {
         Progress::People
     } else {
         Progress::Lines
     };
-    let show = |u: &JournalUpdate| style.show(&u.entry);
+    let show = |u: &JournalUpdate| style.show(&u.entry, &u.execution_id);
     let running = orchestrator.run(&wf, variables, cancel);
     tokio::pin!(running);
     let outcome = loop {
@@ -250,7 +252,12 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
     };
     on_ctrl_c.abort();
     for request in fixtures.iter().flat_map(HttpFixtures::unhandled) {
-        eprintln!("error: no fixture answers {request}");
+        output::line(
+            "ERROR",
+            "orchestr8",
+            &format!("error: no fixture answers {request}"),
+            serde_json::Map::new(),
+        );
     }
     let result = match outcome {
         Ok(r) => r,
@@ -296,7 +303,7 @@ fn print_result(wf: &Workflow, result: &ExecutionResult) {
         result.status.as_str()
     );
     if let Some(e) = &result.error {
-        eprintln!("error[{}]: {}", e.code, e.message);
+        output::error(e.code, &e.message);
     }
 }
 
@@ -309,6 +316,8 @@ enum Progress {
     Json,
     /// One timeline line per journal entry (not a terminal: logs, CI).
     Lines,
+    /// A JSON log line per journal entry (`--log-format json`).
+    Log,
     /// What a person wants to see: steps starting, finishing, retrying.
     People,
 }
@@ -317,12 +326,26 @@ impl Progress {
     /// Prints one entry. A closed stderr (`run … 2>&1 | head`) must not
     /// stop the execution, so write errors are ignored rather than panicking
     /// as `eprintln!` would.
-    fn show(self, e: &JournalEntry) {
+    fn show(self, e: &JournalEntry, execution_id: &str) {
         let line = match self {
             Progress::Quiet => None,
             Progress::Json => Some(serde_json::to_string(e).unwrap_or_default()),
             Progress::Lines => Some(timeline_line(e)),
             Progress::People => person_line(e),
+            Progress::Log => {
+                let mut fields = serde_json::Map::new();
+                fields.insert("execution_id".into(), execution_id.into());
+                fields.insert("seq".into(), e.seq.into());
+                fields.insert("kind".into(), e.kind.clone().into());
+                if let Some(step) = &e.step_id {
+                    fields.insert("step_id".into(), step.clone().into());
+                }
+                if let Some(code) = &e.code {
+                    fields.insert("code".into(), code.clone().into());
+                }
+                output::line("INFO", "orchestr8::journal", &timeline_line(e), fields);
+                None
+            }
         };
         if let Some(line) = line {
             let _ = writeln!(std::io::stderr(), "{line}");

@@ -11,9 +11,10 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Coded;
 use crate::resilience::{Call, EventSink, Resilience, ResilienceError, ResiliencePolicy};
 use crate::sandbox::{
-    InvocationOutcome, InvocationRequest, InvokeError, LoadedAgent, Sandbox, SandboxPolicy,
+    InvocationOutcome, InvocationRequest, InvokeError, LoadedAgent, Sandbox, SandboxPolicy, redact,
 };
 
 /// How long past an attempt's timeout the chain waits for the sandbox to
@@ -109,6 +110,18 @@ impl Invoker {
                         .sandbox
                         .invoke(agent, &limited, request, &attempt.cancel)
                         .await;
+                    if let Err(e) = &outcome.result {
+                        let secrets: Vec<String> = limited
+                            .secret_values
+                            .values()
+                            .map(|s| s.expose().to_string())
+                            .collect();
+                        crate::telemetry::mark_failed(
+                            &tracing::Span::current(),
+                            e.code().as_str(),
+                            &redact(e.to_string(), &secrets),
+                        );
+                    }
                     let result = outcome.result.clone();
                     attempts
                         .lock()

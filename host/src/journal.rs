@@ -268,7 +268,7 @@ pub fn entry(event: &ExecutionEvent, redact: &[String]) -> NewEntry {
             duration_ms, error, ..
         } => (
             None,
-            Some(*duration_ms),
+            Some(*duration_ms as f64),
             error.as_ref().map(|e| e.code.to_string()),
         ),
         ExecutionEvent::AgentLog { attempt, .. } | ExecutionEvent::AgentEvent { attempt, .. } => {
@@ -280,9 +280,12 @@ pub fn entry(event: &ExecutionEvent, redact: &[String]) -> NewEntry {
                 attempt,
                 duration_ms,
             } => (Some(*attempt), Some(*duration_ms), None),
-            ResilienceEvent::AttemptFailed { attempt, code, .. } => {
-                (Some(*attempt), None, Some(code.to_string()))
-            }
+            ResilienceEvent::AttemptFailed {
+                attempt,
+                code,
+                duration_ms,
+                ..
+            } => (Some(*attempt), Some(*duration_ms), Some(code.to_string())),
             ResilienceEvent::RetryScheduled {
                 attempt, reason, ..
             } => (Some(*attempt), None, Some(reason.to_string())),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::bus::{Bus, Subscription};
 use crate::engine::{Engine, ExecutionResult, ExecutionStatus};
@@ -110,13 +111,24 @@ impl Orchestrator {
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, StoreError> {
         self.journal.send(Change::Running(id.clone()));
-        let sink = self
-            .journal
-            .sink(id.clone(), self.engine.runner().secret_values());
+        let secrets = self.engine.runner().secret_values();
+        let sink = self.journal.sink(id.clone(), secrets.clone());
+        // The root of the execution's trace, or a child of the request that
+        // started it: steps and attempts nest under it.
+        let span = tracing::info_span!(
+            "execution",
+            execution_id = %id,
+            workflow = %workflow.metadata.name,
+        );
         let result = self
             .engine
             .execute(workflow, id.clone(), variables, cancel, sink)
+            .instrument(span.clone())
             .await;
+        if let Some(e) = &result.error {
+            let message = crate::sandbox::redact(e.message.clone(), &secrets);
+            crate::telemetry::mark_failed(&span, e.code.as_str(), &message);
+        }
         self.journal
             .write(Change::Finish {
                 execution_id: id,

@@ -6,8 +6,12 @@
 //! `orchestr8`); the `OTEL_BSP_*` variables tune batching.
 //!
 //! Spans: `request` (HTTP), `execution`, `step` and `attempt`, each
-//! carrying the execution id; an incoming W3C `traceparent` header becomes
-//! the parent of the request span.
+//! carrying the execution id, nested in that order whichever command runs
+//! the execution; an incoming W3C `traceparent` header becomes the parent
+//! of the request span. A failed execution, step or attempt has the
+//! OpenTelemetry status Error with its message and an `error.type`
+//! attribute holding the stable code (`TIMEOUT`, …), as the semantic
+//! conventions for errors say; a successful one leaves the status unset.
 
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -15,6 +19,7 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -126,8 +131,11 @@ pub fn init(filter: &str, format: LogFormat, ansi: bool) -> Result<Telemetry, Te
             .with_tracer(p.tracer("orchestr8"))
             .with_filter(EnvFilter::new("info"))
     });
+    // Spans are kept whatever the level of events: a warning logged inside
+    // a request or an attempt carries its execution id from them.
+    let spans = filter_fn(|meta| meta.is_span() && *meta.level() <= tracing::Level::INFO);
     tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(fmt.with_filter(filter.or(spans)))
         .with(otel)
         .try_init()
         .map_err(|e| TelemetryError::AlreadySet(e.to_string()))?;
@@ -148,4 +156,13 @@ pub fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span 
     });
     let _ = span.set_parent(parent);
     span
+}
+
+/// Marks `span` failed: status Error with `message` (already free of
+/// secrets), and `error.type` set to the stable `code`. A no-op when spans
+/// are not exported.
+pub fn mark_failed(span: &tracing::Span, code: &str, message: &str) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    span.set_status(opentelemetry::trace::Status::error(message.to_string()));
+    span.set_attribute("error.type", code.to_string());
 }

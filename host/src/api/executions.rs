@@ -414,7 +414,6 @@ impl ExecutionService {
         self.update_gauges();
         let service = self.clone();
         let exec_id = id.clone();
-        let span = tracing::info_span!("execution", execution_id = %exec_id);
         let task = async move {
             let permit = tokio::select! {
                 p = service.permits.clone().acquire_owned() => p.ok(),
@@ -443,7 +442,8 @@ impl ExecutionService {
             service.admitted.fetch_sub(1, Ordering::SeqCst);
             service.update_gauges();
         };
-        self.tasks.spawn(task.instrument(span));
+        // The orchestrator opens the execution span, under the request's.
+        self.tasks.spawn(task.in_current_span());
         Ok((id, done_rx))
     }
 

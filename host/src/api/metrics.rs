@@ -2,9 +2,12 @@
 //! status, step and attempt latency, sandbox limit hits, queue depth and the
 //! circuit breakers' states.
 //!
-//! Step and attempt figures come from the committed journal (a bounded bus
-//! subscription that may drop entries under extreme load, never slowing the
-//! engine); breaker states are read from the registry at scrape time.
+//! One meaning per metric on both servers: an attempt's duration is what
+//! the resilience chain measured (start to end of the attempt, failed ones
+//! included), to the microsecond. `serve` reads it from the committed
+//! journal (a bounded bus subscription that may drop entries under extreme
+//! load, never slowing the engine), `agent serve` from the chain's events
+//! directly; breaker states are read from the registry at scrape time.
 
 use std::sync::atomic::AtomicI64;
 
@@ -17,7 +20,7 @@ use prometheus_client::registry::Registry;
 
 use crate::engine::ExecutionStatus;
 use crate::error::ErrorCode;
-use crate::resilience::{BreakerState, Resilience};
+use crate::resilience::{BreakerState, Resilience, ResilienceEvent};
 use crate::store::JournalEntry;
 
 type Labels = Vec<(String, String)>;
@@ -120,7 +123,7 @@ impl Metrics {
 
     /// Counts a committed journal entry.
     pub fn observe_entry(&self, entry: &JournalEntry) {
-        let seconds = entry.duration_ms.map(|ms| ms as f64 / 1000.0);
+        let seconds = entry.duration_ms.map(|ms| ms / 1000.0);
         match entry.kind.as_str() {
             "step-succeeded" | "step-failed" => {
                 if let Some(s) = seconds {
@@ -131,12 +134,7 @@ impl Metrics {
             }
             "attempt-succeeded" | "attempt-failed" => {
                 if let Some(s) = seconds {
-                    self.attempt_seconds
-                        .get_or_create(&vec![("outcome".into(), outcome(&entry.kind))])
-                        .observe(s);
-                }
-                if let Some(code) = &entry.code {
-                    self.count_limit_hit(code);
+                    self.observe_attempt(s, entry.code.as_deref());
                 }
             }
             "execution-finished" => {
@@ -156,8 +154,21 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one agent attempt outside a workflow (`/process`).
-    pub fn observe_attempt(&self, seconds: f64, code: Option<ErrorCode>) {
+    /// Counts an attempt's end as the chain reports it (`/process`).
+    pub fn observe_resilience(&self, event: &ResilienceEvent) {
+        match event {
+            ResilienceEvent::AttemptSucceeded { duration_ms, .. } => {
+                self.observe_attempt(duration_ms / 1000.0, None);
+            }
+            ResilienceEvent::AttemptFailed {
+                duration_ms, code, ..
+            } => self.observe_attempt(duration_ms / 1000.0, Some(code.as_str())),
+            _ => {}
+        }
+    }
+
+    /// One attempt that took `seconds`, failed with `code` if it did.
+    fn observe_attempt(&self, seconds: f64, code: Option<&str>) {
         let outcome = if code.is_some() {
             "failed"
         } else {
@@ -167,7 +178,7 @@ impl Metrics {
             .get_or_create(&vec![("outcome".into(), outcome.to_string())])
             .observe(seconds);
         if let Some(code) = code {
-            self.count_limit_hit(code.as_str());
+            self.count_limit_hit(code);
         }
     }
 
@@ -230,7 +241,7 @@ mod tests {
 
     fn entry(
         kind: &str,
-        duration_ms: Option<u64>,
+        duration_ms: Option<f64>,
         code: Option<&str>,
         data: serde_json::Value,
     ) -> JournalEntry {
@@ -247,23 +258,48 @@ mod tests {
     }
 
     #[test]
+    fn both_servers_count_failed_attempts_with_their_durations() {
+        let from_journal = Metrics::new(None);
+        from_journal.observe_entry(&entry(
+            "attempt-failed",
+            Some(0.3),
+            Some("TIMEOUT"),
+            json!({}),
+        ));
+        let from_chain = Metrics::new(None);
+        from_chain.observe_resilience(&ResilienceEvent::AttemptFailed {
+            attempt: 1,
+            code: ErrorCode::Timeout,
+            message: "late".into(),
+            counted: true,
+            duration_ms: 0.3,
+        });
+        assert_eq!(from_journal.encode(), from_chain.encode());
+        assert!(
+            from_chain
+                .encode()
+                .contains("orchestr8_attempt_duration_seconds_count{outcome=\"failed\"} 1")
+        );
+    }
+
+    #[test]
     fn journal_entries_become_counters_and_histograms() {
         let m = Metrics::new(None);
         m.observe_entry(&entry(
             "attempt-failed",
-            Some(5),
+            Some(0.25),
             Some("FUEL_EXHAUSTED"),
             json!({"agentId": "@a/b"}),
         ));
         m.observe_entry(&entry(
             "step-succeeded",
-            Some(7),
+            Some(7.0),
             None,
             json!({"agentId": "@a/b"}),
         ));
         m.observe_entry(&entry(
             "execution-finished",
-            Some(9),
+            Some(9.0),
             None,
             json!({"status": "succeeded"}),
         ));
@@ -282,6 +318,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("orchestr8_queue_depth 3"), "{text}");
+        assert!(
+            text.contains(
+                "orchestr8_attempt_duration_seconds_bucket{le=\"0.0004\",outcome=\"failed\"} 1"
+            ),
+            "a quarter of a millisecond lands in the lowest buckets: {text}"
+        );
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

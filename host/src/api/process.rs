@@ -19,7 +19,7 @@ use super::{ApiError, HttpOptions, Metrics, harden, openapi};
 use crate::engine::RegisteredAgent;
 use crate::error::Coded;
 use crate::invoker::Invoker;
-use crate::resilience::{BreakerState, ResiliencePolicy};
+use crate::resilience::{BreakerState, ResilienceEvent, ResiliencePolicy};
 use crate::sandbox::InvocationRequest;
 
 /// `GET /health` of an agent service.
@@ -98,6 +98,8 @@ async fn process(
     JsonBody(input): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let mut request = InvocationRequest::new(input);
+    // Log lines of this request carry the call's id, like an execution's.
+    tracing::Span::current().record("execution_id", request.execution_id.as_str());
     request.config = service.agent.config.clone();
     request.cancel_grace = Duration::from_secs(2);
     // A client that hangs up drops this future, and with it the sandbox call.
@@ -109,15 +111,9 @@ async fn process(
             &service.resilience,
             request,
             &CancellationToken::new(),
-            &|_| {},
+            &|event: ResilienceEvent| service.metrics.observe_resilience(&event),
         )
         .await;
-    for attempt in &outcome.attempts {
-        service.metrics.observe_attempt(
-            attempt.stats.duration_ms / 1000.0,
-            attempt.result.as_ref().err().map(Coded::code),
-        );
-    }
     match outcome.result {
         Ok(output) => {
             service.metrics.count_call("ok");

@@ -124,8 +124,8 @@ pub enum ExecutionEvent {
         output: Value,
         /// Attempts it took.
         attempts: u32,
-        /// How long it took.
-        duration_ms: u64,
+        /// How long it took, in milliseconds (to the microsecond).
+        duration_ms: f64,
         /// When a fallback produced the output: the fallback's step id.
         #[serde(skip_serializing_if = "Option::is_none")]
         via_fallback: Option<String>,
@@ -138,8 +138,8 @@ pub enum ExecutionEvent {
         error: ErrorBody,
         /// Attempts it took.
         attempts: u32,
-        /// How long it took.
-        duration_ms: u64,
+        /// How long it took, in milliseconds (to the microsecond).
+        duration_ms: f64,
         /// Whether the execution goes on (`onError: continue`).
         continued: bool,
     },

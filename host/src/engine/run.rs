@@ -13,7 +13,7 @@ use super::{
     StepResult, StepStatus,
 };
 use crate::error::{ErrorBody, ErrorCode};
-use crate::resilience::{CircuitBreakerPolicy, ResiliencePolicy, RetryPolicy};
+use crate::resilience::{CircuitBreakerPolicy, ResiliencePolicy, RetryPolicy, millis};
 use crate::workflow::mapping::{self, Root, Scope};
 use crate::workflow::{OnError, Step, Workflow, condition, overlay_policy};
 
@@ -210,7 +210,19 @@ impl Tasks {
             agent_id = %call.agent_id,
         );
         let handle = self.set.spawn(tracing::Instrument::instrument(
-            async move { runner.run(call).await },
+            async move {
+                let secrets = runner.secret_values();
+                let outcome = runner.run(call).await;
+                if let Err(e) = &outcome.result {
+                    let message = crate::sandbox::redact(e.message.clone(), &secrets);
+                    crate::telemetry::mark_failed(
+                        &tracing::Span::current(),
+                        e.code.as_str(),
+                        &message,
+                    );
+                }
+                outcome
+            },
             span,
         ));
         self.owners.insert(handle.id(), task);
@@ -483,7 +495,7 @@ impl<'a> Run<'a> {
         r.status = StepStatus::Failed;
         r.error = Some(e.clone());
         r.attempts = attempts;
-        r.duration_ms = duration_ms;
+        r.duration_ms = duration_ms.round() as u64;
         self.emit(ExecutionEvent::StepFailed {
             step_id: self.step(i).id.clone(),
             error: e,
@@ -493,10 +505,9 @@ impl<'a> Run<'a> {
         });
     }
 
-    fn elapsed(&self, i: usize) -> u64 {
-        self.started
-            .get(&i)
-            .map_or(0, |t| t.elapsed().as_millis() as u64)
+    /// How long step `i` has run, in milliseconds (to the microsecond).
+    fn elapsed(&self, i: usize) -> f64 {
+        self.started.get(&i).map_or(0.0, |t| millis(t.elapsed()))
     }
 
     fn record_success(
@@ -518,7 +529,7 @@ impl<'a> Run<'a> {
         r.status = StepStatus::Succeeded;
         r.output = Some(output.clone());
         r.attempts = attempts;
-        r.duration_ms = duration_ms;
+        r.duration_ms = duration_ms.round() as u64;
         r.captured = captured;
         r.via_fallback = via_fallback.clone();
         self.emit(ExecutionEvent::StepSucceeded {
@@ -535,7 +546,7 @@ impl<'a> Run<'a> {
         let r = &mut self.results[i];
         r.status = StepStatus::Cancelled;
         r.attempts = attempts;
-        r.duration_ms = duration_ms;
+        r.duration_ms = duration_ms.round() as u64;
         r.reason = Some(reason.into());
         self.emit(ExecutionEvent::StepCancelled {
             step_id: self.step(i).id.clone(),

@@ -1,6 +1,8 @@
 //! What the chain decided, one typed event per decision. The engine turns
 //! them into journal entries.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use super::breaker::{BreakerState, Transition};
@@ -27,8 +29,8 @@ pub enum ResilienceEvent {
     AttemptSucceeded {
         /// Attempt number.
         attempt: u32,
-        /// How long it took.
-        duration_ms: u64,
+        /// How long it took, in milliseconds (to the microsecond).
+        duration_ms: f64,
     },
     /// An attempt failed.
     AttemptFailed {
@@ -40,6 +42,8 @@ pub enum ResilienceEvent {
         message: String,
         /// Whether the circuit breaker counted it.
         counted: bool,
+        /// How long it took, in milliseconds (to the microsecond).
+        duration_ms: f64,
     },
     /// Another attempt will follow after a delay.
     RetryScheduled {
@@ -83,4 +87,10 @@ impl ResilienceEvent {
             to: t.to,
         }
     }
+}
+
+/// A duration in milliseconds, to the microsecond: how durations are
+/// journaled, so a sub-millisecond attempt does not count as zero.
+pub fn millis(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
 }

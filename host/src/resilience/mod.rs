@@ -37,7 +37,7 @@ pub use breaker::{
     Transition,
 };
 pub use error::{AttemptError, ResilienceError, StopReason};
-pub use events::ResilienceEvent;
+pub use events::{ResilienceEvent, millis};
 pub use retry::{DEFAULT_BASE_DELAY_MS, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_DELAY_MS, RetryPolicy};
 
 use crate::error::{Coded, ErrorCode};
@@ -244,7 +244,7 @@ impl Resilience {
                     self.finish(policy, &call, admission, Outcome::Success);
                     call.events.emit(ResilienceEvent::AttemptSucceeded {
                         attempt: attempts,
-                        duration_ms: started.elapsed().as_millis() as u64,
+                        duration_ms: millis(started.elapsed()),
                     });
                     return Ok(value);
                 }
@@ -274,6 +274,7 @@ impl Resilience {
                 code,
                 message: error.to_string(),
                 counted,
+                duration_ms: millis(started.elapsed()),
             });
             if call.cancel.is_cancelled() {
                 return Err(ResilienceError::Cancelled { attempts });

@@ -178,7 +178,7 @@ impl AgentRecorder {
 }
 
 /// Replaces every occurrence of each secret in `text` with [`REDACTED`].
-pub(crate) fn redact(mut text: String, secrets: &[String]) -> String {
+pub fn redact(mut text: String, secrets: &[String]) -> String {
     for secret in secrets {
         if !secret.is_empty() && text.contains(secret.as_str()) {
             text = text.replace(secret.as_str(), REDACTED);

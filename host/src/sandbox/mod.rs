@@ -49,7 +49,7 @@ pub use fixtures::{
 };
 pub use invoke::{InvocationOutcome, InvocationRequest, InvocationStats};
 pub use loader::{AgentInfo, LoadedAgent};
-pub use logs::{AgentEvent, AgentLogLine, AgentObserver, AgentRecord, LogLevel, REDACTED};
+pub use logs::{AgentEvent, AgentLogLine, AgentObserver, AgentRecord, LogLevel, REDACTED, redact};
 pub use policy::{
     DEFAULT_FUEL, DEFAULT_LOG_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES,
     DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, DirGrant, Grants, Limits, PolicyError, SandboxPolicy,

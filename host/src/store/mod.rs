@@ -57,8 +57,8 @@ pub struct NewEntry {
     pub step_id: Option<String>,
     /// The attempt, if any.
     pub attempt: Option<u32>,
-    /// A duration, if the event has one.
-    pub duration_ms: Option<u64>,
+    /// A duration in milliseconds (to the microsecond), if the event has one.
+    pub duration_ms: Option<f64>,
     /// An error code, if the event has one.
     pub code: Option<String>,
     /// The event itself.
@@ -97,9 +97,9 @@ pub struct JournalEntry {
     /// The attempt, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
-    /// A duration, if any.
+    /// A duration in milliseconds (to the microsecond), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
+    pub duration_ms: Option<f64>,
     /// An error code, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
