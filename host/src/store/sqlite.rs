@@ -6,20 +6,26 @@
 //!
 //! Checkpoints (copying the WAL back into the database) run on a thread of
 //! their own with its own connection, in PASSIVE mode every
-//! [`CHECKPOINT_EVERY`], instead of inside whichever commit crosses the
-//! automatic threshold: that commit used to stall for milliseconds, and
-//! every execution waiting on it with it.
+//! [`CHECKPOINT_EVERY`] (four times as often while the WAL is filling),
+//! instead of inside whichever commit crosses the automatic threshold: that
+//! commit used to stall for milliseconds, and every execution waiting on it
+//! with it.
 //!
 //! A PASSIVE checkpoint never resets the WAL while commits keep coming (it
 //! copies the frames that existed when it began; the log restarts only once
 //! every frame is copied), so under sustained load the file grew without
-//! bound. The bound is kept by construction, not by the thread's timing:
-//! after every commit that leaves the WAL past [`WAL_CHECKPOINT_AT`], the
-//! committing connection itself runs a TRUNCATE checkpoint before it takes
-//! the next commit. The WAL is therefore never larger than that threshold
-//! plus one group commit (see [`WAL_BOUND`]). When the writer is idle and
-//! the background checkpoint has copied everything, it truncates the file,
-//! so the WAL also shrinks after a load ends.
+//! bound. The bound is kept by construction, not by the thread's timing: a
+//! WAL hook sees, after every commit, how many frames the WAL holds, and
+//! past [`WAL_CHECKPOINT_AT`] it runs a RESTART checkpoint right there,
+//! before the next commit, so the next one starts the log over. The WAL
+//! file is therefore never larger than that threshold plus one group commit
+//! (see [`WAL_BOUND`]). That forced checkpoint stalls commits while it copies
+//! and syncs (about 10 ms here), so the background thread normally gets
+//! there first: once the WAL holds an eighth of that, it follows its PASSIVE
+//! checkpoint (which copied most frames without blocking anyone) with a
+//! RESTART that has little left to copy (about 1-2 ms). When nothing has been written since its last tick and
+//! everything is copied, it truncates the file, so the WAL also shrinks
+//! after a load ends.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError, mpsc};
@@ -61,10 +67,10 @@ CREATE TABLE IF NOT EXISTS journal (
 ) WITHOUT ROWID;
 ";
 
-/// How often the WAL is checkpointed.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How often the WAL is checkpointed (a quarter of it while it fills).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// WAL size past which a commit is followed by a TRUNCATE checkpoint.
+/// WAL size past which the committing connection restarts the log itself.
 pub const WAL_CHECKPOINT_AT: u64 = 16 * 1024 * 1024;
 
 /// The most the WAL can hold: the threshold plus one group commit (at most
@@ -73,11 +79,13 @@ pub const WAL_CHECKPOINT_AT: u64 = 16 * 1024 * 1024;
 /// and the serve test check it under load.
 pub const WAL_BOUND: u64 = 64 * 1024 * 1024;
 
+/// The database page size (SQLite's default, set explicitly so frame
+/// counts convert to bytes).
+const PAGE_BYTES: u64 = 4096;
+
 /// Executions and journals in a SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    /// The WAL file beside the database.
-    wal: PathBuf,
     /// Dropping it stops the checkpoint thread.
     _checkpoints: mpsc::Sender<()>,
 }
@@ -95,44 +103,44 @@ impl SqliteStore {
             })?;
         }
         let conn = Connection::open(path).map_err(db)?;
+        conn.pragma_update(None, "page_size", PAGE_BYTES as i64)
+            .map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
-        // Checkpoints run on their own thread (see the module comment).
-        conn.pragma_update(None, "wal_autocheckpoint", 0)
-            .map_err(db)?;
+        // Checkpoints run on their own thread, or through the hook past the
+        // bound (see the module comment); the hook also replaces SQLite's
+        // own automatic checkpoint, which is a WAL hook too.
+        conn.wal_hook(Some(bound_wal));
         conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
-            wal: wal_path(path),
             _checkpoints: start_checkpoints(path)?,
         })
-    }
-
-    /// Checkpoints and truncates the WAL once it has passed
-    /// [`WAL_CHECKPOINT_AT`]; called after each commit, with the connection
-    /// held so no other commit can come in between.
-    fn bound_wal(&self, conn: &Connection) {
-        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
-        if size <= WAL_CHECKPOINT_AT {
-            return;
-        }
-        match checkpoint(conn, "TRUNCATE") {
-            Ok(true) => tracing::debug!(wal_bytes = size, "WAL checkpointed and truncated"),
-            // A reader in another process (say `orchestr8 inspect`) holds
-            // an old snapshot for longer than the busy timeout; the next
-            // commit tries again.
-            Ok(false) => tracing::warn!(wal_bytes = size, "WAL checkpoint blocked by a reader"),
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
-        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The WAL hook: after a commit that leaves `frames` in the WAL past the
+/// threshold, a RESTART checkpoint on the committing connection, so the
+/// next commit starts the log over. A checkpoint that cannot finish (a
+/// reader in another process holds an old snapshot) is logged and tried
+/// again after the next commit; the commit itself has happened either way.
+fn bound_wal(wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    let bytes = u64::try_from(frames).unwrap_or(0) * PAGE_BYTES;
+    if bytes > WAL_CHECKPOINT_AT {
+        match wal.checkpoint_v2(rusqlite::hooks::CheckpointMode::RESTART) {
+            Ok(_) => tracing::debug!(wal_bytes = bytes, "WAL restarted past its bound"),
+            Err(e) => tracing::warn!(wal_bytes = bytes, error = %e, "WAL checkpoint blocked"),
+        }
+    }
+    Ok(())
 }
 
 fn wal_path(db: &Path) -> PathBuf {
@@ -141,14 +149,12 @@ fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Runs a checkpoint in `mode`; whether it copied every frame of the WAL
-/// (for TRUNCATE: and emptied the file).
-fn checkpoint(conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
-    let (busy, log, copied): (i64, i64, i64) =
-        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-    Ok(busy == 0 && log == copied)
+/// What a checkpoint found: frames in the WAL, and how many of them are
+/// copied into the database (both -1 when it was blocked).
+fn checkpoint(conn: &Connection, mode: &str) -> Result<(i64, i64), rusqlite::Error> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(1)?, r.get(2)?))
+    })
 }
 
 /// Starts the checkpoint thread; it ends when the sender is dropped.
@@ -163,17 +169,42 @@ fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     std::thread::Builder::new()
         .name("orchestr8-checkpoint".into())
         .spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(CHECKPOINT_EVERY) {
-                match checkpoint(&conn, "PASSIVE") {
-                    // Everything is copied: nobody is writing, so emptying
-                    // the file costs nothing and gives the disk space back.
-                    Ok(true) if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) => {
-                        if let Err(e) = checkpoint(&conn, "TRUNCATE") {
-                            tracing::warn!(error = %e, "WAL truncation failed");
-                        }
+            let mut last_frames = -1;
+            let mut tick = CHECKPOINT_EVERY;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(tick) {
+                let (frames, copied) = match checkpoint(&conn, "PASSIVE") {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        continue;
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                };
+                let bytes = u64::try_from(frames).unwrap_or(0) * PAGE_BYTES;
+                // Under load, look again soon: the sooner the log restarts,
+                // the less the writer's own forced checkpoint is needed.
+                tick = if bytes >= WAL_CHECKPOINT_AT / 8 {
+                    CHECKPOINT_EVERY / 4
+                } else {
+                    CHECKPOINT_EVERY
+                };
+                let idle = frames == last_frames;
+                last_frames = frames;
+                let mode = if idle && frames == copied {
+                    // Nothing written since the last tick, all copied: give
+                    // the disk space back.
+                    if std::fs::metadata(&wal).is_ok_and(|m| m.len() == 0) {
+                        continue;
+                    }
+                    "TRUNCATE"
+                } else if bytes >= WAL_CHECKPOINT_AT / 8 {
+                    // Most frames are copied now: restarting the log costs
+                    // little, and spares the writer the forced checkpoint.
+                    "RESTART"
+                } else {
+                    continue;
+                };
+                if let Err(e) = checkpoint(&conn, mode) {
+                    tracing::warn!(error = %e, mode, "WAL checkpoint failed");
                 }
             }
         })
@@ -325,7 +356,6 @@ impl Store for SqliteStore {
             outcomes.push(outcome);
         }
         tx.commit().map_err(db)?;
-        self.bound_wal(&conn);
         Ok(outcomes)
     }
 

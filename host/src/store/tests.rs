@@ -111,8 +111,9 @@ fn the_wal_stays_bounded_however_fast_commits_come() {
     for _ in 0..1_000 {
         store.append("a", std::slice::from_ref(&big)).unwrap();
         largest = largest.max(size());
+        // The threshold, plus the one commit that crossed it.
         assert!(
-            size() <= sqlite::WAL_CHECKPOINT_AT,
+            size() <= sqlite::WAL_CHECKPOINT_AT + 1024 * 1024,
             "after a commit the WAL holds {} bytes",
             size()
         );
