@@ -221,6 +221,7 @@ Examples:
   orchestr8 install https://example.com/agents/acme.translator-1.2.0.agent.json
   orchestr8 install oci://ghcr.io/acme/agents/translator:1.2.0 --yes
   orchestr8 install oci://127.0.0.1:5000/agents/translator:1.2.0 --as @mine/translator
+  orchestr8 install ./dist/acme.translator-1.2.0.wasm   # uses the manifest beside it
   orchestr8 install                  # restore everything pinned in orchestr8.lock
 
 Before anything changes, the component's SHA-256 must equal the manifest's
@@ -229,7 +230,12 @@ description, schemas, WIT world). The grants the agent asks for are shown;
 they are written to orchestr8.toml only with --yes or your answer on the
 terminal. The component goes to .orchestr8/installed/, the pin (source,
 version, digest) to orchestr8.lock. Restoring refuses a component whose
-digest differs from the pin, naming both digests.";
+digest differs from the pin, naming both digests.
+
+A plain component (a .wasm with no manifest beside it, or an OCI artifact
+published the standard way, as wkg does) is installed from what its own
+info says, asking for no grants, with the default limits. A source that is
+not an agent at all is refused with INVALID_INPUT (exit code 2).";
 
 const MCP_HELP: &str = "\
 Examples:
@@ -240,7 +246,9 @@ Examples:
 Every agent of the project becomes a tool named after its id
 (`@orchestr8/context7` → `orchestr8_context7`, shown in Claude Code as
 `mcp__orchestr8__orchestr8_context7`), with the agent's description and
-input schema. A call runs the agent in a fresh sandbox with the project's
+input schema (an object schema, as MCP requires: an agent whose input
+cannot be an object takes it as the `input` argument), and its output
+schema when its output is an object. A call runs the agent in a fresh sandbox with the project's
 limits, grants and config, through the resilience chain. An agent failure
 answers `isError: true` with its error code. One JSON-RPC message per line
 on stdout; logs on stderr; ends when stdin closes.";

@@ -828,3 +828,64 @@ fn an_mcp_cancellation_stops_the_sandboxed_call() {
     );
     assert_eq!(mcp.close(), Some(0));
 }
+
+/// The official MCP Python SDK (a client nobody here wrote) drives
+/// `orchestr8 mcp` over the research project: the Context7 agent against
+/// the fake, and the echo agent whose input may be anything. The script
+/// asserts what the SDK accepted; here, that the cancelled call was stopped.
+#[test]
+fn the_official_mcp_python_sdk_accepts_the_research_tools() {
+    let python = support::clients_python();
+    let fake = Fake::start().with_axum();
+    fake.mount(
+        Mock::given(method("GET"))
+            .and(path("/api/v2/libs/search"))
+            .and(query_param("libraryName", "slow-lib"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_delay(Duration::from_secs(60))
+                    .set_body_json(recorded("libraryName=axum")),
+            ),
+    );
+    let project = Project::with_base_url(&fake);
+    let echo = component().with_file_name("echo.wasm");
+    let manifest = project.path().join("orchestr8.toml");
+    let mut toml = std::fs::read_to_string(&manifest).unwrap();
+    toml.push_str(&format!(
+        "\n[agents.\"@orchestr8/echo\"]\ncomponent = \"{}\"\n",
+        echo.display()
+    ));
+    std::fs::write(&manifest, toml).unwrap();
+    let out = Command::new(python)
+        .arg(support::client_script("mcp_session.py"))
+        .arg(env!("CARGO_BIN_EXE_orchestr8"))
+        .arg(project.path())
+        .arg("slow-lib")
+        .env("ORCHESTR8_STATE_DIR", project.path().join("state"))
+        .env("ORCHESTR8_SECRET_CONTEXT7_API_KEY", KEY)
+        .env(
+            "ORCHESTR8_CACHE_DIR",
+            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the MCP SDK session failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("the session goes on after a cancellation"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("code=CANCELLED"),
+        "the cancelled call reached the sandbox:\n{stderr}"
+    );
+    assert!(
+        fake.hits("/libs/search") >= 2,
+        "the slow search reached the fake"
+    );
+}

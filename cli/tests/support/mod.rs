@@ -76,3 +76,28 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The Python of the virtual environment holding the outside clients the
+/// tests drive (Schemathesis, the official MCP SDK), pinned in
+/// `tests/clients/requirements.txt` and installed by `scripts/test`.
+pub fn clients_python() -> std::path::PathBuf {
+    let venv = std::env::var_os("ORCHESTR8_CLIENTS_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/clients-venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.is_file(),
+        "{} is missing: scripts/test installs the outside clients (Schemathesis, the MCP SDK) there",
+        python.display()
+    );
+    python
+}
+
+/// A file of `tests/clients/`.
+pub fn client_script(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/clients")
+        .join(name)
+}
