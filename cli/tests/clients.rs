@@ -6,6 +6,9 @@
 //! real executions too: the document it reads is the server's own with
 //! examples added (a valid workflow, the ids of a finished and a running
 //! execution), so 200 and 202 answers are checked, not only 400 and 404.
+//! And openapi-spec-validator checks every document against the OpenAPI
+//! 3.0 specification: the orchestrator's with and without a token, and
+//! every first-party agent's, whatever its schemas hold.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -225,4 +228,67 @@ fn schemathesis_finds_agent_serve_true_to_its_document() {
         schemathesis(&document, &base, exclude);
         drop(server);
     }
+}
+
+/// Validates `documents` (name, document) with openapi-spec-validator.
+fn valid_openapi(documents: &[(String, Value)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (name, document) in documents {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, serde_json::to_string_pretty(document).unwrap()).unwrap();
+        files.push(file);
+    }
+    let out = Command::new(clients_python().with_file_name("openapi-spec-validator"))
+        .args(["--schema", "3.0"])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "not valid OpenAPI 3.0:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_document_is_valid_openapi_3_0() {
+    let mut documents = Vec::new();
+    let state = tempfile::tempdir().unwrap();
+    for token in [None, Some("t0ken")] {
+        let mut command = orchestr8();
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--agents-dir"])
+            .arg(agents())
+            .env("ORCHESTR8_STATE_DIR", state.path());
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        let server = Server::start(command);
+        let name = format!("serve-{}", if token.is_some() { "token" } else { "open" });
+        documents.push((name, get(&server.base, "/openapi.json", token)));
+    }
+    let mut components: Vec<PathBuf> = std::fs::read_dir(agents())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    components.sort();
+    assert!(components.len() > 10, "{components:?}");
+    for component in components {
+        let mut command = orchestr8();
+        command
+            .args(["agent", "serve"])
+            .arg(&component)
+            .args(["--bind", "127.0.0.1:0"]);
+        let server = Server::start(command);
+        let name = component
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        documents.push((name, get(&server.base, "/openapi.json", None)));
+    }
+    valid_openapi(&documents);
 }

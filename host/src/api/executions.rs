@@ -312,7 +312,7 @@ impl ExecutionService {
     fn resolve(&self, request: &ExecuteRequest) -> Result<Workflow, ApiError> {
         let text = match (&request.workflow, &request.workflow_file) {
             (Some(doc), None) => doc.to_string(),
-            (None, Some(file)) => self.read_workflow_file(file)?,
+            (None, Some(file)) => read_workflow_file(self.options.workflows_root.as_deref(), file)?,
             _ => {
                 return Err(ApiError::new(
                     ErrorCode::InvalidInput,
@@ -321,54 +321,6 @@ impl ExecutionService {
             }
         };
         workflow::load(&text, &self.agents).map_err(|e| ApiError::from(&e))
-    }
-
-    fn read_workflow_file(&self, file: &str) -> Result<String, ApiError> {
-        let Some(root) = &self.options.workflows_root else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                "this server has no project: send the workflow document itself",
-            ));
-        };
-        let relative = Path::new(file);
-        if file.is_empty() {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                "`workflowFile` is empty: name a workflow file of the project",
-            ));
-        }
-        // Only plain relative paths inside the project: no `..`, no root.
-        if !relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-        {
-            return Err(ApiError::new(
-                ErrorCode::InvalidInput,
-                format!("`{file}` must be a relative path inside the project"),
-            ));
-        }
-        let path = root.join(relative);
-        match std::fs::metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ApiError::new(
-                    ErrorCode::NotFound,
-                    format!("the project has no workflow file `{file}`"),
-                ));
-            }
-            Ok(meta) if !meta.is_file() => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidInput,
-                    format!("`{file}` is not a file (a directory?): name a workflow file"),
-                ));
-            }
-            _ => {}
-        }
-        std::fs::read_to_string(&path).map_err(|e| {
-            ApiError::new(
-                ErrorCode::InvalidInput,
-                format!("cannot read workflow file `{file}`: {e}"),
-            )
-        })
     }
 
     /// Accepts an execution and starts it in the background.
@@ -457,6 +409,57 @@ impl ExecutionService {
             Err(e) => Err(ApiError::from(&e)),
         }
     }
+}
+
+/// The text of `workflowFile` `file`, a plain relative path inside `root`
+/// (the project): 404 when there is no such file, 400 for anything else
+/// that is not one.
+fn read_workflow_file(root: Option<&Path>, file: &str) -> Result<String, ApiError> {
+    let Some(root) = root else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "this server has no project: send the workflow document itself",
+        ));
+    };
+    let relative = Path::new(file);
+    if file.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            "`workflowFile` is empty: name a workflow file of the project",
+        ));
+    }
+    // Only plain relative paths inside the project: no `..`, no root.
+    if !relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("`{file}` must be a relative path inside the project"),
+        ));
+    }
+    let path = root.join(relative);
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("the project has no workflow file `{file}`"),
+            ));
+        }
+        Ok(meta) if !meta.is_file() => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                format!("`{file}` is not a file (a directory?): name a workflow file"),
+            ));
+        }
+        _ => {}
+    }
+    std::fs::read_to_string(&path).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidInput,
+            format!("cannot read workflow file `{file}`: {e}"),
+        )
+    })
 }
 
 fn location(id: &str) -> String {
@@ -660,4 +663,29 @@ pub(super) fn metrics_response(metrics: &Metrics) -> Response {
         metrics.encode(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workflow_file_is_found_refused_or_missing_with_the_right_status() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("flow.json"), "{}").unwrap();
+        std::fs::create_dir(root.path().join("workflows")).unwrap();
+        let read = |file: &str| read_workflow_file(Some(root.path()), file);
+        assert_eq!(read("flow.json").unwrap(), "{}");
+        for (file, code) in [
+            ("", ErrorCode::InvalidInput),
+            ("workflows", ErrorCode::InvalidInput),
+            ("../flow.json", ErrorCode::InvalidInput),
+            ("/etc/passwd", ErrorCode::InvalidInput),
+            ("missing.json", ErrorCode::NotFound),
+        ] {
+            assert_eq!(read(file).unwrap_err().code(), code, "{file:?}");
+        }
+        let no_project = read_workflow_file(None, "flow.json").unwrap_err();
+        assert_eq!(no_project.code(), ErrorCode::InvalidInput);
+    }
 }

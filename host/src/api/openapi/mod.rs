@@ -57,8 +57,14 @@ impl Doc {
         Value::from(self.sent.subschema_for::<T>())
     }
 
+    /// A request type's schema, inlined, with the 3.0 transforms applied
+    /// (a subschema would come back untransformed).
     fn read<T: JsonSchema>(&mut self) -> Value {
-        Value::from(self.read.subschema_for::<T>())
+        let mut schema = Value::from(self.read.root_schema_for::<T>());
+        if let Some(map) = schema.as_object_mut() {
+            map.remove("$schema");
+        }
+        schema
     }
 
     fn json(schema: Value, description: &str) -> Value {
