@@ -83,6 +83,13 @@ pub const WAL_BOUND: u64 = 64 * 1024 * 1024;
 /// counts convert to bytes).
 const PAGE_BYTES: u64 = 4096;
 
+/// Held by whoever checkpoints. SQLite runs one checkpoint at a time and
+/// answers a second one "busy" at once, without waiting; the writer's
+/// forced checkpoint must not lose that race to the background thread, or
+/// the WAL would grow past its bound, so both take turns here (shared by
+/// every store of the process: checkpoints are short).
+static CHECKPOINTING: Mutex<()> = Mutex::new(());
+
 /// Executions and journals in a SQLite file.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -129,12 +136,14 @@ impl SqliteStore {
 
 /// The WAL hook: after a commit that leaves `frames` in the WAL past the
 /// threshold, a RESTART checkpoint on the committing connection, so the
-/// next commit starts the log over. A checkpoint that cannot finish (a
-/// reader in another process holds an old snapshot) is logged and tried
-/// again after the next commit; the commit itself has happened either way.
+/// next commit starts the log over. It waits its turn behind the
+/// background checkpoint. One that still cannot finish (a reader or a
+/// checkpoint in another process) is logged and tried again after the next
+/// commit; the commit itself has happened either way.
 fn bound_wal(wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
     let bytes = u64::try_from(frames).unwrap_or(0) * PAGE_BYTES;
     if bytes > WAL_CHECKPOINT_AT {
+        let _turn = CHECKPOINTING.lock().unwrap_or_else(PoisonError::into_inner);
         match wal.checkpoint_v2(rusqlite::hooks::CheckpointMode::RESTART) {
             Ok(_) => tracing::debug!(wal_bytes = bytes, "WAL restarted past its bound"),
             Err(e) => tracing::warn!(wal_bytes = bytes, error = %e, "WAL checkpoint blocked"),
@@ -172,6 +181,7 @@ fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
             let mut last_frames = -1;
             let mut tick = CHECKPOINT_EVERY;
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(tick) {
+                let _turn = CHECKPOINTING.lock().unwrap_or_else(PoisonError::into_inner);
                 let (frames, copied) = match checkpoint(&conn, "PASSIVE") {
                     Ok(found) => found,
                     Err(e) => {
