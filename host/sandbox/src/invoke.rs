@@ -20,7 +20,7 @@ use super::loader::LoadedAgent;
 use super::logs::{AgentEvent, AgentLogLine, AgentObserver};
 use super::policy::SandboxPolicy;
 use super::state::{AgentState, LimitHit};
-use crate::error::Coded;
+use orchestr8_types::Coded;
 
 /// Default time a cancelled agent gets to notice (`host.is-cancelled`) and
 /// return before it is stopped.

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::denial::Denial;
 use super::policy::PolicyError;
-use crate::error::{Coded, ErrorCode};
+use orchestr8_types::{Coded, ErrorCode};
 
 /// What the agent said when it failed on its own terms.
 #[derive(Debug, Clone, PartialEq, Serialize)]
