@@ -116,7 +116,7 @@ impl Invoker {
                             .values()
                             .map(|s| s.expose().to_string())
                             .collect();
-                        crate::telemetry::mark_failed(
+                        orchestr8_core::trace::mark_failed(
                             &tracing::Span::current(),
                             e.code().as_str(),
                             &redact(e.to_string(), &secrets),

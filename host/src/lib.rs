@@ -21,19 +21,21 @@
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
 pub mod api;
-pub mod bus;
 pub mod claude;
-pub mod engine;
 pub mod invoker;
-pub mod journal;
-pub mod orchestrator;
 pub mod package;
 pub mod project;
-pub mod resilience;
-pub mod store;
 pub mod telemetry;
-pub mod workflow;
 
+pub mod runner;
+
+pub use orchestr8_core::{bus, journal, orchestrator, resilience, store, workflow};
 pub use orchestr8_sandbox as sandbox;
+
+/// The engine, with the step runner that runs agents in the sandbox.
+pub mod engine {
+    pub use crate::runner::{AgentStepRunner, RegisteredAgent};
+    pub use orchestr8_core::engine::*;
+}
 pub use orchestr8_types::error;
 pub use orchestr8_types::{Coded, ErrorCode};

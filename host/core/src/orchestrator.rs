@@ -126,8 +126,8 @@ impl Orchestrator {
             .instrument(span.clone())
             .await;
         if let Some(e) = &result.error {
-            let message = crate::sandbox::redact(e.message.clone(), &secrets);
-            crate::telemetry::mark_failed(&span, e.code.as_str(), &message);
+            let message = orchestr8_types::records::redact(e.message.clone(), &secrets);
+            crate::trace::mark_failed(&span, e.code.as_str(), &message);
         }
         self.journal
             .write(Change::Finish {
@@ -150,8 +150,8 @@ mod tests {
 
     use super::*;
     use crate::engine::{StepCall, StepOutcome, StepRunner};
-    use crate::sandbox::REDACTED;
     use crate::store::MemoryStore;
+    use orchestr8_types::records::REDACTED;
 
     /// Echoes a secret it was given, as a careless agent would.
     struct Leaky;

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use super::{
     Applied, Change, ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry,
 };
-use crate::engine::ExecutionStatus;
+use crate::execution::ExecutionStatus;
 
 #[derive(Default)]
 struct Inner {

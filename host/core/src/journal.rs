@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::bus::Bus;
 use crate::engine::{EventSink, ExecutionEvent};
 use crate::resilience::ResilienceEvent;
-use crate::sandbox::REDACTED;
 use crate::store::{Applied, Change, JournalEntry, NewEntry, Store, StoreError, now};
+use orchestr8_types::records::REDACTED;
 
 /// Largest entry stored whole, in bytes of JSON.
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;

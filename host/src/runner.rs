@@ -1,5 +1,6 @@
-//! The real step runner: the agent in the sandbox, through the resilience
-//! chain.
+//! The real step runner: a workflow step's agent in the sandbox, through
+//! the resilience chain. The engine knows only the [`StepRunner`] trait;
+//! this is where steps meet the sandbox.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -7,11 +8,11 @@ use std::pin::Pin;
 
 use serde_json::{Map, Value};
 
-use super::{ExecutionEvent, StepCall, StepOutcome, StepRunner};
 use crate::error::Coded;
 use crate::invoker::Invoker;
 use crate::resilience::ResilienceEvent;
 use crate::sandbox::{AgentObserver, AgentRecord, InvocationRequest, LoadedAgent, SandboxPolicy};
+use orchestr8_core::engine::{ExecutionEvent, StepCall, StepOutcome, StepRunner};
 
 /// A loaded agent, the policy it runs under and its default config.
 #[derive(Clone)]

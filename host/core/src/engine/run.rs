@@ -214,12 +214,8 @@ impl Tasks {
                 let secrets = runner.secret_values();
                 let outcome = runner.run(call).await;
                 if let Err(e) = &outcome.result {
-                    let message = crate::sandbox::redact(e.message.clone(), &secrets);
-                    crate::telemetry::mark_failed(
-                        &tracing::Span::current(),
-                        e.code.as_str(),
-                        &message,
-                    );
+                    let message = orchestr8_types::records::redact(e.message.clone(), &secrets);
+                    crate::trace::mark_failed(&tracing::Span::current(), e.code.as_str(), &message);
                 }
                 outcome
             },

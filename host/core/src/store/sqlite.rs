@@ -37,7 +37,7 @@ use serde_json::Value;
 use super::{
     Applied, Change, ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry,
 };
-use crate::engine::ExecutionStatus;
+use crate::execution::ExecutionStatus;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS executions (

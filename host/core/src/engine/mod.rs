@@ -15,7 +15,6 @@
 
 mod events;
 mod run;
-mod runner;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -27,8 +26,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use events::{ExecutionEvent, ExecutionStatus, StepStatus};
-pub use runner::{AgentStepRunner, RegisteredAgent};
+pub use crate::execution::ExecutionStatus;
+pub use events::{ExecutionEvent, StepStatus};
 
 use crate::error::ErrorBody;
 use crate::resilience::ResiliencePolicy;

@@ -16,8 +16,8 @@ use serde_json::Value;
 pub use memory::MemoryStore;
 pub use sqlite::{SqliteStore, WAL_BOUND};
 
-use crate::engine::ExecutionStatus;
 use crate::error::{Coded, ErrorCode};
+use crate::execution::ExecutionStatus;
 
 /// One execution, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
