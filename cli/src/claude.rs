@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use orchestr8_host::claude::mcp::McpServer;
 use orchestr8_host::claude::{Subagents, tool_name};
 use orchestr8_host::invoker::Invoker;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
 use orchestr8_host::{Coded, ErrorCode};
+use orchestr8_servers::mcp::McpServer;
 use serde_json::{Map, Value, json};
 
 use crate::project::{ProjectArgs, load_agents, require_project};

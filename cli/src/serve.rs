@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use orchestr8_host::api::{
-    self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
-};
 use orchestr8_host::engine::RegisteredAgent;
 use orchestr8_host::invoker::Invoker;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
 use orchestr8_host::{Coded, ErrorCode};
+use orchestr8_servers::api::{
+    self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -20,7 +20,6 @@
 //! - [`telemetry`]: log output and OpenTelemetry trace export.
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
-pub mod api;
 pub mod claude;
 pub mod invoker;
 pub mod package;

@@ -141,19 +141,3 @@ pub fn init(filter: &str, format: LogFormat, ansi: bool) -> Result<Telemetry, Te
         .map_err(|e| TelemetryError::AlreadySet(e.to_string()))?;
     Ok(Telemetry { provider })
 }
-
-/// The span of one HTTP request, the parent taken from its `traceparent`.
-pub fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-        execution_id = tracing::field::Empty,
-    );
-    let parent = opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
-    });
-    let _ = span.set_parent(parent);
-    span
-}

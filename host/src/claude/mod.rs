@@ -5,9 +5,8 @@
 //! ids and cancellation), through the same sandbox, grants and resilience
 //! chain as a workflow step, and returns the agent's output unchanged. It
 //! only translates: no retries, caching or enrichment beyond the chain's.
-//! [`mcp`] exposes it to Claude Code as an MCP server over stdio.
-
-pub mod mcp;
+//! `orchestr8-servers`' `mcp` exposes it to Claude Code as an MCP server
+//! over stdio.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -19,8 +19,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -28,12 +26,17 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::extract::{ApiPath, ApiQuery, JsonBody};
+use super::metrics::metrics_response;
+use super::model::{
+    Accepted, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionView, Health, JournalPage,
+    JournalQuery,
+};
 use super::{ApiError, HttpOptions, Metrics, harden, openapi};
-use crate::engine::{ExecutionResult, ExecutionStatus};
-use crate::error::ErrorCode;
-use crate::orchestrator::Orchestrator;
-use crate::store::{ExecutionRecord, JournalEntry};
-use crate::workflow::{self, Workflow};
+use orchestr8_host::engine::{ExecutionResult, ExecutionStatus};
+use orchestr8_host::error::ErrorCode;
+use orchestr8_host::orchestrator::Orchestrator;
+use orchestr8_host::store::{ExecutionRecord, JournalEntry};
+use orchestr8_host::workflow::{self, Workflow};
 
 /// How the server admits and waits for executions.
 #[derive(Debug, Clone)]
@@ -57,139 +60,6 @@ impl Default for ServiceOptions {
             workflows_root: None,
         }
     }
-}
-
-/// `POST /workflows/execute` body: exactly one of `workflow` and
-/// `workflowFile`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(extend("oneOf" = [{"required": ["workflow"]}, {"required": ["workflowFile"]}]))]
-pub struct ExecuteRequest {
-    /// A workflow document (see the workflow JSON Schema); or
-    #[serde(default)]
-    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
-    pub workflow: Option<Value>,
-    /// a workflow file of the server's project, such as `workflows/hello.json`.
-    #[serde(default)]
-    #[schemars(length(min = 1))]
-    pub workflow_file: Option<String>,
-    /// Variables merged over the workflow's own.
-    #[serde(default)]
-    pub input: BTreeMap<String, Value>,
-}
-
-/// `?wait=true&timeoutMs=N` on execute.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ExecuteQuery {
-    /// Wait for the execution to finish (bounded by the server's maximum).
-    #[serde(default)]
-    pub wait: bool,
-    /// How long to wait, in milliseconds [default and maximum: the server's].
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-}
-
-/// The answer to an accepted execution that is not finished.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Accepted {
-    /// The execution id.
-    pub execution_id: String,
-    /// `pending` or `running`.
-    pub status: ExecutionStatus,
-    /// Where to read its status.
-    pub location: String,
-}
-
-/// The answer to a cancel request.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Cancelling {
-    /// The execution id.
-    pub execution_id: String,
-    /// Always `cancelling`: the execution records the cancellation as it
-    /// stops.
-    pub status: String,
-    /// Where to read its status.
-    pub location: String,
-}
-
-/// `GET /executions/{id}`.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionView {
-    /// The execution id.
-    pub execution_id: String,
-    /// The workflow's metadata id.
-    pub workflow_id: String,
-    /// The workflow's name.
-    pub workflow_name: String,
-    /// Where it is.
-    pub status: ExecutionStatus,
-    /// When it was accepted (RFC 3339).
-    pub started_at: String,
-    /// When it ended (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
-    /// How long it ran, once finished.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
-    /// The variables it ran with.
-    pub input: Value,
-    /// Each step that has started: status, output or error, attempts, duration.
-    pub steps: BTreeMap<String, Value>,
-    /// Why it failed, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
-}
-
-/// `?after=N&limit=M` on the journal.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JournalQuery {
-    /// Entries after this sequence number [default 0].
-    #[serde(default)]
-    pub after: u64,
-    /// At most this many entries, 1 to 1000 [default 100].
-    #[serde(default = "default_limit")]
-    #[schemars(range(min = 1, max = 1000))]
-    pub limit: usize,
-}
-
-fn default_limit() -> usize {
-    100
-}
-
-/// `GET /executions/{id}/journal`.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct JournalPage {
-    /// The execution id.
-    pub execution_id: String,
-    /// The entries, in order.
-    #[schemars(with = "Vec<Value>")]
-    pub entries: Vec<JournalEntry>,
-    /// Pass as `after` for the next page; absent when this page is the end
-    /// of what is recorded so far.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_after: Option<u64>,
-}
-
-/// `GET /health`.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Health {
-    /// `ok`, or `shutting-down`.
-    pub status: String,
-    /// The server's version.
-    pub version: String,
-    /// Executions running now.
-    pub running: usize,
-    /// Executions waiting to start.
-    pub queued: usize,
-    /// Agents this server can run.
-    pub agents: usize,
 }
 
 /// Resolves to the result once the execution ends.
@@ -651,18 +521,6 @@ async fn health(State(service): State<Arc<ExecutionService>>) -> Json<Health> {
 async fn metrics(State(service): State<Arc<ExecutionService>>) -> Response {
     service.update_gauges();
     metrics_response(&service.metrics)
-}
-
-/// `GET /metrics` for any service.
-pub(super) fn metrics_response(metrics: &Metrics) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.encode(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! and overall, throughput, p50 and p99 and the largest WAL seen, then the
 //! WAL's size once the load has stopped. Baseline, measured in the same run:
 //! `POST /process` of the same agent (no journal) at 10 clients.
-//! `cargo bench -p orchestr8-host --bench soak` (after scripts/build-agents).
+//! `cargo bench -p orchestr8-tests --bench soak` (after scripts/build-agents).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

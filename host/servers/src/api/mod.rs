@@ -11,6 +11,7 @@ mod error;
 mod executions;
 mod extract;
 mod metrics;
+mod model;
 mod openapi;
 mod process;
 
@@ -31,9 +32,13 @@ pub use error::{ApiError, ErrorEnvelope, status_for};
 pub use executions::{ExecutionService, ServiceOptions};
 pub use extract::{ApiPath, ApiQuery, JsonBody};
 pub use metrics::Metrics;
+pub use model::{
+    Accepted, AgentHealth, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionView, Health,
+    JournalPage, JournalQuery,
+};
 pub use process::AgentService;
 
-use crate::error::ErrorCode;
+use orchestr8_host::error::ErrorCode;
 
 /// What every server enforces.
 #[derive(Debug, Clone)]
@@ -77,7 +82,7 @@ fn harden(router: Router, options: &HttpOptions) -> Router {
             ApiError::new(ErrorCode::Internal, "the request failed inside the server")
                 .into_response()
         }))
-        .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
+        .layer(TraceLayer::new_for_http().make_span_with(crate::api::request_span))
 }
 
 async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
@@ -123,6 +128,22 @@ fn bearer(value: &str) -> Option<&str> {
     let (scheme, credentials) = value.split_once(' ')?;
     let credentials = credentials.trim_start_matches(' ');
     (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
+/// The span of one HTTP request, the parent taken from its `traceparent`.
+pub fn request_span(request: &http::Request<axum::body::Body>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        execution_id = tracing::field::Empty,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
+    });
+    let _ = span.set_parent(parent);
+    span
 }
 
 /// Compares without an early exit, so timing says nothing of the token.

@@ -26,7 +26,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use serde_json::Value;
 
-use super::{SubagentContext, Subagents, tool_name};
+use orchestr8_host::claude::{SubagentContext, Subagents, tool_name};
 
 /// The MCP server: one tool per agent.
 pub struct McpServer {

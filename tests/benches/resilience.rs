@@ -1,6 +1,6 @@
 //! Overhead of the resilience chain per call in the closed state, over the
 //! bare operation. A bench binary that prints its figures:
-//! `cargo bench -p orchestr8-host --bench resilience`.
+//! `cargo bench -p orchestr8-tests --bench resilience`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

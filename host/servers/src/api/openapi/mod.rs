@@ -21,13 +21,12 @@ use schemars::{JsonSchema, Schema};
 use serde_json::{Map, Value, json};
 
 use super::ErrorEnvelope;
-use super::executions::{
-    Accepted, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionView, Health, JournalPage,
-    JournalQuery,
+use super::model::{
+    Accepted, AgentHealth, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionView, Health,
+    JournalPage, JournalQuery,
 };
-use super::process::AgentHealth;
-use crate::engine::ExecutionResult;
-use crate::sandbox::AgentInfo;
+use orchestr8_host::engine::ExecutionResult;
+use orchestr8_host::sandbox::AgentInfo;
 
 struct Doc {
     /// Response types: the shape as sent.

@@ -11,6 +11,7 @@
 
 use std::sync::atomic::AtomicI64;
 
+use axum::response::IntoResponse;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,10 +19,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::engine::ExecutionStatus;
-use crate::error::ErrorCode;
-use crate::resilience::{BreakerState, Resilience, ResilienceEvent};
-use crate::store::JournalEntry;
+use orchestr8_host::engine::ExecutionStatus;
+use orchestr8_host::error::ErrorCode;
+use orchestr8_host::resilience::{BreakerState, Resilience, ResilienceEvent};
+use orchestr8_host::store::JournalEntry;
 
 type Labels = Vec<(String, String)>;
 
@@ -232,6 +233,18 @@ fn outcome(kind: &str) -> String {
         "failed"
     }
     .to_string()
+}
+
+/// `GET /metrics` for any service.
+pub(super) fn metrics_response(metrics: &Metrics) -> axum::response::Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

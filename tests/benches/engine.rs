@@ -1,6 +1,6 @@
 //! Per-step orchestration overhead: engine + durable SQLite journal +
 //! sandbox, with a trivial agent. A bench binary that prints its figures:
-//! `cargo bench -p orchestr8-host --bench engine` (after scripts/build-agents).
+//! `cargo bench -p orchestr8-tests --bench engine` (after scripts/build-agents).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

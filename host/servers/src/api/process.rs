@@ -8,33 +8,18 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use schemars::JsonSchema;
-use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::executions::metrics_response;
 use super::extract::JsonBody;
+use super::metrics::metrics_response;
+use super::model::AgentHealth;
 use super::{ApiError, HttpOptions, Metrics, harden, openapi};
-use crate::engine::RegisteredAgent;
-use crate::error::Coded;
-use crate::invoker::Invoker;
-use crate::resilience::{BreakerState, ResilienceEvent, ResiliencePolicy};
-use crate::sandbox::InvocationRequest;
-
-/// `GET /health` of an agent service.
-#[derive(Debug, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentHealth {
-    /// `ok`, or `degraded` while the circuit is open.
-    pub status: String,
-    /// The agent's id.
-    pub agent_id: String,
-    /// The agent's version.
-    pub version: String,
-    /// `closed`, `open` or `half-open`.
-    pub breaker: String,
-}
+use orchestr8_host::engine::RegisteredAgent;
+use orchestr8_host::error::Coded;
+use orchestr8_host::invoker::Invoker;
+use orchestr8_host::resilience::{BreakerState, ResilienceEvent, ResiliencePolicy};
+use orchestr8_host::sandbox::InvocationRequest;
 
 /// One agent behind HTTP.
 pub struct AgentService {

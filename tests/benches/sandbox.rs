@@ -1,6 +1,6 @@
 //! Sandbox benchmarks: a bench binary that prints its figures.
 //!
-//! `cargo bench -p orchestr8-host --bench sandbox` (after `scripts/build-agents`).
+//! `cargo bench -p orchestr8-tests --bench sandbox` (after `scripts/build-agents`).
 //! Set `BENCH_QUICK=1` for a short run.
 //!
 //! Reports: cold load (compile) and cached load; instantiate + call latency

@@ -3,7 +3,7 @@
 //! `POST /workflows/execute?wait=true` (a one-step workflow journaled to
 //! SQLite), at 1, 10 and 100 concurrent keep-alive clients. Prints
 //! throughput and p50/p95/p99 latency:
-//! `cargo bench -p orchestr8-host --bench api` (after scripts/build-agents).
+//! `cargo bench -p orchestr8-tests --bench api` (after scripts/build-agents).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

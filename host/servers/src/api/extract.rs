@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use crate::error::ErrorCode;
+use orchestr8_host::error::ErrorCode;
 
 /// A JSON body: 413 past the body limit, 400 naming the JSON path of what
 /// does not fit.

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use orchestr8_host::api::{
-    self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
-};
 use orchestr8_host::engine::{AgentStepRunner, Engine, RegisteredAgent};
 use orchestr8_host::invoker::Invoker;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
 use orchestr8_host::store::SqliteStore;
+use orchestr8_servers::api::{
+    self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
+};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::error::{Coded, ErrorBody, ErrorCode};
+use orchestr8_host::error::{Coded, ErrorBody, ErrorCode};
 
 /// A failed request.
 #[derive(Debug)]
