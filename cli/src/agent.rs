@@ -4,15 +4,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use orchestr8_host::invoker::{Invoker, ResilientOutcome};
+use orchestr8_host::call::{AgentCall, Invoker, RegisteredAgent, ResilientOutcome};
 use orchestr8_host::project::Secrets;
 use orchestr8_host::resilience::{Resilience, ResilienceEvent, ResiliencePolicy, RetryPolicy};
 use orchestr8_host::sandbox::{
-    DirGrant, HostPattern, InvocationOutcome, InvocationRequest, LoadedAgent, LogLevel, Sandbox,
-    SandboxConfig, SandboxPolicy,
+    DirGrant, HostPattern, InvocationOutcome, LoadedAgent, LogLevel, Sandbox, SandboxConfig,
+    SandboxPolicy,
 };
 use orchestr8_host::{Coded, ErrorCode};
-use tokio_util::sync::CancellationToken;
 
 use crate::input::json_arg;
 use crate::{exit, output, report};
@@ -242,12 +241,14 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let mut request = InvocationRequest::new(input);
+    let agent = RegisteredAgent::new(agent, policy);
+    let mut call = AgentCall::new(&agent, input);
     if let Some(config) = config {
-        request.config = config;
+        call.config = config;
     }
-    request.cancel_grace = Duration::from_secs(2);
-    let cancel = CancellationToken::new();
+    call.resilience = resilience;
+    call.cancel_grace = Duration::from_secs(2);
+    let cancel = call.cancel.clone();
     let on_ctrl_c = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -272,9 +273,7 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
             ));
         }
     };
-    let outcome = invoker
-        .invoke(&agent, &policy, &resilience, request, &cancel, &events)
-        .await;
+    let outcome = invoker.call(&agent, call, &events).await;
     on_ctrl_c.abort();
     print_outcome(&outcome, args.json)
 }

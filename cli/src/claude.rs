@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use orchestr8_host::call::Invoker;
 use orchestr8_host::claude::{Subagents, tool_name};
-use orchestr8_host::invoker::Invoker;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
 use orchestr8_host::{Coded, ErrorCode};

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
+use orchestr8_host::call::Invoker;
 use orchestr8_host::engine::{AgentStepRunner, Engine, RegisteredAgent};
-use orchestr8_host::invoker::Invoker;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::project::{AgentSource, Project, STATE_DIR, Secrets};
 use orchestr8_host::resilience::Resilience;

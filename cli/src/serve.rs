@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use orchestr8_host::call::Invoker;
 use orchestr8_host::engine::RegisteredAgent;
-use orchestr8_host::invoker::Invoker;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
 use orchestr8_host::{Coded, ErrorCode};

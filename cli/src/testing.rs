@@ -21,14 +21,13 @@ use std::time::Instant;
 
 use anstyle::{AnsiColor, Style};
 use clap::Args;
+use orchestr8_host::call::{AgentCall, Invoker};
 use orchestr8_host::engine::{ExecutionStatus, RegisteredAgent, StepStatus};
 use orchestr8_host::error::ErrorBody;
-use orchestr8_host::invoker::Invoker;
 use orchestr8_host::project::Project;
-use orchestr8_host::resilience::{Resilience, ResiliencePolicy, RetryPolicy};
+use orchestr8_host::resilience::Resilience;
 use orchestr8_host::sandbox::{
-    HttpFixture, HttpFixtures, InvocationRequest, Sandbox, SandboxConfig, SecretValue,
-    json_contains,
+    HttpFixture, HttpFixtures, Sandbox, SandboxConfig, SecretValue, json_contains,
 };
 use orchestr8_host::store::MemoryStore;
 use orchestr8_host::workflow;
@@ -391,26 +390,11 @@ async fn run_agent(
         .input
         .clone()
         .unwrap_or_else(|| Value::Object(Default::default()));
-    let mut request = InvocationRequest::new(input);
-    request.config = registered.config_with(case.config.as_ref().unwrap_or(&Value::Null));
-    // One attempt: a case sees exactly what the agent does.
-    let resilience = ResiliencePolicy {
-        retry: RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        },
-        timeout_ms: registered.policy.limits.timeout_ms,
-        ..ResiliencePolicy::default()
-    };
+    let mut call = AgentCall::new(registered, input);
+    // One attempt (AgentCall's default): a case sees exactly what the agent does.
+    call.config = case.config.clone().unwrap_or(Value::Null);
     let outcome = Invoker::new(sandbox.clone(), Resilience::default())
-        .invoke(
-            &registered.agent,
-            &registered.policy,
-            &resilience,
-            request,
-            &CancellationToken::new(),
-            &|_| {},
-        )
+        .call(registered, call, &|_| {})
         .await;
     Ok(outcome.result.map_err(|e| e.to_body()))
 }

@@ -7,7 +7,7 @@
 //!   capabilities).
 //! - [`resilience`]: the chain every invocation goes through,
 //!   `retry(circuitBreaker(timeout(op)))`, with a time budget.
-//! - [`invoker`]: an agent invocation through that chain.
+//! - [`call`]: the one way an agent is called, through that chain.
 //! - [`workflow`]: the workflow document, its validation, mapping
 //!   expressions and conditions.
 //! - [`engine`]: runs an execution of a workflow over the DAG.
@@ -20,8 +20,8 @@
 //! - [`telemetry`]: log output and OpenTelemetry trace export.
 //! - [`error`]: the error taxonomy and stable codes shared by everything.
 
+pub mod call;
 pub mod claude;
-pub mod invoker;
 pub mod package;
 pub mod project;
 pub mod telemetry;
@@ -33,7 +33,8 @@ pub use orchestr8_sandbox as sandbox;
 
 /// The engine, with the step runner that runs agents in the sandbox.
 pub mod engine {
-    pub use crate::runner::{AgentStepRunner, RegisteredAgent};
+    pub use crate::call::RegisteredAgent;
+    pub use crate::runner::AgentStepRunner;
     pub use orchestr8_core::engine::*;
 }
 pub use orchestr8_types::error;

@@ -6,54 +6,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::{Map, Value};
-
-use crate::error::Coded;
-use crate::invoker::Invoker;
-use crate::resilience::ResilienceEvent;
-use crate::sandbox::{AgentObserver, AgentRecord, InvocationRequest, LoadedAgent, SandboxPolicy};
 use orchestr8_core::engine::{ExecutionEvent, StepCall, StepOutcome, StepRunner};
 
-/// A loaded agent, the policy it runs under and its default config.
-#[derive(Clone)]
-pub struct RegisteredAgent {
-    /// The compiled agent.
-    pub agent: LoadedAgent,
-    /// Its limits and grants.
-    pub policy: SandboxPolicy,
-    /// Its configuration wherever it runs (an object, from the project);
-    /// a workflow step's `config` overrides it key by key.
-    pub config: Value,
-}
-
-impl RegisteredAgent {
-    /// `agent` under `policy`, with an empty default config.
-    pub fn new(agent: LoadedAgent, policy: SandboxPolicy) -> Self {
-        RegisteredAgent {
-            agent,
-            policy,
-            config: Value::Object(Map::new()),
-        }
-    }
-
-    /// The config of one call: the defaults, with `overrides`' keys on top.
-    pub fn config_with(&self, overrides: &Value) -> Value {
-        merge(&self.config, overrides)
-    }
-}
-
-/// `defaults` with the top-level keys of `overrides` on top (whole values
-/// replaced, not merged deeper: a step states a key completely).
-fn merge(defaults: &Value, overrides: &Value) -> Value {
-    let mut config = match defaults {
-        Value::Object(map) => map.clone(),
-        _ => Map::new(),
-    };
-    if let Value::Object(over) = overrides {
-        config.extend(over.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    Value::Object(config)
-}
+use crate::call::{AgentCall, Invoker, RegisteredAgent};
+use crate::error::Coded;
+use crate::resilience::ResilienceEvent;
+use crate::sandbox::{AgentObserver, AgentRecord};
 
 /// Runs steps' agents with an [`Invoker`], looking agents up by id.
 pub struct AgentStepRunner {
@@ -114,16 +72,17 @@ impl StepRunner for AgentStepRunner {
                     });
                 })
             };
-            let request = InvocationRequest {
-                execution_id: call.execution_id.clone(),
+            let agent_call = AgentCall {
+                input: call.input,
+                config: call.config,
+                execution_id: call.execution_id,
                 step_id: call.step_id.clone(),
-                attempt: 1,
-                config: registered.config_with(&call.config),
-                input: call.input.clone(),
+                resilience: call.resilience,
+                cancel: call.cancel,
                 cancel_grace: call.cancel_grace,
                 observer: Some(observer),
             };
-            let step_id = call.step_id.clone();
+            let step_id = call.step_id;
             let events = call.events.clone();
             let sink = move |event: ResilienceEvent| {
                 events(ExecutionEvent::Resilience {
@@ -131,41 +90,12 @@ impl StepRunner for AgentStepRunner {
                     event,
                 });
             };
-            let outcome = self
-                .invoker
-                .invoke(
-                    &registered.agent,
-                    &registered.policy,
-                    &call.resilience,
-                    request,
-                    &call.cancel,
-                    &sink,
-                )
-                .await;
+            let outcome = self.invoker.call(registered, agent_call, &sink).await;
             let attempts = outcome.attempts.len() as u32;
             StepOutcome {
                 result: outcome.result.map_err(|e| e.to_body()),
                 attempts,
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_step_config_overrides_the_agent_defaults_key_by_key() {
-        let defaults = json!({"baseUrl": "https://a", "tokens": 5, "nested": {"x": 1}});
-        let merged = merge(&defaults, &json!({"tokens": 9, "nested": {"y": 2}}));
-        assert_eq!(
-            merged,
-            json!({"baseUrl": "https://a", "tokens": 9, "nested": {"y": 2}})
-        );
-        assert_eq!(merge(&defaults, &Value::Null), defaults);
-        assert_eq!(merge(&Value::Null, &json!({"a": 1})), json!({"a": 1}));
     }
 }

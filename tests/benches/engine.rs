@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use orchestr8_host::call::Invoker;
 use orchestr8_host::engine::{AgentStepRunner, Engine, ExecutionStatus, RegisteredAgent};
-use orchestr8_host::invoker::Invoker;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::resilience::Resilience;
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use orchestr8_host::call::Invoker;
 use orchestr8_host::engine::{AgentStepRunner, Engine, RegisteredAgent};
-use orchestr8_host::invoker::Invoker;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::resilience::Resilience;
 use orchestr8_host::sandbox::SandboxPolicy;

@@ -3,15 +3,14 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use orchestr8_host::invoker::Invoker;
+use orchestr8_host::call::{AgentCall, Invoker, RegisteredAgent};
 use orchestr8_host::resilience::{
     BreakerState, CircuitBreakerPolicy, EventSink, Resilience, ResilienceEvent, ResiliencePolicy,
     RetryPolicy,
 };
-use orchestr8_host::sandbox::{InvocationRequest, Limits, SandboxPolicy};
+use orchestr8_host::sandbox::{Limits, SandboxPolicy};
 use orchestr8_host::{Coded, ErrorCode};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::{load, sandbox};
 
@@ -47,18 +46,11 @@ fn invoker() -> Invoker {
 
 #[tokio::test]
 async fn a_flaky_agent_succeeds_on_a_retry() {
-    let agent = load("flaky").await;
+    let agent = RegisteredAgent::new(load("flaky").await, SandboxPolicy::default());
     let events = Events::default();
-    let outcome = invoker()
-        .invoke(
-            &agent,
-            &SandboxPolicy::default(),
-            &policy(3, 5, 60_000),
-            InvocationRequest::new(json!({"failures": 2})),
-            &CancellationToken::new(),
-            &events,
-        )
-        .await;
+    let mut call = AgentCall::new(&agent, json!({"failures": 2}));
+    call.resilience = policy(3, 5, 60_000);
+    let outcome = invoker().call(&agent, call, &events).await;
     assert_eq!(outcome.result.unwrap(), json!({"attempt": 3}));
     assert_eq!(outcome.attempts.len(), 3);
     assert_eq!(
@@ -81,25 +73,15 @@ async fn a_flaky_agent_succeeds_on_a_retry() {
 
 #[tokio::test]
 async fn an_always_failing_agent_opens_its_breaker_which_then_recovers() {
-    let agent = load("flaky").await;
+    let agent = RegisteredAgent::new(load("flaky").await, SandboxPolicy::default());
     let invoker = invoker();
     let p = policy(2, 4, 300);
     let call = |failures: u32| {
         let invoker = invoker.clone();
         let agent = agent.clone();
-        let p = p.clone();
-        async move {
-            invoker
-                .invoke(
-                    &agent,
-                    &SandboxPolicy::default(),
-                    &p,
-                    InvocationRequest::new(json!({ "failures": failures })),
-                    &CancellationToken::new(),
-                    &|_: ResilienceEvent| {},
-                )
-                .await
-        }
+        let mut call = AgentCall::new(&agent, json!({ "failures": failures }));
+        call.resilience = p.clone();
+        async move { invoker.call(&agent, call, &|_: ResilienceEvent| {}).await }
     };
     // Two calls of two failed attempts each: four consecutive failures.
     for _ in 0..2 {
@@ -128,23 +110,15 @@ async fn an_always_failing_agent_opens_its_breaker_which_then_recovers() {
 
 #[tokio::test]
 async fn the_attempt_timeout_stops_a_cpu_bound_agent_in_the_sandbox() {
-    let agent = load("hostile-loop").await;
-    let mut p = policy(2, 10, 60_000);
-    p.timeout_ms = 200;
     let sandbox_policy = SandboxPolicy::with_limits(Limits {
         fuel: u64::MAX,
         ..Limits::default()
     });
-    let outcome = invoker()
-        .invoke(
-            &agent,
-            &sandbox_policy,
-            &p,
-            InvocationRequest::new(json!({})),
-            &CancellationToken::new(),
-            &|_: ResilienceEvent| {},
-        )
-        .await;
+    let agent = RegisteredAgent::new(load("hostile-loop").await, sandbox_policy);
+    let mut call = AgentCall::new(&agent, json!({}));
+    call.resilience = policy(2, 10, 60_000);
+    call.resilience.timeout_ms = 200;
+    let outcome = invoker().call(&agent, call, &|_: ResilienceEvent| {}).await;
     let err = outcome.result.unwrap_err();
     assert_eq!(err.code(), ErrorCode::Timeout);
     assert_eq!(err.attempts(), 2);

@@ -47,7 +47,7 @@ pub use error::{AgentFailure, InvokeError, LoadError, SetupError};
 pub use fixtures::{
     FixtureRequest, FixtureResponse, HttpFixture, HttpFixtures, UnhandledRequest, json_contains,
 };
-pub use invoke::{InvocationOutcome, InvocationRequest, InvocationStats};
+pub use invoke::{DEFAULT_CANCEL_GRACE, InvocationOutcome, InvocationRequest, InvocationStats};
 pub use loader::{AgentInfo, LoadedAgent};
 pub use logs::{AgentEvent, AgentLogLine, AgentObserver, AgentRecord, LogLevel, REDACTED, redact};
 pub use policy::{

@@ -11,14 +11,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::RegisteredAgent;
+use crate::call::{AgentCall, Invoker, RegisteredAgent};
 use crate::error::{Coded, ErrorBody, ErrorCode};
-use crate::invoker::Invoker;
 use crate::resilience::ResiliencePolicy;
-use crate::sandbox::InvocationRequest;
 
 /// How a sub-agent call arrives besides its input.
 #[derive(Debug, Clone, Default)]
@@ -71,27 +69,17 @@ impl Subagents {
                 details: None,
             });
         };
-        let mut request = InvocationRequest::new(input);
+        let mut call = AgentCall::new(registered, input);
         if let Some(id) = context.execution_id {
-            request.execution_id = id;
+            call.execution_id = id;
         }
-        request.config = registered.config_with(&Value::Object(Map::new()));
-        request.cancel_grace = Duration::from_secs(2);
-        let resilience = ResiliencePolicy {
+        call.resilience = ResiliencePolicy {
             timeout_ms: registered.policy.limits.timeout_ms,
             ..self.resilience.clone()
         };
-        let outcome = self
-            .invoker
-            .invoke(
-                &registered.agent,
-                &registered.policy,
-                &resilience,
-                request,
-                &context.cancel,
-                &|_| {},
-            )
-            .await;
+        call.cancel = context.cancel;
+        call.cancel_grace = Duration::from_secs(2);
+        let outcome = self.invoker.call(registered, call, &|_| {}).await;
         outcome.result.map_err(|e| {
             tracing::info!(agent = %agent_id, code = %e.code(), "sub-agent call failed");
             e.to_body()

@@ -9,17 +9,14 @@ use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use super::extract::JsonBody;
 use super::metrics::metrics_response;
 use super::model::AgentHealth;
 use super::{ApiError, HttpOptions, Metrics, harden, openapi};
-use orchestr8_host::engine::RegisteredAgent;
+use orchestr8_host::call::{AgentCall, Invoker, RegisteredAgent};
 use orchestr8_host::error::Coded;
-use orchestr8_host::invoker::Invoker;
 use orchestr8_host::resilience::{BreakerState, ResilienceEvent, ResiliencePolicy};
-use orchestr8_host::sandbox::InvocationRequest;
 
 /// One agent behind HTTP.
 pub struct AgentService {
@@ -82,22 +79,17 @@ async fn process(
     State(service): State<Arc<AgentService>>,
     JsonBody(input): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut request = InvocationRequest::new(input);
+    let mut call = AgentCall::new(&service.agent, input);
+    call.resilience = service.resilience.clone();
+    call.cancel_grace = Duration::from_secs(2);
     // Log lines of this request carry the call's id, like an execution's.
-    tracing::Span::current().record("execution_id", request.execution_id.as_str());
-    request.config = service.agent.config.clone();
-    request.cancel_grace = Duration::from_secs(2);
+    tracing::Span::current().record("execution_id", call.execution_id.as_str());
     // A client that hangs up drops this future, and with it the sandbox call.
     let outcome = service
         .invoker
-        .invoke(
-            &service.agent.agent,
-            &service.agent.policy,
-            &service.resilience,
-            request,
-            &CancellationToken::new(),
-            &|event: ResilienceEvent| service.metrics.observe_resilience(&event),
-        )
+        .call(&service.agent, call, &|event: ResilienceEvent| {
+            service.metrics.observe_resilience(&event)
+        })
         .await;
     match outcome.result {
         Ok(output) => {
