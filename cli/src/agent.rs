@@ -13,8 +13,9 @@ use orchestr8_host::sandbox::{
 };
 use orchestr8_host::{Coded, ErrorCode};
 
+use crate::error::{Failure, Outcome, exit, report};
 use crate::input::json_arg;
-use crate::{exit, output, report};
+use crate::output;
 
 #[derive(Subcommand)]
 pub enum AgentCommand {
@@ -111,11 +112,8 @@ pub struct CallArgs {
     json: bool,
 }
 
-pub async fn run(cmd: AgentCommand, config: SandboxConfig) -> u8 {
-    let sandbox = match Sandbox::new(config) {
-        Ok(s) => s,
-        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-    };
+pub async fn run(cmd: AgentCommand, config: SandboxConfig) -> Outcome {
+    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
     match cmd {
         AgentCommand::Info { agent, json } => info(&sandbox, agent, json).await,
         AgentCommand::Call(args) => call(&sandbox, *args).await,
@@ -123,18 +121,15 @@ pub async fn run(cmd: AgentCommand, config: SandboxConfig) -> u8 {
     }
 }
 
-async fn load(sandbox: &Sandbox, path: &PathBuf) -> Result<LoadedAgent, u8> {
+async fn load(sandbox: &Sandbox, path: &PathBuf) -> Result<LoadedAgent, Failure> {
     sandbox
         .load(path)
         .await
-        .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))
+        .map_err(|e| Failure::of(&e, exit::LOAD))
 }
 
-async fn info(sandbox: &Sandbox, path: PathBuf, json: bool) -> u8 {
-    let agent = match load(sandbox, &path).await {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+async fn info(sandbox: &Sandbox, path: PathBuf, json: bool) -> Outcome {
+    let agent = load(sandbox, &path).await?;
     let info = agent.info();
     if json {
         let mut value = serde_json::to_value(info).unwrap_or_default();
@@ -158,7 +153,7 @@ async fn info(sandbox: &Sandbox, path: PathBuf, json: bool) -> u8 {
             serde_json::to_string_pretty(&info.output_schema).unwrap_or_default()
         );
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
 fn policy(args: &CallArgs) -> Result<SandboxPolicy, String> {
@@ -207,21 +202,35 @@ fn parse_dir(spec: &str) -> Result<DirGrant, String> {
     })
 }
 
-async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
+async fn call(sandbox: &Sandbox, args: CallArgs) -> Outcome {
     let input = match json_arg(&args.input) {
         Ok(v) => v,
-        Err(e) => return report(ErrorCode::InvalidInput, &format!("{e:#}"), exit::USAGE),
+        Err(e) => {
+            return Err(report(
+                ErrorCode::InvalidInput,
+                &format!("{e:#}"),
+                exit::USAGE,
+            ));
+        }
     };
     let config = match args.config.as_deref().map(json_arg).transpose() {
         Ok(c) => c,
-        Err(e) => return report(ErrorCode::InvalidConfig, &format!("{e:#}"), exit::USAGE),
+        Err(e) => {
+            return Err(report(
+                ErrorCode::InvalidConfig,
+                &format!("{e:#}"),
+                exit::USAGE,
+            ));
+        }
     };
-    let policy = match policy(&args) {
-        Ok(p) => p,
-        Err(message) => return report(ErrorCode::InvalidConfig, &message, exit::USAGE),
-    };
+    let policy =
+        policy(&args).map_err(|message| report(ErrorCode::InvalidConfig, &message, exit::USAGE))?;
     if let Err(e) = policy.validate(sandbox.config().max_memory_bytes) {
-        return report(ErrorCode::InvalidConfig, &e.to_string(), exit::USAGE);
+        return Err(report(
+            ErrorCode::InvalidConfig,
+            &e.to_string(),
+            exit::USAGE,
+        ));
     }
     let resilience = ResiliencePolicy {
         retry: RetryPolicy {
@@ -235,12 +244,9 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
         ..ResiliencePolicy::default()
     };
     if let Err(message) = resilience.validate() {
-        return report(ErrorCode::InvalidConfig, &message, exit::USAGE);
+        return Err(report(ErrorCode::InvalidConfig, &message, exit::USAGE));
     }
-    let agent = match load(sandbox, &args.agent).await {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+    let agent = load(sandbox, &args.agent).await?;
     let agent = RegisteredAgent::new(agent, policy);
     let mut call = AgentCall::new(&agent, input);
     if let Some(config) = config {
@@ -278,7 +284,7 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> u8 {
     print_outcome(&outcome, args.json)
 }
 
-fn print_outcome(outcome: &ResilientOutcome, json: bool) -> u8 {
+fn print_outcome(outcome: &ResilientOutcome, json: bool) -> Outcome {
     if json {
         let mut value = match &outcome.result {
             Ok(output) => serde_json::json!({ "ok": true, "output": output }),
@@ -306,12 +312,12 @@ fn print_outcome(outcome: &ResilientOutcome, json: bool) -> u8 {
         }
     }
     match &outcome.result {
-        Ok(_) => exit::OK,
+        Ok(_) => Ok(exit::OK),
         Err(e) => {
             if !json {
                 output::error(e.code(), &e.to_string());
             }
-            exit::FAILED
+            Ok(exit::FAILED)
         }
     }
 }

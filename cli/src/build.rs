@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use clap::Args;
+use orchestr8_host::ErrorCode;
 use orchestr8_host::project::{AgentSource, AgentSpec, Project};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
-use orchestr8_host::{Coded, ErrorCode};
 use serde_json::Value;
 
+use crate::error::{Failure, Outcome, exit, report};
+use crate::output;
 use crate::project::require_project;
 use crate::scaffold::{self, SDK_DIR};
-use crate::{exit, output, report};
 
 /// The Rust target agents are compiled for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -28,11 +29,8 @@ pub struct BuildArgs {
     json: bool,
 }
 
-pub async fn build(args: BuildArgs, config: SandboxConfig) -> u8 {
-    let project = match require_project() {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
+    let project = require_project()?;
     let selected: Vec<&AgentSpec> = if args.agents.is_empty() {
         project.agents.values().collect()
     } else {
@@ -42,7 +40,7 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> u8 {
                 Some(spec) => chosen.push(spec),
                 None => {
                     let known: Vec<&str> = project.agents.keys().map(String::as_str).collect();
-                    return report(
+                    return Err(report(
                         ErrorCode::AgentNotFound,
                         &format!(
                             "no agent `{name}` in orchestr8.toml (it has: {}); add one with `orchestr8 create {name}`",
@@ -53,18 +51,18 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> u8 {
                             }
                         ),
                         exit::USAGE,
-                    );
+                    ));
                 }
             }
         }
         chosen
     };
     if selected.is_empty() {
-        return report(
+        return Err(report(
             ErrorCode::AgentNotFound,
             "orchestr8.toml lists no agents: add one with `orchestr8 create <name>`",
             exit::USAGE,
-        );
+        ));
     }
     let crates: Vec<&AgentSpec> = selected
         .iter()
@@ -72,35 +70,23 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> u8 {
         .filter(|s| matches!(s.source, AgentSource::Crate(_)))
         .collect();
     if !crates.is_empty() {
-        if let Err(code) = restore_sdk(&project) {
-            return code;
-        }
-        if let Err(code) = ensure_target(&project.root) {
-            return code;
-        }
+        restore_sdk(&project)?;
+        ensure_target(&project.root)?;
     }
-    let sandbox = match Sandbox::new(config) {
-        Ok(s) => s,
-        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-    };
+    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
     let mut built = Vec::new();
     for spec in selected {
         let path = project.component_path(spec);
         if let AgentSource::Crate(dir) = &spec.source {
-            let artifact = match cargo_build(&project.root, dir, &spec.id) {
-                Ok(a) => a,
-                Err(code) => return code,
-            };
-            if let Err(code) = place(&artifact, &path) {
-                return code;
-            }
+            let artifact = cargo_build(&project.root, dir, &spec.id)?;
+            place(&artifact, &path)?;
         }
-        let agent = match sandbox.load(&path).await {
-            Ok(a) => a,
-            Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-        };
+        let agent = sandbox
+            .load(&path)
+            .await
+            .map_err(|e| Failure::of(&e, exit::LOAD))?;
         if agent.info().id != spec.component_id {
-            return report(
+            return Err(report(
                 ErrorCode::InvalidAgent,
                 &format!(
                     "the agent built from `{}` says it is `{}`, but orchestr8.toml registers it as `{}`: change its `ID` or the key in orchestr8.toml",
@@ -109,7 +95,7 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> u8 {
                     spec.id
                 ),
                 exit::LOAD,
-            );
+            ));
         }
         let shown = path.strip_prefix(&project.root).unwrap_or(&path);
         if !args.json {
@@ -134,7 +120,7 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> u8 {
             serde_json::to_string_pretty(&Value::from(built)).unwrap_or_default()
         );
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
 fn source_display(project: &Project, spec: &AgentSpec) -> String {
@@ -149,7 +135,7 @@ fn source_display(project: &Project, spec: &AgentSpec) -> String {
 
 /// Writes the vendored SDK back when it is missing (a fresh clone of a
 /// project that git-ignored `vendor/`, or a deleted folder).
-fn restore_sdk(project: &Project) -> Result<(), u8> {
+fn restore_sdk(project: &Project) -> Result<(), Failure> {
     if project.root.join(SDK_DIR).join("Cargo.toml").is_file() {
         return Ok(());
     }
@@ -167,7 +153,7 @@ fn restore_sdk(project: &Project) -> Result<(), u8> {
 }
 
 /// Installs the `wasm32-wasip2` target with rustup when it is missing.
-fn ensure_target(root: &Path) -> Result<(), u8> {
+fn ensure_target(root: &Path) -> Result<(), Failure> {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .current_dir(root)
@@ -205,7 +191,7 @@ fn ensure_target(root: &Path) -> Result<(), u8> {
 
 /// Runs cargo for one crate, its diagnostics shown as cargo prints them, and
 /// returns the `.wasm` it produced.
-fn cargo_build(root: &Path, dir: &Path, id: &str) -> Result<PathBuf, u8> {
+fn cargo_build(root: &Path, dir: &Path, id: &str) -> Result<PathBuf, Failure> {
     let manifest = dir.join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let child = Command::new(cargo)
@@ -273,7 +259,7 @@ fn cargo_build(root: &Path, dir: &Path, id: &str) -> Result<PathBuf, u8> {
 }
 
 /// Copies the artifact to where the host loads it, atomically.
-fn place(artifact: &Path, path: &Path) -> Result<(), u8> {
+fn place(artifact: &Path, path: &Path) -> Result<(), Failure> {
     let fail = |e: std::io::Error| {
         report(
             ErrorCode::Internal,

@@ -6,17 +6,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
+use orchestr8_host::ErrorCode;
 use orchestr8_host::call::Invoker;
 use orchestr8_host::claude::{Subagents, tool_name};
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
-use orchestr8_host::{Coded, ErrorCode};
 use orchestr8_servers::mcp::McpServer;
 use serde_json::{Map, Value, json};
 
+use crate::error::{Failure, Outcome, exit, report};
 use crate::project::{ProjectArgs, load_agents, require_project};
 use crate::scaffold::{self, FileToWrite};
-use crate::{exit, report};
 
 /// The server's name in `.mcp.json`, and so the `mcp__orchestr8__…` prefix
 /// of its tools in Claude Code.
@@ -58,30 +58,24 @@ pub struct InstallArgs {
     force: bool,
 }
 
-pub async fn mcp(args: McpArgs, config: SandboxConfig) -> u8 {
-    let sandbox = match Sandbox::new(config) {
-        Ok(s) => s,
-        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-    };
-    let mut agents = match load_agents(&sandbox, &args.project, None).await {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+pub async fn mcp(args: McpArgs, config: SandboxConfig) -> Outcome {
+    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
+    let mut agents = load_agents(&sandbox, &args.project, None).await?;
     if !args.agents.is_empty() {
         let wanted: Vec<String> = args.agents.iter().map(|a| full_id(a, &agents)).collect();
         if let Some(missing) = wanted.iter().find(|id| !agents.contains_key(*id)) {
-            return report(
+            return Err(report(
                 ErrorCode::AgentNotFound,
                 &format!("no agent `{missing}` in this project"),
                 exit::USAGE,
-            );
+            ));
         }
         agents.retain(|id, _| wanted.contains(id));
     }
     let mut resilience = ResiliencePolicy::default();
     resilience.retry.max_attempts = args.max_attempts;
     if let Err(message) = resilience.validate() {
-        return report(ErrorCode::InvalidConfig, &message, exit::USAGE);
+        return Err(report(ErrorCode::InvalidConfig, &message, exit::USAGE));
     }
     let subagents = Subagents::new(
         Invoker::new(sandbox.clone(), Resilience::default()),
@@ -90,8 +84,8 @@ pub async fn mcp(args: McpArgs, config: SandboxConfig) -> u8 {
     );
     tracing::info!(tools = subagents.agents().len(), "MCP server on stdio");
     match McpServer::new(Arc::new(subagents)).serve_stdio().await {
-        Ok(()) => exit::OK,
-        Err(e) => report(ErrorCode::Internal, &e.to_string(), exit::FAILED),
+        Ok(()) => Ok(exit::OK),
+        Err(e) => Err(report(ErrorCode::Internal, &e.to_string(), exit::FAILED)),
     }
 }
 
@@ -109,27 +103,24 @@ fn full_id<T>(name: &str, agents: &std::collections::HashMap<String, T>) -> Stri
     }
 }
 
-pub fn run(command: ClaudeCommand) -> u8 {
+pub fn run(command: ClaudeCommand) -> Outcome {
     match command {
         ClaudeCommand::Install(args) => install(args),
     }
 }
 
-fn install(args: InstallArgs) -> u8 {
-    let project = match require_project() {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+fn install(args: InstallArgs) -> Outcome {
+    let project = require_project()?;
     let mut ids = Vec::new();
     for name in &args.agents {
         match project.agent(name) {
             Some(spec) => ids.push(spec.id.clone()),
             None => {
-                return report(
+                return Err(report(
                     ErrorCode::AgentNotFound,
                     &format!("no agent `{name}` in orchestr8.toml"),
                     exit::USAGE,
-                );
+                ));
             }
         }
     }
@@ -137,11 +128,11 @@ fn install(args: InstallArgs) -> u8 {
         ids = project.agents.keys().cloned().collect();
     }
     if ids.is_empty() {
-        return report(
+        return Err(report(
             ErrorCode::AgentNotFound,
             "the project has no agents yet: add one with `orchestr8 create`",
             exit::USAGE,
-        );
+        ));
     }
     let files: Vec<FileToWrite> = ids.iter().map(|id| subagent_file(id)).collect();
     let (existing, new): (Vec<FileToWrite>, Vec<FileToWrite>) = files
@@ -154,13 +145,11 @@ fn install(args: InstallArgs) -> u8 {
             path: PathBuf::from(".mcp.json"),
             text,
         },
-        Err(message) => return report(ErrorCode::InvalidConfig, &message, exit::LOAD),
+        Err(message) => return Err(report(ErrorCode::InvalidConfig, &message, exit::LOAD)),
     };
     let mut writes = new;
     writes.push(mcp);
-    if let Err(code) = scaffold::write_files(&project.root, &writes, true) {
-        return code;
-    }
+    scaffold::write_files(&project.root, &writes, true)?;
     let new = &writes[..writes.len() - 1];
     println!("wrote {} (server `{SERVER_NAME}`)", mcp_path.display());
     for file in new {
@@ -176,7 +165,7 @@ fn install(args: InstallArgs) -> u8 {
         "next: orchestr8 build, then start Claude Code in {} and approve the `{SERVER_NAME}` server",
         project.root.display()
     );
-    exit::OK
+    Ok(exit::OK)
 }
 
 /// The sub-agent definition of `agent_id`.

@@ -23,8 +23,8 @@ use orchestr8_host::{Coded, ErrorCode};
 use serde_json::{Value, json};
 use toml_edit::{Array, InlineTable, Item, Table, value};
 
+use crate::error::{Failure, Outcome, exit, report};
 use crate::project::{edit_agents, require_project};
-use crate::{exit, report};
 
 /// Where installed components are kept, relative to the project.
 const INSTALLED_DIR: &str = ".orchestr8/installed";
@@ -84,7 +84,7 @@ pub enum AgentsCommand {
     },
 }
 
-fn fail(e: &PackageError) -> u8 {
+fn fail(e: &PackageError) -> Failure {
     let code = match e {
         PackageError::Unreachable { .. } | PackageError::Io(_) => exit::FAILED,
         PackageError::NotAnAgent { .. } => exit::USAGE,
@@ -93,11 +93,11 @@ fn fail(e: &PackageError) -> u8 {
     report(e.code(), &e.to_string(), code)
 }
 
-fn sandbox(config: SandboxConfig) -> Result<Sandbox, u8> {
-    Sandbox::new(config).map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))
+fn sandbox(config: SandboxConfig) -> Result<Sandbox, Failure> {
+    Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))
 }
 
-fn find<'a>(project: &'a Project, name: &str) -> Result<&'a AgentSpec, u8> {
+fn find<'a>(project: &'a Project, name: &str) -> Result<&'a AgentSpec, Failure> {
     project.agent(name).ok_or_else(|| {
         report(
             ErrorCode::AgentNotFound,
@@ -114,7 +114,7 @@ async fn build_package(
     project: &Project,
     spec: &AgentSpec,
     sandbox: &Sandbox,
-) -> Result<Package, u8> {
+) -> Result<Package, Failure> {
     let path = project.component_path(spec);
     let bytes = std::fs::read(&path).map_err(|e| {
         report(
@@ -130,7 +130,7 @@ async fn build_package(
     let agent = sandbox
         .load_bytes(bytes.clone(), path.display().to_string())
         .await
-        .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
+        .map_err(|e| Failure::of(&e, exit::LOAD))?;
     let grants = &spec.policy.grants;
     let requested = RequestedGrants {
         allowed_hosts: grants
@@ -165,22 +165,16 @@ async fn build_package(
 }
 
 /// The package of the project agent `name`.
-async fn package_of(name: &str, config: SandboxConfig) -> Result<Package, u8> {
+async fn package_of(name: &str, config: SandboxConfig) -> Result<Package, Failure> {
     let project = require_project()?;
     let sandbox = sandbox(config)?;
     let spec = find(&project, name)?;
     build_package(&project, spec, &sandbox).await
 }
 
-pub async fn package(args: PackageArgs, config: SandboxConfig) -> u8 {
-    let package = match package_of(&args.agent, config).await {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let manifest_path = match package.write(&args.out) {
-        Ok(p) => p,
-        Err(e) => return fail(&e),
-    };
+pub async fn package(args: PackageArgs, config: SandboxConfig) -> Outcome {
+    let package = package_of(&args.agent, config).await?;
+    let manifest_path = package.write(&args.out).map_err(|e| fail(&e))?;
     let m = &package.manifest;
     if args.json {
         println!("{}", serde_json::to_string_pretty(m).unwrap_or_default());
@@ -193,24 +187,21 @@ pub async fn package(args: PackageArgs, config: SandboxConfig) -> u8 {
             manifest_path.display()
         );
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
-pub async fn publish(args: PublishArgs, config: SandboxConfig) -> u8 {
+pub async fn publish(args: PublishArgs, config: SandboxConfig) -> Outcome {
     let Some(reference) = args.reference.strip_prefix("oci://") else {
-        return report(
+        return Err(report(
             ErrorCode::InvalidInput,
             &format!(
                 "`{}` is not an OCI reference: write oci://host/repo:tag",
                 args.reference
             ),
             exit::USAGE,
-        );
+        ));
     };
-    let package = match package_of(&args.agent, config).await {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let package = package_of(&args.agent, config).await?;
     match oci::push(reference, &package).await {
         Ok(url) => {
             let m = &package.manifest;
@@ -219,9 +210,9 @@ pub async fn publish(args: PublishArgs, config: SandboxConfig) -> u8 {
                 m.id, m.version, m.component.digest, args.reference
             );
             println!("  {url}");
-            exit::OK
+            Ok(exit::OK)
         }
-        Err(e) => fail(&e),
+        Err(e) => Err(fail(&e)),
     }
 }
 
@@ -241,18 +232,15 @@ fn consent(id: &str, lines: &[String]) -> bool {
 }
 
 /// The project, a sandbox and the project's lockfile.
-fn open(config: SandboxConfig) -> Result<(Project, Sandbox, Lockfile), u8> {
+fn open(config: SandboxConfig) -> Result<(Project, Sandbox, Lockfile), Failure> {
     let project = require_project()?;
     let sandbox = sandbox(config)?;
     let lock = Lockfile::load(&project.root).map_err(|e| fail(&e))?;
     Ok((project, sandbox, lock))
 }
 
-pub async fn install(args: InstallArgs, config: SandboxConfig) -> u8 {
-    let (project, sandbox, lock) = match open(config) {
-        Ok(opened) => opened,
-        Err(code) => return code,
-    };
+pub async fn install(args: InstallArgs, config: SandboxConfig) -> Outcome {
+    let (project, sandbox, lock) = open(config)?;
     match args.source {
         None => restore(&project, &lock, &sandbox).await,
         Some(source) => {
@@ -276,33 +264,27 @@ async fn install_one(
     source: &Source,
     alias: Option<String>,
     yes: bool,
-) -> u8 {
-    let fetched = match source.fetch().await {
-        Ok(f) => f,
-        Err(e) => return fail(&e),
-    };
+) -> Outcome {
+    let fetched = source.fetch().await.map_err(|e| fail(&e))?;
     let plain = fetched.is_plain();
-    let package = match fetched.verify(sandbox).await {
-        Ok((package, _)) => package,
-        Err(e) => return fail(&e),
-    };
+    let (package, _) = fetched.verify(sandbox).await.map_err(|e| fail(&e))?;
     let m = &package.manifest;
     let id = alias.unwrap_or_else(|| m.id.clone());
     if !is_agent_id(&id) {
-        return report(
+        return Err(report(
             ErrorCode::InvalidInput,
             &format!("`{id}` is not an agent id like `@scope/name`"),
             exit::USAGE,
-        );
+        ));
     }
     if project.agents.contains_key(&id) && lock.get(&id).is_none() {
-        return report(
+        return Err(report(
             ErrorCode::Conflict,
             &format!(
                 "`{id}` is already an agent of this project, not an installed one: install under another id with --as"
             ),
             exit::USAGE,
-        );
+        ));
     }
     let asked = m.grants.describe();
     println!("{} {}: {}", m.id, m.version, m.description);
@@ -321,22 +303,22 @@ async fn install_one(
             println!("    {line}");
         }
         if !yes && !consent(&id, &asked) {
-            return report(
+            return Err(report(
                 ErrorCode::CapabilityDenied,
                 &format!(
                     "{id} was not installed: it asks for grants, pass --yes to grant them (nothing was changed)"
                 ),
                 exit::USAGE,
-            );
+            ));
         }
     }
     let component =
         PathBuf::from(INSTALLED_DIR).join(format!("{}.wasm", file_stem(&id, &m.version)));
     if let Err(message) = write_component(&project.root.join(&component), &package.component) {
-        return report(ErrorCode::Internal, &message, exit::FAILED);
+        return Err(report(ErrorCode::Internal, &message, exit::FAILED));
     }
     if let Err(message) = register(project, &id, &package, &component) {
-        return report(ErrorCode::InvalidConfig, &message, exit::LOAD);
+        return Err(report(ErrorCode::InvalidConfig, &message, exit::LOAD));
     }
     lock.upsert(LockedAgent {
         id: id.clone(),
@@ -347,13 +329,13 @@ async fn install_one(
         component: component.to_string_lossy().into_owned(),
     });
     if let Err(e) = lock.save(&project.root) {
-        return fail(&e);
+        return Err(fail(&e));
     }
     println!(
         "installed {id} {} ({}) from {source}",
         m.version, m.component.digest
     );
-    exit::OK
+    Ok(exit::OK)
 }
 
 fn write_component(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -469,10 +451,10 @@ fn toml_value(v: &Value) -> Option<toml_edit::Value> {
 
 /// Restores every locked agent whose component is missing, verifying each
 /// against its pinned digest.
-async fn restore(project: &Project, lock: &Lockfile, sandbox: &Sandbox) -> u8 {
+async fn restore(project: &Project, lock: &Lockfile, sandbox: &Sandbox) -> Outcome {
     if lock.agents.is_empty() {
         println!("nothing to restore: {LOCK_FILE} lists no installed agents");
-        return exit::OK;
+        return Ok(exit::OK);
     }
     for locked in &lock.agents {
         let path = project.root.join(&locked.component);
@@ -483,78 +465,60 @@ async fn restore(project: &Project, lock: &Lockfile, sandbox: &Sandbox) -> u8 {
             continue;
         }
         let source = Source::parse(&locked.source);
-        let fetched = match source.fetch().await {
-            Ok(f) => f,
-            Err(e) => return fail(&e),
-        };
+        let fetched = source.fetch().await.map_err(|e| fail(&e))?;
         let actual = digest(fetched.component());
         if actual != locked.digest {
-            return fail(&PackageError::DigestMismatch {
+            return Err(fail(&PackageError::DigestMismatch {
                 what: format!("{} from {source} (pinned in {LOCK_FILE})", locked.id),
                 expected: locked.digest.clone(),
                 actual,
-            });
+            }));
         }
-        let package = match fetched.verify(sandbox).await {
-            Ok((package, _)) => package,
-            Err(e) => return fail(&e),
-        };
+        let (package, _) = fetched.verify(sandbox).await.map_err(|e| fail(&e))?;
         if let Err(message) = write_component(&path, &package.component) {
-            return report(ErrorCode::Internal, &message, exit::FAILED);
+            return Err(report(ErrorCode::Internal, &message, exit::FAILED));
         }
         println!(
             "restored {} {} ({}) from {source}",
             locked.id, locked.version, locked.digest
         );
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
-pub fn uninstall(args: UninstallArgs) -> u8 {
-    let project = match require_project() {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
-    let spec = match find(&project, &args.agent) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+pub fn uninstall(args: UninstallArgs) -> Outcome {
+    let project = require_project()?;
+    let spec = find(&project, &args.agent)?;
     let id = spec.id.clone();
-    let mut lock = match Lockfile::load(&project.root) {
-        Ok(l) => l,
-        Err(e) => return fail(&e),
-    };
+    let mut lock = Lockfile::load(&project.root).map_err(|e| fail(&e))?;
     let Some(locked) = lock.get(&id).cloned() else {
-        return report(
+        return Err(report(
             ErrorCode::InvalidInput,
             &format!(
                 "`{id}` was not installed with `orchestr8 install`: remove its table from {MANIFEST_FILE} by hand"
             ),
             exit::USAGE,
-        );
+        ));
     };
     let edited = edit_agents(&project, |agents| {
         agents.remove(&id);
         Ok(())
     });
     if let Err(message) = edited {
-        return report(ErrorCode::InvalidConfig, &message, exit::LOAD);
+        return Err(report(ErrorCode::InvalidConfig, &message, exit::LOAD));
     }
     lock.remove(&id);
     if let Err(e) = lock.save(&project.root) {
-        return fail(&e);
+        return Err(fail(&e));
     }
     let _ = std::fs::remove_file(project.root.join(&locked.component));
     println!("uninstalled {id} {}", locked.version);
-    exit::OK
+    Ok(exit::OK)
 }
 
-pub async fn agents(command: AgentsCommand, config: SandboxConfig) -> u8 {
+pub async fn agents(command: AgentsCommand, config: SandboxConfig) -> Outcome {
     let AgentsCommand::List { json } = command;
-    let (project, sandbox, lock) = match open(config) {
-        Ok(opened) => opened,
-        Err(code) => return code,
-    };
+    let (project, sandbox, lock) = open(config)?;
     let mut rows = Vec::new();
     for spec in project.agents.values() {
         let path = project.component_path(spec);
@@ -614,7 +578,7 @@ pub async fn agents(command: AgentsCommand, config: SandboxConfig) -> u8 {
             "{}",
             serde_json::to_string_pretty(&Value::Array(rows)).unwrap_or_default()
         );
-        return exit::OK;
+        return Ok(exit::OK);
     }
     for row in &rows {
         let short = row["digest"]
@@ -647,5 +611,5 @@ pub async fn agents(command: AgentsCommand, config: SandboxConfig) -> u8 {
             );
         }
     }
-    exit::OK
+    Ok(exit::OK)
 }

@@ -7,9 +7,9 @@ use orchestr8_host::ErrorCode;
 use orchestr8_host::project::{MANIFEST_FILE, Project, is_valid_name};
 use toml_edit::{Array, Item, Table, value};
 
+use crate::error::{Failure, Outcome, exit, report};
 use crate::project::{edit_agents, require_project};
 use crate::scaffold::{self, SDK_DIR, Template};
-use crate::{exit, report};
 
 #[derive(Args)]
 pub struct InitArgs {
@@ -48,7 +48,7 @@ fn name_from_dir(dir: &Path) -> Option<String> {
     is_valid_name(&name).then_some(name)
 }
 
-fn invalid_name(what: &str, name: &str) -> u8 {
+fn invalid_name(what: &str, name: &str) -> Failure {
     report(
         ErrorCode::InvalidConfig,
         &format!(
@@ -58,29 +58,27 @@ fn invalid_name(what: &str, name: &str) -> u8 {
     )
 }
 
-pub fn init(args: InitArgs) -> u8 {
+pub fn init(args: InitArgs) -> Outcome {
     let dir = args.dir.unwrap_or_else(|| PathBuf::from("."));
     let absolute = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
     let name = match args.name {
         Some(name) if is_valid_name(&name) => name,
-        Some(name) => return invalid_name("project", &name),
+        Some(name) => return Err(invalid_name("project", &name)),
         None => match name_from_dir(&absolute) {
             Some(name) => name,
             None => {
-                return report(
+                return Err(report(
                     ErrorCode::InvalidConfig,
                     &format!(
                         "cannot make a project name from `{}`: pass --name (lower-case letters, digits and `-`)",
                         absolute.display()
                     ),
                     exit::USAGE,
-                );
+                ));
             }
         },
     };
-    if let Err(code) = scaffold::write_files(&dir, &scaffold::project_files(&name), args.force) {
-        return code;
-    }
+    scaffold::write_files(&dir, &scaffold::project_files(&name), args.force)?;
     println!("created project `{name}` in {}", dir.display());
     println!(
         "  orchestr8.toml, Cargo.toml, agents/hello, workflows/hello.json, tests/hello.json, {SDK_DIR}"
@@ -92,37 +90,32 @@ pub fn init(args: InitArgs) -> u8 {
     println!("  orchestr8 build                     # compile the agents");
     println!("  orchestr8 run workflows/hello.json  # run the workflow");
     println!("  orchestr8 test                      # run tests/*.json");
-    exit::OK
+    Ok(exit::OK)
 }
 
-pub fn create(args: CreateArgs) -> u8 {
+pub fn create(args: CreateArgs) -> Outcome {
     if !is_valid_name(&args.name) {
-        return invalid_name("agent", &args.name);
+        return Err(invalid_name("agent", &args.name));
     }
-    let project = match require_project() {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let project = require_project()?;
     let id = format!("@{}/{}", project.name, args.name);
     if project.agents.contains_key(&id) && !args.force {
-        return report(
+        return Err(report(
             ErrorCode::InvalidConfig,
             &format!(
                 "agent `{id}` is already in {MANIFEST_FILE}: choose another name, or pass --force to start it over"
             ),
             exit::USAGE,
-        );
+        ));
     }
     let mut files = scaffold::agent_files(&project.name, &args.name, args.template);
     // A project made without `init` (or with the SDK deleted) gets the SDK too.
     if !project.root.join(SDK_DIR).join("Cargo.toml").is_file() {
         files.extend(scaffold::sdk_files());
     }
-    if let Err(code) = scaffold::write_files(&project.root, &files, args.force) {
-        return code;
-    }
+    scaffold::write_files(&project.root, &files, args.force)?;
     if let Err(message) = register(&project, &id, &args.name, args.template) {
-        return report(ErrorCode::InvalidConfig, &message, exit::LOAD);
+        return Err(report(ErrorCode::InvalidConfig, &message, exit::LOAD));
     }
     println!(
         "created agent `{id}` in {}",
@@ -136,7 +129,7 @@ pub fn create(args: CreateArgs) -> u8 {
         "next: orchestr8 build {} && orchestr8 test --filter {}",
         args.name, args.name
     );
-    exit::OK
+    Ok(exit::OK)
 }
 
 /// Adds `[agents."<id>"]` to orchestr8.toml, keeping its comments and layout.

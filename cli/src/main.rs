@@ -4,6 +4,7 @@ mod agent;
 mod build;
 mod claude;
 mod distribute;
+mod error;
 mod init;
 mod input;
 mod output;
@@ -18,28 +19,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use error::{Outcome, exit, report};
 use orchestr8_host::ErrorCode;
 use orchestr8_host::sandbox::{Allocator, SandboxConfig, default_cache_dir};
 use orchestr8_host::telemetry::LogFormat;
-
-/// Exit codes shared by every command.
-pub(crate) mod exit {
-    /// The command worked.
-    pub const OK: u8 = 0;
-    /// The agent (or workflow) ran and failed; the error code is printed.
-    pub const FAILED: u8 = 1;
-    /// The command line or its input is wrong.
-    pub const USAGE: u8 = 2;
-    /// The agent could not be loaded, or the configuration is invalid.
-    pub const LOAD: u8 = 3;
-}
-
-/// Prints an error in the one CLI shape, `error[CODE]: message`, and
-/// returns the exit code to use.
-pub(crate) fn report(code: orchestr8_host::ErrorCode, message: &str, exit_code: u8) -> u8 {
-    output::error(code, message);
-    exit_code
-}
 
 const EXIT_CODES: &str = "\
 Start a project:
@@ -277,22 +260,22 @@ fn main() -> ExitCode {
     if let Some(dir) = &cli.directory
         && let Err(e) = std::env::set_current_dir(dir)
     {
-        return ExitCode::from(report(
+        return render(Err(report(
             ErrorCode::InvalidInput,
             &format!("cannot change to `{}`: {e}", dir.display()),
             exit::USAGE,
-        ));
+        )));
     }
     let ansi = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
     // Before the runtime: the trace exporter's HTTP client is blocking.
     let telemetry = match orchestr8_host::telemetry::init(&cli.log_level, format, ansi) {
         Ok(t) => t,
         Err(e) => {
-            return ExitCode::from(report(
+            return render(Err(report(
                 ErrorCode::InvalidConfig,
                 &e.to_string(),
                 exit::USAGE,
-            ));
+            )));
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -301,11 +284,11 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            return ExitCode::from(report(
+            return render(Err(report(
                 ErrorCode::Internal,
                 &format!("cannot start the async runtime: {e}"),
                 exit::FAILED,
-            ));
+            )));
         }
     };
     let config = SandboxConfig {
@@ -319,7 +302,7 @@ fn main() -> ExitCode {
         },
         ..SandboxConfig::default()
     };
-    let code = runtime.block_on(async {
+    let outcome = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => workflow::run(args, config).await,
             Command::Validate(args) => workflow::validate(args, config).await,
@@ -345,11 +328,23 @@ fn main() -> ExitCode {
                     "orchestr8",
                     &mut std::io::stdout(),
                 );
-                exit::OK
+                Ok(exit::OK)
             }
         }
     });
     drop(runtime);
     telemetry.shutdown();
-    ExitCode::from(code)
+    render(outcome)
+}
+
+/// The one place a command's end is shown: a failure as
+/// `error[CODE]: message` (or its JSON line), and the exit status.
+fn render(outcome: Outcome) -> ExitCode {
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            output::error(failure.code, &failure.message);
+            ExitCode::from(failure.exit)
+        }
+    }
 }

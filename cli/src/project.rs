@@ -19,7 +19,7 @@ use orchestr8_host::sandbox::{HttpFixtures, Sandbox, SandboxPolicy};
 use orchestr8_host::store::{SqliteStore, Store};
 use orchestr8_host::{Coded, ErrorCode};
 
-use crate::{exit, report};
+use crate::error::{Failure, exit, report};
 
 /// Where executions and journals are kept.
 #[derive(Args, Clone, Default)]
@@ -61,7 +61,7 @@ pub fn database(state_dir: &Path) -> PathBuf {
 
 /// The project at or above the current directory, if there is one; an
 /// invalid `orchestr8.toml` is reported.
-pub fn current_project() -> Result<Option<Project>, u8> {
+pub fn current_project() -> Result<Option<Project>, Failure> {
     let cwd = std::env::current_dir().map_err(|e| {
         report(
             ErrorCode::Internal,
@@ -73,18 +73,18 @@ pub fn current_project() -> Result<Option<Project>, u8> {
         None => Ok(None),
         Some(root) => Project::load(&root)
             .map(Some)
-            .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD)),
+            .map_err(|e| Failure::of(&e, exit::LOAD)),
     }
 }
 
 /// The project at or above the current directory; its absence is reported.
-pub fn require_project() -> Result<Project, u8> {
+pub fn require_project() -> Result<Project, Failure> {
     match current_project()? {
         Some(p) => Ok(p),
         None => {
             let cwd = std::env::current_dir().unwrap_or_default();
             let e = orchestr8_host::project::ConfigError::NotFound(cwd);
-            Err(report(e.code(), &e.to_string(), exit::LOAD))
+            Err(Failure::of(&e, exit::LOAD))
         }
     }
 }
@@ -121,7 +121,7 @@ pub async fn load_agents(
     sandbox: &Sandbox,
     args: &ProjectArgs,
     fixtures: Option<HttpFixtures>,
-) -> Result<HashMap<String, RegisteredAgent>, u8> {
+) -> Result<HashMap<String, RegisteredAgent>, Failure> {
     if !args.agents_dirs.is_empty() {
         return scan_dirs(sandbox, &args.agents_dirs).await;
     }
@@ -132,9 +132,7 @@ pub async fn load_agents(
             exit::LOAD,
         ));
     };
-    let secrets = project
-        .secrets()
-        .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
+    let secrets = project.secrets().map_err(|e| Failure::of(&e, exit::LOAD))?;
     load_project_agents(sandbox, &project, &secrets, fixtures, true).await
 }
 
@@ -146,7 +144,7 @@ pub async fn load_project_agents(
     secrets: &Secrets,
     fixtures: Option<HttpFixtures>,
     warn_missing: bool,
-) -> Result<HashMap<String, RegisteredAgent>, u8> {
+) -> Result<HashMap<String, RegisteredAgent>, Failure> {
     let mut agents = HashMap::new();
     for spec in project.agents.values() {
         let path = project.component_path(spec);
@@ -167,7 +165,7 @@ pub async fn load_project_agents(
         let agent = sandbox
             .load(&path)
             .await
-            .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
+            .map_err(|e| Failure::of(&e, exit::LOAD))?;
         if agent.info().id != spec.component_id {
             return Err(report(
                 ErrorCode::InvalidAgent,
@@ -200,7 +198,7 @@ pub async fn load_project_agents(
 async fn scan_dirs(
     sandbox: &Sandbox,
     dirs: &[PathBuf],
-) -> Result<HashMap<String, RegisteredAgent>, u8> {
+) -> Result<HashMap<String, RegisteredAgent>, Failure> {
     let mut agents = HashMap::new();
     for dir in dirs {
         let entries = std::fs::read_dir(dir).map_err(|e| {
@@ -219,7 +217,7 @@ async fn scan_dirs(
             let agent = sandbox
                 .load(&path)
                 .await
-                .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
+                .map_err(|e| Failure::of(&e, exit::LOAD))?;
             agents.insert(
                 agent.info().id.clone(),
                 RegisteredAgent::new(agent, SandboxPolicy::default()),
@@ -243,10 +241,9 @@ pub fn orchestrator_with(
     resilience: Resilience,
     agents: HashMap<String, RegisteredAgent>,
     store: Arc<dyn Store>,
-) -> Result<Orchestrator, u8> {
+) -> Result<Orchestrator, Failure> {
     let runner = AgentStepRunner::new(Invoker::new(sandbox, resilience), agents);
-    Orchestrator::new(Engine::new(Arc::new(runner)), store)
-        .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))
+    Orchestrator::new(Engine::new(Arc::new(runner)), store).map_err(|e| Failure::of(&e, exit::LOAD))
 }
 
 /// An orchestrator over the SQLite store in `state_dir`, running `agents`.
@@ -255,7 +252,7 @@ pub fn orchestrator(
     resilience: Resilience,
     agents: HashMap<String, RegisteredAgent>,
     state_dir: &Path,
-) -> Result<Orchestrator, u8> {
+) -> Result<Orchestrator, Failure> {
     let store = SqliteStore::open(&database(state_dir)).map_err(|e| {
         report(
             e.code(),

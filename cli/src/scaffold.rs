@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use orchestr8_host::ErrorCode;
 
-use crate::{exit, report};
+use crate::error::{Failure, exit, report};
 
 /// A file to write, relative to the project root.
 pub struct FileToWrite {
@@ -172,7 +172,7 @@ pub fn agent_files(project: &str, name: &str, template: Template) -> Vec<FileToW
 
 /// Writes `files` under `root`. Unless `force`, refuses (writing nothing)
 /// when any of them exists. Returns the paths written.
-pub fn write_files(root: &Path, files: &[FileToWrite], force: bool) -> Result<(), u8> {
+pub fn write_files(root: &Path, files: &[FileToWrite], force: bool) -> Result<(), Failure> {
     if !force {
         let existing: Vec<String> = files
             .iter()

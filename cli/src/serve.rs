@@ -8,19 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use orchestr8_host::ErrorCode;
 use orchestr8_host::call::Invoker;
 use orchestr8_host::engine::RegisteredAgent;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
-use orchestr8_host::{Coded, ErrorCode};
 use orchestr8_servers::api::{
     self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::{Failure, Outcome, exit, report};
+use crate::output;
 use crate::project::{self, ProjectArgs, current_project, load_agents};
-use crate::{exit, output, report};
 
 /// Where and how a server listens.
 #[derive(Args, Clone)]
@@ -72,7 +73,7 @@ pub struct AgentServeArgs {
 }
 
 /// Checks the bind rule and opens the listener.
-async fn listen(args: &ListenArgs) -> Result<(TcpListener, HttpOptions), u8> {
+async fn listen(args: &ListenArgs) -> Result<(TcpListener, HttpOptions), Failure> {
     // An empty token (`ORCHESTR8_TOKEN=`) would start a server that refuses
     // every request: say so instead.
     if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
@@ -138,34 +139,19 @@ fn announce(listener: &TcpListener) {
     }
 }
 
-pub async fn serve(args: ServeArgs, config: SandboxConfig) -> u8 {
-    let (listener, http) = match listen(&args.listen).await {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let sandbox = match Sandbox::new(config) {
-        Ok(s) => s,
-        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-    };
-    let agents = match load_agents(&sandbox, &args.project, None).await {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
+    let (listener, http) = listen(&args.listen).await?;
+    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
+    let agents = load_agents(&sandbox, &args.project, None).await?;
     let ids: HashSet<String> = agents.keys().cloned().collect();
     let resilience = Resilience::default();
-    let orchestrator = match project::orchestrator(
+    let orchestrator = project::orchestrator(
         sandbox,
         resilience.clone(),
         agents,
         &args.project.state.dir(),
-    ) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    let workflows_root = match current_project() {
-        Ok(p) => p.map(|p| p.root),
-        Err(code) => return code,
-    };
+    )?;
+    let workflows_root = current_project()?.map(|p| p.root);
     let service = ExecutionService::new(
         Arc::new(orchestrator),
         ids,
@@ -201,31 +187,25 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> u8 {
     .await;
     let _ = draining.await;
     match served {
-        Ok(()) => exit::OK,
-        Err(e) => report(
+        Ok(()) => Ok(exit::OK),
+        Err(e) => Err(report(
             ErrorCode::Internal,
             &format!("the server failed: {e}"),
             exit::FAILED,
-        ),
+        )),
     }
 }
 
-pub async fn agent_serve(args: AgentServeArgs, sandbox: &Sandbox) -> u8 {
-    let (listener, http) = match listen(&args.listen).await {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let registered = match resolve_agent(sandbox, &args.agent).await {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
+pub async fn agent_serve(args: AgentServeArgs, sandbox: &Sandbox) -> Outcome {
+    let (listener, http) = listen(&args.listen).await?;
+    let registered = resolve_agent(sandbox, &args.agent).await?;
     let mut resilience = ResiliencePolicy {
         timeout_ms: registered.policy.limits.timeout_ms,
         ..ResiliencePolicy::default()
     };
     resilience.retry.max_attempts = args.max_attempts;
     if let Err(message) = resilience.validate() {
-        return report(ErrorCode::InvalidConfig, &message, exit::USAGE);
+        return Err(report(ErrorCode::InvalidConfig, &message, exit::USAGE));
     }
     let chain = Resilience::default();
     let service = AgentService::new(
@@ -237,23 +217,23 @@ pub async fn agent_serve(args: AgentServeArgs, sandbox: &Sandbox) -> u8 {
     let router = service.router(&http);
     announce(&listener);
     match api::serve(listener, router, stop_signal()).await {
-        Ok(()) => exit::OK,
-        Err(e) => report(
+        Ok(()) => Ok(exit::OK),
+        Err(e) => Err(report(
             ErrorCode::Internal,
             &format!("the server failed: {e}"),
             exit::FAILED,
-        ),
+        )),
     }
 }
 
 /// A project agent by id or name, or a component file with nothing granted.
-async fn resolve_agent(sandbox: &Sandbox, name: &str) -> Result<RegisteredAgent, u8> {
+async fn resolve_agent(sandbox: &Sandbox, name: &str) -> Result<RegisteredAgent, Failure> {
     let path = PathBuf::from(name);
     if path.extension().is_some_and(|x| x == "wasm") {
         let agent = sandbox
             .load(&path)
             .await
-            .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
+            .map_err(|e| Failure::of(&e, exit::LOAD))?;
         return Ok(RegisteredAgent::new(agent, SandboxPolicy::default()));
     }
     let project = project::require_project()?;
@@ -265,9 +245,7 @@ async fn resolve_agent(sandbox: &Sandbox, name: &str) -> Result<RegisteredAgent,
         ));
     };
     let id = spec.id.clone();
-    let secrets = project
-        .secrets()
-        .map_err(|e| report(e.code(), &e.to_string(), exit::LOAD))?;
+    let secrets = project.secrets().map_err(|e| Failure::of(&e, exit::LOAD))?;
     let mut agents = project::load_project_agents(sandbox, &project, &secrets, None, true).await?;
     agents.remove(&id).ok_or_else(|| {
         report(

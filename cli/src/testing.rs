@@ -36,8 +36,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::{Failure, Outcome, exit, report};
 use crate::project::{load_project_agents, orchestrator_with, require_project};
-use crate::{exit, report};
 
 #[derive(Args)]
 pub struct TestArgs {
@@ -110,16 +110,10 @@ struct Verdict {
     failure: Option<String>,
 }
 
-pub async fn test(args: TestArgs, config: SandboxConfig) -> u8 {
-    let project = match require_project() {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+pub async fn test(args: TestArgs, config: SandboxConfig) -> Outcome {
+    let project = require_project()?;
     let files = if args.files.is_empty() {
-        match case_files(&project.root.join("tests")) {
-            Ok(f) => f,
-            Err(code) => return code,
-        }
+        case_files(&project.root.join("tests"))?
     } else {
         args.files.clone()
     };
@@ -128,7 +122,7 @@ pub async fn test(args: TestArgs, config: SandboxConfig) -> u8 {
         cases.retain(|c| c.name.contains(filter.as_str()));
     }
     if cases.is_empty() {
-        return report(
+        return Err(report(
             ErrorCode::NotFound,
             &match &args.filter {
                 Some(f) => format!("no test case name contains `{f}`"),
@@ -137,21 +131,12 @@ pub async fn test(args: TestArgs, config: SandboxConfig) -> u8 {
                 }
             },
             exit::FAILED,
-        );
+        ));
     }
-    let sandbox = match Sandbox::new(config) {
-        Ok(s) => s,
-        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-    };
-    let secrets = match project.secrets() {
-        Ok(s) => s,
-        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-    };
+    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
+    let secrets = project.secrets().map_err(|e| Failure::of(&e, exit::LOAD))?;
     // Cases give their own secret values: a missing one is no reason to warn.
-    let agents = match load_project_agents(&sandbox, &project, &secrets, None, false).await {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+    let agents = load_project_agents(&sandbox, &project, &secrets, None, false).await?;
     let mut verdicts = Vec::new();
     for loaded in cases {
         let started = Instant::now();
@@ -184,7 +169,7 @@ pub async fn test(args: TestArgs, config: SandboxConfig) -> u8 {
     } else {
         println!("{passed} passed, {failed} failed");
     }
-    if failed == 0 { exit::OK } else { exit::FAILED }
+    Ok(if failed == 0 { exit::OK } else { exit::FAILED })
 }
 
 fn print_verdict(v: &Verdict) {
@@ -213,7 +198,7 @@ fn print_verdict(v: &Verdict) {
 }
 
 /// `dir/*.json`, sorted; fixtures live in subfolders.
-fn case_files(dir: &Path) -> Result<Vec<PathBuf>, u8> {
+fn case_files(dir: &Path) -> Result<Vec<PathBuf>, Failure> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         report(
             ErrorCode::NotFound,

@@ -15,10 +15,11 @@ use orchestr8_host::{Coded, ErrorCode};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::{Failure, Outcome, exit, report};
 use crate::input::json_arg;
+use crate::output;
 use crate::project::{self, ProjectArgs, StateArgs};
 use crate::testing;
-use crate::{exit, output, report};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -78,7 +79,7 @@ pub struct SchemaArgs {
     hash: bool,
 }
 
-fn read_workflow(path: &Path) -> Result<String, u8> {
+fn read_workflow(path: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(path).map_err(|e| {
         report(
             ErrorCode::NotFound,
@@ -88,19 +89,24 @@ fn read_workflow(path: &Path) -> Result<String, u8> {
     })
 }
 
-fn print_invalid(path: &Path, e: &WorkflowError, json: bool) -> u8 {
+/// An invalid workflow: its problems as JSON on stdout (with --json, and
+/// exit 2), or as the failure `main` shows.
+fn invalid(path: &Path, e: &WorkflowError, json: bool) -> Outcome {
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&e.to_body()).unwrap_or_default()
         );
-    } else {
-        output::error(e.code(), &format!("{} is {e}", path.display()));
+        return Ok(exit::USAGE);
     }
-    exit::USAGE
+    Err(report(
+        e.code(),
+        &format!("{} is {e}", path.display()),
+        exit::USAGE,
+    ))
 }
 
-pub fn schema(args: SchemaArgs) -> u8 {
+pub fn schema(args: SchemaArgs) -> Outcome {
     if args.hash {
         println!("{}", workflow::schema_hash());
     } else {
@@ -109,30 +115,20 @@ pub fn schema(args: SchemaArgs) -> u8 {
             serde_json::to_string_pretty(&workflow::json_schema()).unwrap_or_default()
         );
     }
-    exit::OK
+    Ok(exit::OK)
 }
 
-pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> u8 {
-    let text = match read_workflow(&args.workflow) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> Outcome {
+    let text = read_workflow(&args.workflow)?;
     let result = if !args.agents_dirs.is_empty() {
-        let sandbox = match Sandbox::new(config) {
-            Ok(s) => s,
-            Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-        };
+        let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
         let dirs = ProjectArgs {
             agents_dirs: args.agents_dirs.clone(),
             state: StateArgs::default(),
         };
-        match project::load_agents(&sandbox, &dirs, None).await {
-            Ok(agents) => {
-                let ids: HashSet<String> = agents.into_keys().collect();
-                workflow::load(&text, &ids)
-            }
-            Err(code) => return code,
-        }
+        let agents = project::load_agents(&sandbox, &dirs, None).await?;
+        let ids: HashSet<String> = agents.into_keys().collect();
+        workflow::load(&text, &ids)
     } else {
         match project::current_project() {
             Ok(Some(p)) => {
@@ -140,7 +136,7 @@ pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> u8 {
                 workflow::load(&text, &ids)
             }
             Ok(None) => workflow::load(&text, &()),
-            Err(code) => return code,
+            Err(failure) => return Err(failure),
         }
     };
     match result {
@@ -157,33 +153,33 @@ pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> u8 {
                     wf.steps.len()
                 );
             }
-            exit::OK
+            Ok(exit::OK)
         }
-        Err(e) => print_invalid(&args.workflow, &e, args.json),
+        Err(e) => invalid(&args.workflow, &e, args.json),
     }
 }
 
-pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
-    let text = match read_workflow(&args.workflow) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
+    let text = read_workflow(&args.workflow)?;
     let variables: BTreeMap<String, Value> = match args.input.as_deref().map(json_arg).transpose() {
         Ok(None) => BTreeMap::new(),
         Ok(Some(Value::Object(map))) => map.into_iter().collect(),
         Ok(Some(_)) => {
-            return report(
+            return Err(report(
                 ErrorCode::InvalidInput,
                 "--input must be a JSON object of variables",
                 exit::USAGE,
-            );
+            ));
         }
-        Err(e) => return report(ErrorCode::InvalidInput, &format!("{e:#}"), exit::USAGE),
+        Err(e) => {
+            return Err(report(
+                ErrorCode::InvalidInput,
+                &format!("{e:#}"),
+                exit::USAGE,
+            ));
+        }
     };
-    let sandbox = match Sandbox::new(config) {
-        Ok(s) => s,
-        Err(e) => return report(e.code(), &e.to_string(), exit::LOAD),
-    };
+    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
     let fixtures = if args.fixtures.is_empty() {
         None
     } else {
@@ -191,19 +187,16 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         for path in &args.fixtures {
             match testing::read_fixtures(path) {
                 Ok(list) => all.extend(list),
-                Err(message) => return report(ErrorCode::InvalidInput, &message, exit::USAGE),
+                Err(message) => return Err(report(ErrorCode::InvalidInput, &message, exit::USAGE)),
             }
         }
         Some(HttpFixtures::new(all))
     };
-    let agents = match project::load_agents(&sandbox, &args.project, fixtures.clone()).await {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+    let agents = project::load_agents(&sandbox, &args.project, fixtures.clone()).await?;
     let ids: HashSet<String> = agents.keys().cloned().collect();
     let wf: Workflow = match workflow::load(&text, &ids) {
         Ok(wf) => wf,
-        Err(e) => return print_invalid(&args.workflow, &e, false),
+        Err(e) => return invalid(&args.workflow, &e, false),
     };
     let orchestrator = match project::orchestrator(
         sandbox,
@@ -212,7 +205,7 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         &args.project.state.dir(),
     ) {
         Ok(o) => o,
-        Err(code) => return code,
+        Err(failure) => return Err(failure),
     };
     let mut progress = orchestrator.subscribe(65_536);
     let cancel = CancellationToken::new();
@@ -259,10 +252,7 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
             serde_json::Map::new(),
         );
     }
-    let result = match outcome {
-        Ok(r) => r,
-        Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
-    };
+    let result = outcome.map_err(|e| Failure::of(&e, exit::FAILED))?;
     if args.json {
         println!(
             "{}",
@@ -272,9 +262,9 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> u8 {
         print_result(&wf, &result);
     }
     if result.status == ExecutionStatus::Succeeded {
-        exit::OK
+        Ok(exit::OK)
     } else {
-        exit::FAILED
+        Ok(exit::FAILED)
     }
 }
 
@@ -456,52 +446,48 @@ pub fn timeline_line(e: &JournalEntry) -> String {
     )
 }
 
-pub fn inspect(args: InspectArgs) -> u8 {
+pub fn inspect(args: InspectArgs) -> Outcome {
     let state_dir = args.state.dir();
     let path = project::database(&state_dir);
     if !path.is_file() {
-        return report(
+        return Err(report(
             ErrorCode::NotFound,
             &format!("no executions recorded in `{}`", state_dir.display()),
             exit::FAILED,
-        );
+        ));
     }
-    let store = match SqliteStore::open(&path) {
-        Ok(s) => s,
-        Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
-    };
+    let store = SqliteStore::open(&path).map_err(|e| Failure::of(&e, exit::FAILED))?;
     if let Err(e) = store.mark_interrupted(&now(), &process_alive) {
-        return report(e.code(), &e.to_string(), exit::FAILED);
+        return Err(Failure::of(&e, exit::FAILED));
     }
     let id = match (args.execution, args.last) {
         (Some(id), _) => id,
         (None, _) => match store.last_execution() {
             Ok(Some(id)) => id,
             Ok(None) => {
-                return report(
+                return Err(report(
                     ErrorCode::NotFound,
                     "no executions recorded yet",
                     exit::FAILED,
-                );
+                ));
             }
-            Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
+            Err(e) => return Err(Failure::of(&e, exit::FAILED)),
         },
     };
     let record = match store.execution(&id) {
         Ok(Some(r)) => r,
         Ok(None) => {
-            return report(
+            return Err(report(
                 ErrorCode::NotFound,
                 &format!("unknown execution `{id}`"),
                 exit::FAILED,
-            );
+            ));
         }
-        Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
+        Err(e) => return Err(Failure::of(&e, exit::FAILED)),
     };
-    let journal = match store.journal(&id, 0, usize::MAX >> 1) {
-        Ok(j) => j,
-        Err(e) => return report(e.code(), &e.to_string(), exit::FAILED),
-    };
+    let journal = store
+        .journal(&id, 0, usize::MAX >> 1)
+        .map_err(|e| Failure::of(&e, exit::FAILED))?;
     if args.json {
         let value = serde_json::json!({ "execution": record, "journal": journal });
         println!(
@@ -520,5 +506,5 @@ pub fn inspect(args: InspectArgs) -> u8 {
             println!("{}", timeline_line(entry));
         }
     }
-    exit::OK
+    Ok(exit::OK)
 }
