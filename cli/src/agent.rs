@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use orchestr8_host::call::{AgentCall, Invoker, RegisteredAgent, ResilientOutcome};
 use orchestr8_host::project::Secrets;
 use orchestr8_host::resilience::{Resilience, ResilienceEvent, ResiliencePolicy, RetryPolicy};
+use orchestr8_host::runtime::cancel_on_interrupt;
 use orchestr8_host::sandbox::{
     DirGrant, HostPattern, InvocationOutcome, LoadedAgent, LogLevel, Sandbox, SandboxConfig,
     SandboxPolicy,
@@ -117,7 +118,7 @@ pub async fn run(cmd: AgentCommand, config: SandboxConfig) -> Outcome {
     match cmd {
         AgentCommand::Info { agent, json } => info(&sandbox, agent, json).await,
         AgentCommand::Call(args) => call(&sandbox, *args).await,
-        AgentCommand::Serve(args) => crate::serve::agent_serve(*args, &sandbox).await,
+        AgentCommand::Serve(args) => crate::serve::agent_serve(*args, sandbox).await,
     }
 }
 
@@ -255,15 +256,9 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> Outcome {
     call.resilience = resilience;
     call.cancel_grace = Duration::from_secs(2);
     let cancel = call.cancel.clone();
-    let on_ctrl_c = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                output::notice("cancelling (the agent gets 2 s to stop)…");
-                cancel.cancel();
-            }
-        })
-    };
+    let on_ctrl_c = cancel_on_interrupt(cancel, || {
+        output::notice("cancelling (the agent gets 2 s to stop)…")
+    });
     let invoker = Invoker::new(sandbox.clone(), Resilience::default());
     let quiet = args.json;
     let events = move |event: ResilienceEvent| {

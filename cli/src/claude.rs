@@ -7,15 +7,14 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use orchestr8_host::ErrorCode;
-use orchestr8_host::call::Invoker;
 use orchestr8_host::claude::{Subagents, tool_name};
-use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
-use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
+use orchestr8_host::resilience::ResiliencePolicy;
+use orchestr8_host::sandbox::SandboxConfig;
 use orchestr8_servers::mcp::McpServer;
 use serde_json::{Map, Value, json};
 
-use crate::error::{Failure, Outcome, exit, report};
-use crate::project::{ProjectArgs, load_agents, require_project};
+use crate::error::{Outcome, exit, report};
+use crate::project::{ProjectArgs, require_project};
 use crate::scaffold::{self, FileToWrite};
 
 /// The server's name in `.mcp.json`, and so the `mcp__orchestr8__…` prefix
@@ -59,8 +58,9 @@ pub struct InstallArgs {
 }
 
 pub async fn mcp(args: McpArgs, config: SandboxConfig) -> Outcome {
-    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
-    let mut agents = load_agents(&sandbox, &args.project, None).await?;
+    let runtime = args.project.open(config, None).await?;
+    let invoker = runtime.invoker();
+    let mut agents = runtime.into_agents();
     if !args.agents.is_empty() {
         let wanted: Vec<String> = args.agents.iter().map(|a| full_id(a, &agents)).collect();
         if let Some(missing) = wanted.iter().find(|id| !agents.contains_key(*id)) {
@@ -77,11 +77,7 @@ pub async fn mcp(args: McpArgs, config: SandboxConfig) -> Outcome {
     if let Err(message) = resilience.validate() {
         return Err(report(ErrorCode::InvalidConfig, &message, exit::USAGE));
     }
-    let subagents = Subagents::new(
-        Invoker::new(sandbox.clone(), Resilience::default()),
-        agents,
-        resilience,
-    );
+    let subagents = Subagents::new(invoker, agents, resilience);
     tracing::info!(tools = subagents.agents().len(), "MCP server on stdio");
     match McpServer::new(Arc::new(subagents)).serve_stdio().await {
         Ok(()) => Ok(exit::OK),

@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use orchestr8_host::ErrorCode;
-use orchestr8_host::project::{MANIFEST_FILE, Project, is_valid_name};
+use orchestr8_host::project::{ConfigError, MANIFEST_FILE, Project, is_valid_name};
 use toml_edit::{Array, Item, Table, value};
 
 use crate::error::{Failure, Outcome, exit, report};
-use crate::project::{edit_agents, require_project};
+use crate::project::require_project;
 use crate::scaffold::{self, SDK_DIR, Template};
 
 #[derive(Args)]
@@ -114,9 +114,7 @@ pub fn create(args: CreateArgs) -> Outcome {
         files.extend(scaffold::sdk_files());
     }
     scaffold::write_files(&project.root, &files, args.force)?;
-    if let Err(message) = register(&project, &id, &args.name, args.template) {
-        return Err(report(ErrorCode::InvalidConfig, &message, exit::LOAD));
-    }
+    register(&project, &id, &args.name, args.template).map_err(|e| Failure::of(&e, exit::LOAD))?;
     println!(
         "created agent `{id}` in {}",
         Path::new("agents").join(&args.name).display()
@@ -133,7 +131,12 @@ pub fn create(args: CreateArgs) -> Outcome {
 }
 
 /// Adds `[agents."<id>"]` to orchestr8.toml, keeping its comments and layout.
-fn register(project: &Project, id: &str, name: &str, template: Template) -> Result<(), String> {
+fn register(
+    project: &Project,
+    id: &str,
+    name: &str,
+    template: Template,
+) -> Result<(), ConfigError> {
     let mut agent = Table::new();
     agent["crate"] = value(format!("agents/{name}"));
     if template == Template::Http {
@@ -146,7 +149,7 @@ fn register(project: &Project, id: &str, name: &str, template: Template) -> Resu
         limits["timeout_ms"] = value(10_000);
         agent.insert("limits", Item::Table(limits));
     }
-    edit_agents(project, |agents| {
+    project.edit_agents(|agents| {
         agents.insert(id, Item::Table(agent));
         Ok(())
     })

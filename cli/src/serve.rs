@@ -12,6 +12,7 @@ use orchestr8_host::ErrorCode;
 use orchestr8_host::call::Invoker;
 use orchestr8_host::engine::RegisteredAgent;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
+use orchestr8_host::runtime::{Place, Runtime, shutdown_signal};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
 use orchestr8_servers::api::{
     self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Failure, Outcome, exit, report};
 use crate::output;
-use crate::project::{self, ProjectArgs, current_project, load_agents};
+use crate::project::{self, ProjectArgs};
 
 /// Where and how a server listens.
 #[derive(Args, Clone)]
@@ -108,30 +109,6 @@ async fn listen(args: &ListenArgs) -> Result<(TcpListener, HttpOptions), Failure
     Ok((listener, options))
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
 fn announce(listener: &TcpListener) {
     if let Ok(addr) = listener.local_addr() {
         // Scripts and tests read this line to learn the port.
@@ -141,17 +118,12 @@ fn announce(listener: &TcpListener) {
 
 pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
     let (listener, http) = listen(&args.listen).await?;
-    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
-    let agents = load_agents(&sandbox, &args.project, None).await?;
-    let ids: HashSet<String> = agents.keys().cloned().collect();
-    let resilience = Resilience::default();
-    let orchestrator = project::orchestrator(
-        sandbox,
-        resilience.clone(),
-        agents,
-        &args.project.state.dir(),
-    )?;
-    let workflows_root = current_project()?.map(|p| p.root);
+    let runtime = args.project.open(config, None).await?;
+    let ids: HashSet<String> = runtime.agents().keys().cloned().collect();
+    let orchestrator = runtime
+        .orchestrator()
+        .map_err(|e| Failure::of(&e, exit::LOAD))?;
+    let workflows_root = runtime.project().map(|p| p.root.clone());
     let service = ExecutionService::new(
         Arc::new(orchestrator),
         ids,
@@ -161,7 +133,7 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
             max_wait: Duration::from_millis(args.max_wait_ms),
             workflows_root,
         },
-        Arc::new(Metrics::new(Some(resilience))),
+        Arc::new(Metrics::new(Some(runtime.resilience().clone()))),
     );
     let router = service.router(&http);
     announce(&listener);
@@ -171,7 +143,7 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
         let service = service.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            stop_signal().await;
+            shutdown_signal().await;
             output::notice(&format!(
                 "shutting down: running executions get {} ms to finish",
                 grace.as_millis()
@@ -196,9 +168,9 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
     }
 }
 
-pub async fn agent_serve(args: AgentServeArgs, sandbox: &Sandbox) -> Outcome {
+pub async fn agent_serve(args: AgentServeArgs, sandbox: Sandbox) -> Outcome {
     let (listener, http) = listen(&args.listen).await?;
-    let registered = resolve_agent(sandbox, &args.agent).await?;
+    let registered = resolve_agent(sandbox.clone(), &args.agent).await?;
     let mut resilience = ResiliencePolicy {
         timeout_ms: registered.policy.limits.timeout_ms,
         ..ResiliencePolicy::default()
@@ -216,7 +188,7 @@ pub async fn agent_serve(args: AgentServeArgs, sandbox: &Sandbox) -> Outcome {
     );
     let router = service.router(&http);
     announce(&listener);
-    match api::serve(listener, router, stop_signal()).await {
+    match api::serve(listener, router, shutdown_signal()).await {
         Ok(()) => Ok(exit::OK),
         Err(e) => Err(report(
             ErrorCode::Internal,
@@ -227,7 +199,7 @@ pub async fn agent_serve(args: AgentServeArgs, sandbox: &Sandbox) -> Outcome {
 }
 
 /// A project agent by id or name, or a component file with nothing granted.
-async fn resolve_agent(sandbox: &Sandbox, name: &str) -> Result<RegisteredAgent, Failure> {
+async fn resolve_agent(sandbox: Sandbox, name: &str) -> Result<RegisteredAgent, Failure> {
     let path = PathBuf::from(name);
     if path.extension().is_some_and(|x| x == "wasm") {
         let agent = sandbox
@@ -236,22 +208,19 @@ async fn resolve_agent(sandbox: &Sandbox, name: &str) -> Result<RegisteredAgent,
             .map_err(|e| Failure::of(&e, exit::LOAD))?;
         return Ok(RegisteredAgent::new(agent, SandboxPolicy::default()));
     }
-    let project = project::require_project()?;
-    let Some(spec) = project.agent(name) else {
-        return Err(report(
+    let unknown = || {
+        report(
             ErrorCode::AgentNotFound,
             &format!("no agent `{name}` in orchestr8.toml; give its id, its name, or a .wasm file"),
             exit::USAGE,
-        ));
-    };
-    let id = spec.id.clone();
-    let secrets = project.secrets().map_err(|e| Failure::of(&e, exit::LOAD))?;
-    let mut agents = project::load_project_agents(sandbox, &project, &secrets, None, true).await?;
-    agents.remove(&id).ok_or_else(|| {
-        report(
-            ErrorCode::AgentNotFound,
-            &format!("agent `{id}` did not load"),
-            exit::LOAD,
         )
-    })
+    };
+    let project = project::require_project()?;
+    if project.agent(name).is_none() {
+        return Err(unknown());
+    }
+    let runtime = Runtime::open(sandbox, Place::at(&project.root))
+        .await
+        .map_err(|e| Failure::of(&e, exit::LOAD))?;
+    runtime.agent(name).cloned().ok_or_else(unknown)
 }

@@ -21,11 +21,11 @@ use std::time::Instant;
 
 use anstyle::{AnsiColor, Style};
 use clap::Args;
-use orchestr8_host::call::{AgentCall, Invoker};
+use orchestr8_host::call::AgentCall;
 use orchestr8_host::engine::{ExecutionStatus, RegisteredAgent, StepStatus};
 use orchestr8_host::error::ErrorBody;
 use orchestr8_host::project::Project;
-use orchestr8_host::resilience::Resilience;
+use orchestr8_host::runtime::{Place, Runtime};
 use orchestr8_host::sandbox::{
     HttpFixture, HttpFixtures, Sandbox, SandboxConfig, SecretValue, json_contains,
 };
@@ -37,7 +37,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Failure, Outcome, exit, report};
-use crate::project::{load_project_agents, orchestrator_with, require_project};
+use crate::project::require_project;
 
 #[derive(Args)]
 pub struct TestArgs {
@@ -134,17 +134,16 @@ pub async fn test(args: TestArgs, config: SandboxConfig) -> Outcome {
         ));
     }
     let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
-    let secrets = project.secrets().map_err(|e| Failure::of(&e, exit::LOAD))?;
     // Cases give their own secret values: a missing one is no reason to warn.
-    let agents = load_project_agents(&sandbox, &project, &secrets, None, false).await?;
+    let runtime = Runtime::open_quietly(sandbox, Place::at(&project.root))
+        .await
+        .map_err(|e| Failure::of(&e, exit::LOAD))?;
     let mut verdicts = Vec::new();
     for loaded in cases {
         let started = Instant::now();
         let failure = match &loaded.case {
             Err(reason) => Some(reason.clone()),
-            Ok(case) => run_case(&project, &sandbox, &agents, &loaded.file, case)
-                .await
-                .err(),
+            Ok(case) => run_case(&project, &runtime, &loaded.file, case).await.err(),
         };
         let verdict = Verdict {
             name: loaded.name,
@@ -318,14 +317,14 @@ fn parse_fixtures(value: Value, origin: &str) -> Result<Vec<HttpFixture>, String
 /// Runs one case; `Err` says why it failed.
 async fn run_case(
     project: &Project,
-    sandbox: &Sandbox,
-    base: &HashMap<String, RegisteredAgent>,
+    runtime: &Runtime,
     file: &Path,
     case: &Case,
 ) -> Result<(), String> {
     let fixtures = HttpFixtures::new(fixtures(file, &case.fixtures)?);
     // Every agent of this case answers HTTP from its fixtures and sees its secrets.
-    let agents: HashMap<String, RegisteredAgent> = base
+    let agents: HashMap<String, RegisteredAgent> = runtime
+        .agents()
         .iter()
         .map(|(id, registered)| {
             let mut registered = registered.clone();
@@ -342,9 +341,9 @@ async fn run_case(
         })
         .collect();
     let (actual, status) = match (&case.agent, &case.workflow) {
-        (Some(id), None) => (run_agent(sandbox, &agents, id, case).await?, None),
+        (Some(id), None) => (run_agent(runtime, &agents, id, case).await?, None),
         (None, Some(wf)) => {
-            let (actual, status) = run_workflow(project, sandbox, agents, wf, case).await?;
+            let (actual, status) = run_workflow(project, runtime, agents, wf, case).await?;
             (actual, Some(status))
         }
         _ => return Err("give either `agent` (an agent id) or `workflow` (a file)".into()),
@@ -363,7 +362,7 @@ async fn run_case(
 }
 
 async fn run_agent(
-    sandbox: &Sandbox,
+    runtime: &Runtime,
     agents: &HashMap<String, RegisteredAgent>,
     id: &str,
     case: &Case,
@@ -378,7 +377,9 @@ async fn run_agent(
     let mut call = AgentCall::new(registered, input);
     // One attempt (AgentCall's default): a case sees exactly what the agent does.
     call.config = case.config.clone().unwrap_or(Value::Null);
-    let outcome = Invoker::new(sandbox.clone(), Resilience::default())
+    // Circuits of its own: a case must not inherit another's open breaker.
+    let outcome = runtime
+        .isolated_invoker()
         .call(registered, call, &|_| {})
         .await;
     Ok(outcome.result.map_err(|e| e.to_body()))
@@ -388,7 +389,7 @@ async fn run_agent(
 /// that succeeded.
 async fn run_workflow(
     project: &Project,
-    sandbox: &Sandbox,
+    runtime: &Runtime,
     agents: HashMap<String, RegisteredAgent>,
     file: &Path,
     case: &Case,
@@ -403,13 +404,13 @@ async fn run_workflow(
         Some(Value::Object(map)) => map.clone().into_iter().collect(),
         _ => return Err("a workflow case's `input` must be an object of variables".into()),
     };
-    let orchestrator = orchestrator_with(
-        sandbox.clone(),
-        Resilience::default(),
-        agents,
-        Arc::new(MemoryStore::new()),
-    )
-    .map_err(|_| "cannot start the orchestrator".to_string())?;
+    let orchestrator = runtime
+        .orchestrator_with(
+            runtime.isolated_invoker(),
+            agents,
+            Arc::new(MemoryStore::new()),
+        )
+        .map_err(|e| e.to_string())?;
     let result = orchestrator
         .run(&wf, variables, CancellationToken::new())
         .await

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use orchestr8_host::engine::{ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::journal::JournalUpdate;
-use orchestr8_host::resilience::Resilience;
-use orchestr8_host::sandbox::{HttpFixtures, Sandbox, SandboxConfig};
+use orchestr8_host::runtime::{cancel_on_interrupt, database};
+use orchestr8_host::sandbox::{HttpFixtures, SandboxConfig};
 use orchestr8_host::store::{JournalEntry, SqliteStore, Store, now, process_alive};
 use orchestr8_host::workflow::{self, Workflow, WorkflowError};
 use orchestr8_host::{Coded, ErrorCode};
@@ -121,22 +121,20 @@ pub fn schema(args: SchemaArgs) -> Outcome {
 pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> Outcome {
     let text = read_workflow(&args.workflow)?;
     let result = if !args.agents_dirs.is_empty() {
-        let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
         let dirs = ProjectArgs {
             agents_dirs: args.agents_dirs.clone(),
             state: StateArgs::default(),
         };
-        let agents = project::load_agents(&sandbox, &dirs, None).await?;
-        let ids: HashSet<String> = agents.into_keys().collect();
+        let runtime = dirs.open(config, None).await?;
+        let ids: HashSet<String> = runtime.into_agents().into_keys().collect();
         workflow::load(&text, &ids)
     } else {
-        match project::current_project() {
-            Ok(Some(p)) => {
+        match project::current_project()? {
+            Some(p) => {
                 let ids: HashSet<String> = p.agents.into_keys().collect();
                 workflow::load(&text, &ids)
             }
-            Ok(None) => workflow::load(&text, &()),
-            Err(failure) => return Err(failure),
+            None => workflow::load(&text, &()),
         }
     };
     match result {
@@ -179,7 +177,6 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
             ));
         }
     };
-    let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
     let fixtures = if args.fixtures.is_empty() {
         None
     } else {
@@ -192,32 +189,20 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
         }
         Some(HttpFixtures::new(all))
     };
-    let agents = project::load_agents(&sandbox, &args.project, fixtures.clone()).await?;
-    let ids: HashSet<String> = agents.keys().cloned().collect();
+    let runtime = args.project.open(config, fixtures.clone()).await?;
+    let ids: HashSet<String> = runtime.agents().keys().cloned().collect();
     let wf: Workflow = match workflow::load(&text, &ids) {
         Ok(wf) => wf,
         Err(e) => return invalid(&args.workflow, &e, false),
     };
-    let orchestrator = match project::orchestrator(
-        sandbox,
-        Resilience::default(),
-        agents,
-        &args.project.state.dir(),
-    ) {
-        Ok(o) => o,
-        Err(failure) => return Err(failure),
-    };
+    let orchestrator = runtime
+        .orchestrator()
+        .map_err(|e| Failure::of(&e, exit::LOAD))?;
     let mut progress = orchestrator.subscribe(65_536);
     let cancel = CancellationToken::new();
-    let on_ctrl_c = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                output::notice("cancelling (running steps get the grace period to stop)…");
-                cancel.cancel();
-            }
-        })
-    };
+    let on_ctrl_c = cancel_on_interrupt(cancel.clone(), || {
+        output::notice("cancelling (running steps get the grace period to stop)…")
+    });
     let style = if args.quiet {
         Progress::Quiet
     } else if args.json {
@@ -448,7 +433,7 @@ pub fn timeline_line(e: &JournalEntry) -> String {
 
 pub fn inspect(args: InspectArgs) -> Outcome {
     let state_dir = args.state.dir();
-    let path = project::database(&state_dir);
+    let path = database(&state_dir);
     if !path.is_file() {
         return Err(report(
             ErrorCode::NotFound,

@@ -27,6 +27,7 @@ pub mod project;
 pub mod telemetry;
 
 pub mod runner;
+pub mod runtime;
 
 pub use orchestr8_core::{bus, journal, orchestrator, resilience, store, workflow};
 pub use orchestr8_sandbox as sandbox;

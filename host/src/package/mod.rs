@@ -14,6 +14,7 @@
 //! are recorded with source, version and digest in `orchestr8.lock`
 //! ([`lock`]).
 
+pub mod install;
 pub mod lock;
 mod manifest;
 pub mod oci;
@@ -83,6 +84,16 @@ pub enum PackageError {
         /// What it holds instead.
         reason: String,
     },
+    /// The agent to package has no component to read.
+    #[error("cannot read the component of `{id}` at `{}` ({reason}): run `orchestr8 build` first", .path.display())]
+    NotBuilt {
+        /// The agent.
+        id: String,
+        /// Where its component should be.
+        path: PathBuf,
+        /// Why it cannot be read.
+        reason: String,
+    },
     /// A local file could not be read or written.
     #[error("{0}")]
     Io(String),
@@ -107,6 +118,7 @@ impl Coded for PackageError {
             }
             PackageError::InvalidManifest { .. } => ErrorCode::InvalidConfig,
             PackageError::NotAnAgent { .. } => ErrorCode::InvalidInput,
+            PackageError::NotBuilt { .. } => ErrorCode::AgentNotFound,
             PackageError::Load(e) => e.code(),
             PackageError::Io(_) => ErrorCode::Internal,
         }

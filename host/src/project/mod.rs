@@ -21,6 +21,7 @@
 //! secrets = ["github-token"]
 //! ```
 
+mod edit;
 mod manifest;
 mod secrets;
 

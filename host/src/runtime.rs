@@ -1,0 +1,397 @@
+//! The front door: what every interface opens before it does anything.
+//! `orchestr8 run`, `test`, `serve`, `agent serve` and `mcp` all start the
+//! same way: find the project (or the component directories given
+//! instead), load its agents with their limits, grants, secrets and config,
+//! and know where state is kept. A [`Runtime`] is that, opened once; it
+//! hands out the agents, the one agent-call path ([`crate::call`]) and
+//! orchestrators over the state directory's journal.
+//!
+//! Interfaces stay thin: parse their protocol, call the runtime, render
+//! what it answers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::call::{Invoker, RegisteredAgent};
+use crate::engine::{AgentStepRunner, Engine};
+use crate::error::{Coded, ErrorCode};
+use crate::orchestrator::Orchestrator;
+use crate::project::{AgentSource, ConfigError, Project, STATE_DIR, Secrets, secret_env_var};
+use crate::resilience::Resilience;
+use crate::sandbox::{HttpFixtures, LoadError, Sandbox, SandboxPolicy};
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// The file of the embedded store, in the state directory.
+pub const DATABASE_FILE: &str = "orchestr8.db";
+
+/// Where a runtime finds its agents and keeps its state.
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    /// Where to look for `orchestr8.toml` (it or any parent).
+    pub dir: PathBuf,
+    /// Load every component (`.wasm`) in these directories instead of the
+    /// project's agents, each under the id it reports, nothing granted.
+    pub agents_dirs: Vec<PathBuf>,
+    /// Where executions and journals are kept [default: the project's
+    /// `.orchestr8/`, else `.orchestr8/` in `dir`].
+    pub state_dir: Option<PathBuf>,
+    /// Answer every agent's outbound HTTP from these recorded fixtures.
+    pub fixtures: Option<HttpFixtures>,
+}
+
+impl Place {
+    /// `dir`, with everything else by default.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Place {
+            dir: dir.into(),
+            ..Place::default()
+        }
+    }
+
+    /// The state directory: as given, else the project's, else `dir`'s.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| {
+            Project::find(&self.dir)
+                .unwrap_or_else(|| self.dir.clone())
+                .join(STATE_DIR)
+        })
+    }
+}
+
+/// The embedded store's file in `state_dir`.
+pub fn database(state_dir: &Path) -> PathBuf {
+    state_dir.join(DATABASE_FILE)
+}
+
+/// Why a runtime could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No project, and no component directories instead.
+    #[error(
+        "no orchestr8.toml in `{}` or any parent: create a project with `orchestr8 init`, or pass --agents-dir DIR",
+        .0.display()
+    )]
+    NoProject(PathBuf),
+    /// `orchestr8.toml` (or the secrets file) cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A crate agent has no component yet.
+    #[error("agent `{0}` is not built yet: run `orchestr8 build`")]
+    NotBuilt(String),
+    /// A component file named by the project is missing.
+    #[error("the component of agent `{id}`, `{}`, does not exist", .path.display())]
+    MissingComponent {
+        /// The agent.
+        id: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A component does not load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A component reports another id than the project gives it.
+    #[error(
+        "`{}` says it is `{reported}`, but orchestr8.toml registers it as `{registered}`: make them agree",
+        .path.display()
+    )]
+    WrongId {
+        /// The component.
+        path: PathBuf,
+        /// The id it reports.
+        reported: String,
+        /// The id the project expects.
+        registered: String,
+    },
+    /// A components directory cannot be read.
+    #[error("cannot read the agents directory `{}`: {source}", .dir.display())]
+    AgentsDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The component directories hold no agent.
+    #[error("no agents found in {0}")]
+    NoAgents(String),
+    /// The state directory's store cannot be opened.
+    #[error("cannot open the state in `{}`: {source}", .dir.display())]
+    Store {
+        /// The state directory.
+        dir: PathBuf,
+        /// Why.
+        source: StoreError,
+    },
+}
+
+impl Coded for RuntimeError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            RuntimeError::NoProject(_) => ErrorCode::InvalidConfig,
+            RuntimeError::Config(e) => e.code(),
+            RuntimeError::NotBuilt(_)
+            | RuntimeError::MissingComponent { .. }
+            | RuntimeError::AgentsDir { .. }
+            | RuntimeError::NoAgents(_) => ErrorCode::AgentNotFound,
+            RuntimeError::Load(e) => e.code(),
+            RuntimeError::WrongId { .. } => ErrorCode::InvalidAgent,
+            RuntimeError::Store { source, .. } => source.code(),
+        }
+    }
+}
+
+/// A project's agents, loaded, with the place state is kept.
+pub struct Runtime {
+    sandbox: Sandbox,
+    resilience: Resilience,
+    project: Option<Project>,
+    state_dir: PathBuf,
+    agents: HashMap<String, RegisteredAgent>,
+}
+
+impl Runtime {
+    /// Opens the project at or above `place.dir` (or the component
+    /// directories instead) and loads its agents into `sandbox`. A granted
+    /// secret without a value is logged as a warning.
+    pub async fn open(sandbox: Sandbox, place: Place) -> Result<Runtime, RuntimeError> {
+        Self::opened(sandbox, place, true).await
+    }
+
+    /// [`Runtime::open`], without warning about granted secrets that have
+    /// no value (test cases bring their own).
+    pub async fn open_quietly(sandbox: Sandbox, place: Place) -> Result<Runtime, RuntimeError> {
+        Self::opened(sandbox, place, false).await
+    }
+
+    async fn opened(
+        sandbox: Sandbox,
+        place: Place,
+        warn_missing: bool,
+    ) -> Result<Runtime, RuntimeError> {
+        let state_dir = place.state_dir();
+        let (project, agents) = if place.agents_dirs.is_empty() {
+            let root =
+                Project::find(&place.dir).ok_or(RuntimeError::NoProject(place.dir.clone()))?;
+            let project = Project::load(&root)?;
+            let secrets = project.secrets()?;
+            let agents = load_project_agents(
+                &sandbox,
+                &project,
+                &secrets,
+                place.fixtures.as_ref(),
+                warn_missing,
+            )
+            .await?;
+            (Some(project), agents)
+        } else {
+            let project = match Project::find(&place.dir) {
+                Some(root) => Some(Project::load(&root)?),
+                None => None,
+            };
+            (project, scan_dirs(&sandbox, &place.agents_dirs).await?)
+        };
+        Ok(Runtime {
+            sandbox,
+            resilience: Resilience::default(),
+            project,
+            state_dir,
+            agents,
+        })
+    }
+
+    /// The sandbox the agents run in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The project, when there is one.
+    pub fn project(&self) -> Option<&Project> {
+        self.project.as_ref()
+    }
+
+    /// Where executions and journals are kept.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The agents, by id.
+    pub fn agents(&self) -> &HashMap<String, RegisteredAgent> {
+        &self.agents
+    }
+
+    /// Takes the agents out (for a server or a test that owns them).
+    pub fn into_agents(self) -> HashMap<String, RegisteredAgent> {
+        self.agents
+    }
+
+    /// An agent by id, or by a name the project gives it.
+    pub fn agent(&self, name: &str) -> Option<&RegisteredAgent> {
+        self.agents.get(name).or_else(|| {
+            let id = &self.project.as_ref()?.agent(name)?.id;
+            self.agents.get(id)
+        })
+    }
+
+    /// The one agent-call path over this runtime's sandbox and circuits.
+    pub fn invoker(&self) -> Invoker {
+        Invoker::new(self.sandbox.clone(), self.resilience.clone())
+    }
+
+    /// An agent-call path with circuits of its own, for calls that must
+    /// not see (or leave) another's breaker state, such as test cases.
+    pub fn isolated_invoker(&self) -> Invoker {
+        Invoker::new(self.sandbox.clone(), Resilience::default())
+    }
+
+    /// The resilience chain (its circuits are shared by every call).
+    pub fn resilience(&self) -> &Resilience {
+        &self.resilience
+    }
+
+    /// An orchestrator running `agents` (this runtime's, or a variation of
+    /// them) through `invoker`, journaling into `store`.
+    pub fn orchestrator_with(
+        &self,
+        invoker: Invoker,
+        agents: HashMap<String, RegisteredAgent>,
+        store: Arc<dyn Store>,
+    ) -> Result<Orchestrator, RuntimeError> {
+        let runner = AgentStepRunner::new(invoker, agents);
+        Orchestrator::new(Engine::new(Arc::new(runner)), store).map_err(|source| {
+            RuntimeError::Store {
+                dir: self.state_dir.clone(),
+                source,
+            }
+        })
+    }
+
+    /// An orchestrator over the state directory's embedded store, running
+    /// this runtime's agents.
+    pub fn orchestrator(&self) -> Result<Orchestrator, RuntimeError> {
+        let store = SqliteStore::open(&database(&self.state_dir)).map_err(|source| {
+            RuntimeError::Store {
+                dir: self.state_dir.clone(),
+                source,
+            }
+        })?;
+        self.orchestrator_with(self.invoker(), self.agents.clone(), Arc::new(store))
+    }
+}
+
+/// Loads every agent of `project` with its policy, secrets filled in and
+/// `fixtures` (test mode) when given.
+async fn load_project_agents(
+    sandbox: &Sandbox,
+    project: &Project,
+    secrets: &Secrets,
+    fixtures: Option<&HttpFixtures>,
+    warn_missing: bool,
+) -> Result<HashMap<String, RegisteredAgent>, RuntimeError> {
+    let mut agents = HashMap::new();
+    for spec in project.agents.values() {
+        let path = project.component_path(spec);
+        if !path.is_file() {
+            return Err(match &spec.source {
+                AgentSource::Crate(_) => RuntimeError::NotBuilt(spec.id.clone()),
+                AgentSource::Component(_) => RuntimeError::MissingComponent {
+                    id: spec.id.clone(),
+                    path,
+                },
+            });
+        }
+        let agent = sandbox.load(&path).await?;
+        if agent.info().id != spec.component_id {
+            return Err(RuntimeError::WrongId {
+                reported: agent.info().id.clone(),
+                registered: spec.component_id.clone(),
+                path,
+            });
+        }
+        let (mut policy, missing) = project.policy(spec, secrets);
+        for name in missing.iter().filter(|_| warn_missing) {
+            tracing::warn!(
+                agent = %spec.id,
+                "secret `{name}` is granted but has no value: set {} or add it to .orchestr8/secrets.toml",
+                secret_env_var(name)
+            );
+        }
+        policy.http_fixtures = fixtures.cloned();
+        let mut registered = RegisteredAgent::new(agent, policy);
+        registered.config = spec.config.clone();
+        agents.insert(spec.id.clone(), registered);
+    }
+    Ok(agents)
+}
+
+/// Loads every component in `dirs`, keyed by the id it reports; nothing
+/// granted.
+async fn scan_dirs(
+    sandbox: &Sandbox,
+    dirs: &[PathBuf],
+) -> Result<HashMap<String, RegisteredAgent>, RuntimeError> {
+    let mut agents = HashMap::new();
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir).map_err(|source| RuntimeError::AgentsDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let agent = sandbox.load(&path).await?;
+            agents.insert(
+                agent.info().id.clone(),
+                RegisteredAgent::new(agent, SandboxPolicy::default()),
+            );
+        }
+    }
+    if agents.is_empty() {
+        let list: Vec<String> = dirs.iter().map(|d| format!("`{}`", d.display())).collect();
+        return Err(RuntimeError::NoAgents(list.join(", ")));
+    }
+    Ok(agents)
+}
+
+/// Cancels `token` on Ctrl-C (SIGINT), after calling `notice` (to say so).
+/// Abort the returned task once the work is done.
+pub fn cancel_on_interrupt(
+    token: CancellationToken,
+    notice: impl FnOnce() + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            notice();
+            token.cancel();
+        }
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM: when a server should stop taking work
+/// and drain what it has.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
