@@ -5,8 +5,10 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use orchestr8_host::engine::{ExecutionResult, ExecutionStatus, StepStatus};
+use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::journal::JournalUpdate;
+use orchestr8_host::record::{Note, Record};
+use orchestr8_host::resilience::ResilienceEvent;
 use orchestr8_host::runtime::{cancel_on_interrupt, database};
 use orchestr8_host::sandbox::{HttpFixtures, SandboxConfig};
 use orchestr8_host::store::{JournalEntry, SqliteStore, Store, now, process_alive};
@@ -311,12 +313,12 @@ impl Progress {
                 let mut fields = serde_json::Map::new();
                 fields.insert("execution_id".into(), execution_id.into());
                 fields.insert("seq".into(), e.seq.into());
-                fields.insert("kind".into(), e.kind.clone().into());
-                if let Some(step) = &e.step_id {
-                    fields.insert("step_id".into(), step.clone().into());
+                fields.insert("kind".into(), e.kind().into());
+                if let Some(step) = e.step_id() {
+                    fields.insert("step_id".into(), step.into());
                 }
-                if let Some(code) = &e.code {
-                    fields.insert("code".into(), code.clone().into());
+                if let Some(code) = e.code() {
+                    fields.insert("code".into(), code.into());
                 }
                 output::line("INFO", "orchestr8::journal", &timeline_line(e), fields);
                 None
@@ -328,106 +330,113 @@ impl Progress {
     }
 }
 
+/// How long something took, for people: whole milliseconds, or a
+/// fraction below ten.
+fn took(duration_ms: Option<f64>) -> String {
+    match duration_ms {
+        Some(ms) if ms < 10.0 => format!(" ({ms:.2} ms)"),
+        Some(ms) => format!(" ({} ms)", ms.round()),
+        None => String::new(),
+    }
+}
+
 /// The entries a person follows, in words; `None` for the rest.
 fn person_line(e: &JournalEntry) -> Option<String> {
-    let step = e.step_id.as_deref().unwrap_or_default();
-    let took = e
-        .duration_ms
-        .map(|d| format!(" ({d} ms)"))
-        .unwrap_or_default();
-    Some(match e.kind.as_str() {
-        "execution-started" => format!("▶ {}", e.data["workflowName"].as_str().unwrap_or_default()),
-        "step-started" => format!(
-            "  … {step} ({})",
-            e.data["agentId"].as_str().unwrap_or_default()
-        ),
-        "step-succeeded" => format!("  ✔ {step}{took}"),
-        "step-failed" => format!(
-            "  ✘ {step} [{}] {}",
-            e.code.as_deref().unwrap_or_default(),
-            e.data["error"]["message"].as_str().unwrap_or_default()
-        ),
-        "step-skipped" => format!(
-            "  – {step} skipped: {}",
-            e.data["reason"].as_str().unwrap_or_default()
-        ),
-        "step-cancelled" => format!("  ■ {step} cancelled"),
-        "retry-scheduled" => format!(
-            "  ↻ {step} [{}] retry {} in {} ms",
-            e.code.as_deref().unwrap_or_default(),
-            e.attempt.unwrap_or_default(),
-            e.data["event"]["delayMs"]
-        ),
-        "execution-finished" => format!(
+    let Record::Event(event) = &e.record else {
+        return None;
+    };
+    let took = took(e.duration_ms());
+    Some(match event {
+        ExecutionEvent::ExecutionStarted { workflow_name, .. } => format!("▶ {workflow_name}"),
+        ExecutionEvent::StepStarted {
+            step_id, agent_id, ..
+        } => format!("  … {step_id} ({agent_id})"),
+        ExecutionEvent::StepSucceeded { step_id, .. } => format!("  ✔ {step_id}{took}"),
+        ExecutionEvent::StepFailed { step_id, error, .. } => {
+            format!("  ✘ {step_id} [{}] {}", error.code, error.message)
+        }
+        ExecutionEvent::StepSkipped { step_id, reason } => {
+            format!("  – {step_id} skipped: {reason}")
+        }
+        ExecutionEvent::StepCancelled { step_id, .. } => format!("  ■ {step_id} cancelled"),
+        ExecutionEvent::Resilience {
+            step_id,
+            event:
+                ResilienceEvent::RetryScheduled {
+                    attempt,
+                    delay_ms,
+                    reason,
+                },
+        } => format!("  ↻ {step_id} [{reason}] retry {attempt} in {delay_ms} ms"),
+        ExecutionEvent::ExecutionFinished { status, .. } => format!(
             "{} {}{took}",
-            match e.data["status"].as_str() {
-                Some("succeeded") => "✔",
-                _ => "✘",
+            if *status == ExecutionStatus::Succeeded {
+                "✔"
+            } else {
+                "✘"
             },
-            e.data["status"].as_str().unwrap_or_default()
+            status.as_str()
         ),
         _ => return None,
     })
 }
 
+/// What one entry says beyond its kind, step, attempt and code.
+fn detail(record: &Record) -> String {
+    let Record::Event(event) = record else {
+        return match record {
+            Record::Note(
+                Note::JournalTruncated { reason } | Note::ExecutionInterrupted { reason },
+            ) => {
+                format!(": {reason}")
+            }
+            Record::Oversized(o) => format!(": dropped, {} bytes", o.original_bytes),
+            _ => String::new(),
+        };
+    };
+    match event {
+        ExecutionEvent::StepFailed { error, .. } => format!(": {}", error.message),
+        ExecutionEvent::ExecutionFinished { error, .. } => error
+            .as_ref()
+            .map(|e| format!(": {}", e.message))
+            .unwrap_or_default(),
+        ExecutionEvent::StepSkipped { reason, .. }
+        | ExecutionEvent::StepCancelled { reason, .. } => {
+            format!(": {reason}")
+        }
+        ExecutionEvent::Resilience { event, .. } => match event {
+            ResilienceEvent::AttemptFailed { message, .. } => format!(": {message}"),
+            ResilienceEvent::RetryScheduled { delay_ms, .. } => format!(" in {delay_ms} ms"),
+            ResilienceEvent::BreakerStateChanged { key, from, to } => {
+                format!(": {key} {} -> {}", from.as_str(), to.as_str())
+            }
+            _ => String::new(),
+        },
+        ExecutionEvent::AgentLog { line, .. } => format!(": {}", line.message),
+        ExecutionEvent::AgentEvent { event, .. } => format!(": {} {}", event.kind, event.payload),
+        ExecutionEvent::ExecutionStarted { workflow_name, .. } => format!(": {workflow_name}"),
+        _ => String::new(),
+    }
+}
+
 /// One readable line per journal entry.
 pub fn timeline_line(e: &JournalEntry) -> String {
     let time = e.at.get(11..23).unwrap_or(&e.at);
-    let step = e
-        .step_id
-        .as_deref()
-        .map(|s| format!(" {s}"))
-        .unwrap_or_default();
-    let attempt = e.attempt.map(|a| format!(" #{a}")).unwrap_or_default();
-    let took = e
-        .duration_ms
-        .map(|d| format!(" ({d} ms)"))
-        .unwrap_or_default();
-    let detail = match e.kind.as_str() {
-        "step-failed" | "execution-finished" => e.data["error"]["message"]
-            .as_str()
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default(),
-        "attempt-failed" => e.data["event"]["message"]
-            .as_str()
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default(),
-        "step-skipped" | "step-cancelled" => e.data["reason"]
-            .as_str()
-            .map(|r| format!(": {r}"))
-            .unwrap_or_default(),
-        "retry-scheduled" => format!(" in {} ms", e.data["event"]["delayMs"]),
-        "breaker-state-changed" => format!(
-            ": {} {} -> {}",
-            e.data["event"]["key"].as_str().unwrap_or_default(),
-            e.data["event"]["from"].as_str().unwrap_or_default(),
-            e.data["event"]["to"].as_str().unwrap_or_default()
-        ),
-        "agent-log" => format!(
-            ": {}",
-            e.data["line"]["message"].as_str().unwrap_or_default()
-        ),
-        "agent-event" => format!(
-            ": {} {}",
-            e.data["event"]["kind"].as_str().unwrap_or_default(),
-            e.data["event"]["payload"]
-        ),
-        "execution-started" => format!(": {}", e.data["workflowName"].as_str().unwrap_or_default()),
+    let step = e.step_id().map(|s| format!(" {s}")).unwrap_or_default();
+    let attempt = e.attempt().map(|a| format!(" #{a}")).unwrap_or_default();
+    let code = e.code().map(|c| format!(" [{c}]")).unwrap_or_default();
+    let status = match &e.record {
+        Record::Event(ExecutionEvent::ExecutionFinished { status, .. }) => {
+            format!(" {}", status.as_str())
+        }
         _ => String::new(),
     };
-    let code = e
-        .code
-        .as_deref()
-        .map(|c| format!(" [{c}]"))
-        .unwrap_or_default();
-    let status = if e.kind == "execution-finished" {
-        format!(" {}", e.data["status"].as_str().unwrap_or_default())
-    } else {
-        String::new()
-    };
     format!(
-        "{time} #{:<4} {}{step}{attempt}{status}{code}{took}{detail}",
-        e.seq, e.kind
+        "{time} #{:<4} {}{step}{attempt}{status}{code}{}{}",
+        e.seq,
+        e.kind(),
+        took(e.duration_ms()),
+        detail(&e.record)
     )
 }
 

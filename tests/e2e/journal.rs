@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orchestr8_host::call::Invoker;
-use orchestr8_host::engine::{AgentStepRunner, Engine, RegisteredAgent};
+use orchestr8_host::engine::{AgentStepRunner, Engine, ExecutionEvent, RegisteredAgent};
 use orchestr8_host::orchestrator::Orchestrator;
+use orchestr8_host::record::Record;
 use orchestr8_host::resilience::Resilience;
 use orchestr8_host::sandbox::SandboxPolicy;
 use orchestr8_host::store::{JournalEntry, MemoryStore};
@@ -47,7 +48,7 @@ fn one_step(agent: &str, input: Value) -> workflow::Workflow {
 fn position(journal: &[JournalEntry], kind: &str, attempt: u32) -> usize {
     journal
         .iter()
-        .position(|e| e.kind == kind && e.attempt == Some(attempt))
+        .position(|e| e.kind() == kind && e.attempt() == Some(attempt))
         .unwrap_or_else(|| panic!("no {kind} of attempt {attempt}"))
 }
 
@@ -65,13 +66,13 @@ async fn a_failed_attempts_log_lines_come_before_the_next_attempt() {
         .unwrap();
     let log = journal
         .iter()
-        .position(|e| e.kind == "agent-log")
+        .position(|e| e.kind() == "agent-log")
         .expect("the agent's log line is journaled");
-    assert_eq!(journal[log].attempt, Some(1));
-    assert_eq!(
-        journal[log].data["line"]["message"],
-        "attempt 1 fails on purpose"
-    );
+    let Record::Event(ExecutionEvent::AgentLog { attempt, line, .. }) = &journal[log].record else {
+        panic!("not a log line: {:?}", journal[log]);
+    };
+    assert_eq!(*attempt, 1);
+    assert_eq!(line.message, "attempt 1 fails on purpose");
     assert!(position(&journal, "attempt-started", 1) < log);
     assert!(log < position(&journal, "attempt-failed", 1));
     assert!(log < position(&journal, "attempt-started", 2));
@@ -95,18 +96,18 @@ async fn observers_see_log_lines_and_events_while_the_step_runs() {
             .await
             .expect("progress arrives while the step runs")
             .unwrap();
+        let kind = update.entry.kind().to_string();
         assert!(
-            !update.entry.kind.starts_with("step-") || update.entry.kind == "step-started",
+            !kind.starts_with("step-") || kind == "step-started",
             "the step ended before its progress arrived: {seen:?}"
         );
-        if update.entry.kind == "agent-event" {
-            assert_eq!(update.entry.attempt, Some(1));
-            assert_eq!(
-                update.entry.data["event"]["payload"],
-                json!({ "sleeping": 600 })
-            );
+        if let Record::Event(ExecutionEvent::AgentEvent { attempt, event, .. }) =
+            &update.entry.record
+        {
+            assert_eq!(*attempt, 1);
+            assert_eq!(event.payload, json!({ "sleeping": 600 }));
         }
-        seen.push(update.entry.kind);
+        seen.push(kind);
     }
     cancel.cancel();
     let result = running.await.unwrap().unwrap();

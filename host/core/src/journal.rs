@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::Bus;
 use crate::engine::{EventSink, ExecutionEvent};
-use crate::resilience::ResilienceEvent;
-use crate::store::{Applied, Change, JournalEntry, NewEntry, Store, StoreError, now};
+use crate::record::{Note, Oversized, Record};
+use crate::store::{Applied, Change, JournalEntry, NewEntry, Store, StoreError};
 use orchestr8_types::records::REDACTED;
 
 /// Largest entry stored whole, in bytes of JSON.
@@ -223,17 +223,19 @@ fn cap(tally: &mut Tally, entries: &mut Vec<NewEntry>) {
     }
     let mut kept = Vec::new();
     for e in entries.drain(..) {
-        if tally.written >= MAX_ENTRIES && e.kind != "execution-finished" {
+        let finished = matches!(
+            e.record,
+            Record::Event(ExecutionEvent::ExecutionFinished { .. })
+        );
+        if tally.written >= MAX_ENTRIES && !finished {
             if !tally.truncated {
                 tally.truncated = true;
                 tally.written += 1;
-                kept.push(marker(
-                    "journal-truncated",
-                    serde_json::json!({
-                        "type": "journal-truncated",
-                        "reason": format!("more than {MAX_ENTRIES} entries; only the final entry follows"),
-                    }),
-                ));
+                kept.push(NewEntry::now(Record::Note(Note::JournalTruncated {
+                    reason: format!(
+                        "more than {MAX_ENTRIES} entries; only the final entry follows"
+                    ),
+                })));
             }
             continue;
         }
@@ -243,85 +245,38 @@ fn cap(tally: &mut Tally, entries: &mut Vec<NewEntry>) {
     *entries = kept;
 }
 
-fn marker(kind: &str, data: serde_json::Value) -> NewEntry {
-    NewEntry {
-        at: now(),
-        kind: kind.into(),
-        step_id: None,
-        attempt: None,
-        duration_ms: None,
-        code: None,
-        data,
-    }
-}
-
-/// The journal entry for an event: indexed fields pulled out, the event
-/// itself as data, secrets redacted, size capped.
+/// The journal entry for an event: the event as its record, secrets
+/// redacted (in its JSON text, so no field escapes), size capped.
 pub fn entry(event: &ExecutionEvent, redact: &[String]) -> NewEntry {
-    let kind = event.kind();
-    let (attempt, duration_ms, code) = match event {
-        ExecutionEvent::StepSucceeded { duration_ms, .. } => (None, Some(*duration_ms), None),
-        ExecutionEvent::StepFailed {
-            duration_ms, error, ..
-        } => (None, Some(*duration_ms), Some(error.code.to_string())),
-        ExecutionEvent::ExecutionFinished {
-            duration_ms, error, ..
-        } => (
-            None,
-            Some(*duration_ms as f64),
-            error.as_ref().map(|e| e.code.to_string()),
-        ),
-        ExecutionEvent::AgentLog { attempt, .. } | ExecutionEvent::AgentEvent { attempt, .. } => {
-            (Some(*attempt), None, None)
-        }
-        ExecutionEvent::Resilience { event, .. } => match event {
-            ResilienceEvent::AttemptStarted { attempt, .. } => (Some(*attempt), None, None),
-            ResilienceEvent::AttemptSucceeded {
-                attempt,
-                duration_ms,
-            } => (Some(*attempt), Some(*duration_ms), None),
-            ResilienceEvent::AttemptFailed {
-                attempt,
-                code,
-                duration_ms,
-                ..
-            } => (Some(*attempt), Some(*duration_ms), Some(code.to_string())),
-            ResilienceEvent::RetryScheduled {
-                attempt, reason, ..
-            } => (Some(*attempt), None, Some(reason.to_string())),
-            _ => (None, None, None),
-        },
-        _ => (None, None, None),
-    };
     let mut text = serde_json::to_string(event).unwrap_or_else(|_| "null".into());
+    let mut redacted = false;
     for secret in redact.iter().filter(|s| !s.is_empty()) {
         if text.contains(secret.as_str()) {
             let escaped = serde_json::to_string(secret).unwrap_or_default();
             let inner = escaped.trim_matches('"');
             text = text.replace(inner, REDACTED);
+            redacted = true;
         }
     }
-    let data = if text.len() > MAX_ENTRY_BYTES {
-        serde_json::json!({"type": kind, "truncated": true, "originalBytes": text.len()})
+    let record = if text.len() > MAX_ENTRY_BYTES {
+        Record::Oversized(Oversized {
+            kind: event.kind().to_string(),
+            truncated: true,
+            original_bytes: text.len(),
+        })
+    } else if redacted {
+        Record::from_value(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     } else {
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+        Record::Event(event.clone())
     };
-    NewEntry {
-        at: now(),
-        kind: kind.into(),
-        step_id: event.step_id().map(str::to_string),
-        attempt,
-        duration_ms,
-        code,
-        data,
-    }
+    NewEntry::now(record)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::ExecutionStatus;
-    use crate::store::{ExecutionRecord, MemoryStore};
+    use crate::store::{ExecutionRecord, MemoryStore, now};
     use serde_json::json;
 
     fn started(step: &str, input: serde_json::Value) -> ExecutionEvent {
@@ -338,14 +293,16 @@ mod tests {
             &started("s", json!({"key": "hunter2"})),
             &["hunter2".into()],
         );
-        assert_eq!(e.data["input"]["key"], REDACTED);
-        assert_eq!(e.step_id.as_deref(), Some("s"));
+        assert_eq!(e.record.to_value()["input"]["key"], REDACTED);
+        assert_eq!(e.record.step_id(), Some("s"));
         let big = entry(
             &started("s", json!({"x": "y".repeat(MAX_ENTRY_BYTES)})),
             &[],
         );
-        assert_eq!(big.data["truncated"], true);
-        assert_eq!(big.kind, "step-started");
+        assert!(
+            matches!(&big.record, Record::Oversized(o) if o.truncated && o.original_bytes > MAX_ENTRY_BYTES)
+        );
+        assert_eq!(big.record.kind(), "step-started");
     }
 
     fn record(id: &str) -> ExecutionRecord {
@@ -393,17 +350,16 @@ mod tests {
         for id in ["x", "y"] {
             let journal = store.journal(id, 0, 5000).unwrap();
             assert_eq!(journal.len(), 1000);
-            assert!(
-                journal
-                    .iter()
-                    .enumerate()
-                    .all(|(i, e)| e.seq == i as u64 + 1
-                        && e.step_id.as_deref() == Some(format!("s{i}").as_str()))
-            );
+            assert!(journal.iter().enumerate().all(
+                |(i, e)| e.seq == i as u64 + 1 && e.step_id() == Some(format!("s{i}").as_str())
+            ));
             let record = store.execution(id).unwrap().unwrap();
             assert_eq!(record.status, ExecutionStatus::Succeeded);
         }
-        assert_eq!(store.journal("y", 0, 1).unwrap()[0].data["input"], REDACTED);
+        assert_eq!(
+            store.journal("y", 0, 1).unwrap()[0].record.to_value()["input"],
+            REDACTED
+        );
         let mut published = HashMap::new();
         while let Some(u) = watcher.try_recv() {
             let seen = published.entry(u.execution_id).or_insert(0);
@@ -433,20 +389,20 @@ mod tests {
             written: MAX_ENTRIES - 1,
             ..Tally::default()
         };
-        let finished = NewEntry {
-            kind: "execution-finished".into(),
-            ..marker("x", json!(null))
-        };
-        let mut entries = vec![
-            marker("a", json!(1)),
-            marker("b", json!(2)),
-            marker("c", json!(3)),
-            finished,
-        ];
+        let finished = NewEntry::now(Record::Event(ExecutionEvent::ExecutionFinished {
+            status: ExecutionStatus::Succeeded,
+            duration_ms: 1,
+            error: None,
+        }));
+        let step = |id: &str| entry(&started(id, json!(1)), &[]);
+        let mut entries = vec![step("a"), step("b"), step("c"), finished];
         cap(&mut tally, &mut entries);
-        let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, ["a", "journal-truncated", "execution-finished"]);
-        let mut more = vec![marker("d", json!(4))];
+        let kinds: Vec<&str> = entries.iter().map(|e| e.record.kind()).collect();
+        assert_eq!(
+            kinds,
+            ["step-started", "journal-truncated", "execution-finished"]
+        );
+        let mut more = vec![step("d")];
         cap(&mut tally, &mut more);
         assert!(more.is_empty());
     }

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod execution;
 pub mod journal;
 pub mod orchestrator;
+pub mod record;
 pub mod resilience;
 pub mod store;
 pub mod trace;

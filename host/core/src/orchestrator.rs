@@ -197,7 +197,7 @@ mod tests {
         let record = store.execution(&result.execution_id).unwrap().unwrap();
         assert_eq!(record.status, ExecutionStatus::Succeeded);
         let journal = store.journal(&result.execution_id, 0, 100).unwrap();
-        let kinds: Vec<&str> = journal.iter().map(|e| e.kind.as_str()).collect();
+        let kinds: Vec<&str> = journal.iter().map(|e| e.kind()).collect();
         assert_eq!(
             kinds,
             [
@@ -209,6 +209,6 @@ mod tests {
         );
         let text = serde_json::to_string(&journal).unwrap();
         assert!(!text.contains("s3cr3t-value"), "{text}");
-        assert_eq!(journal[2].data["output"]["token"], REDACTED);
+        assert_eq!(journal[2].record.to_value()["output"]["token"], REDACTED);
     }
 }

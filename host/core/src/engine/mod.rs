@@ -13,7 +13,6 @@
 //! The engine reports every decision as an [`ExecutionEvent`] through a
 //! non-blocking sink; it never waits for an observer.
 
-mod events;
 mod run;
 
 use std::collections::BTreeMap;
@@ -26,8 +25,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::execution::ExecutionStatus;
-pub use events::{ExecutionEvent, StepStatus};
+pub use crate::execution::{ExecutionEvent, ExecutionStatus, StepStatus};
 
 use crate::error::ErrorBody;
 use crate::resilience::ResiliencePolicy;

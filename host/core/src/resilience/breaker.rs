@@ -90,6 +90,17 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+impl BreakerState {
+    /// The state as serialized and shown: `closed`, `open`, `half-open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half-open",
+        }
+    }
+}
+
 /// A change of state, to be reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition {

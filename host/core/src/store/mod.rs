@@ -18,6 +18,8 @@ pub use sqlite::{SqliteStore, WAL_BOUND};
 
 use crate::error::{Coded, ErrorCode};
 use crate::execution::ExecutionStatus;
+pub use crate::record::{JournalEntry, NewEntry};
+use crate::record::{Note, Record};
 
 /// One execution, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,67 +46,6 @@ pub struct ExecutionRecord {
     /// The process running it, to tell a live execution from one whose
     /// process died.
     pub owner_pid: u32,
-}
-
-/// An entry to append.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEntry {
-    /// When (RFC 3339).
-    pub at: String,
-    /// What happened (`step-started`, …).
-    pub kind: String,
-    /// The step, if any.
-    pub step_id: Option<String>,
-    /// The attempt, if any.
-    pub attempt: Option<u32>,
-    /// A duration in milliseconds (to the microsecond), if the event has one.
-    pub duration_ms: Option<f64>,
-    /// An error code, if the event has one.
-    pub code: Option<String>,
-    /// The event itself.
-    pub data: Value,
-}
-
-impl NewEntry {
-    /// The entry as stored at position `seq`.
-    pub fn stored(self, seq: u64) -> JournalEntry {
-        JournalEntry {
-            seq,
-            at: self.at,
-            kind: self.kind,
-            step_id: self.step_id,
-            attempt: self.attempt,
-            duration_ms: self.duration_ms,
-            code: self.code,
-            data: self.data,
-        }
-    }
-}
-
-/// A stored journal entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JournalEntry {
-    /// Position in the execution's journal, from 1.
-    pub seq: u64,
-    /// When (RFC 3339).
-    pub at: String,
-    /// What happened.
-    pub kind: String,
-    /// The step, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub step_id: Option<String>,
-    /// The attempt, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub attempt: Option<u32>,
-    /// A duration in milliseconds (to the microsecond), if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<f64>,
-    /// An error code, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// The event.
-    pub data: Value,
 }
 
 /// A storage failure.
@@ -263,14 +204,8 @@ pub fn process_alive(pid: u32) -> bool {
 pub(crate) fn interrupted_entry(at: &str) -> NewEntry {
     NewEntry {
         at: at.to_string(),
-        kind: "execution-interrupted".into(),
-        step_id: None,
-        attempt: None,
-        duration_ms: None,
-        code: None,
-        data: serde_json::json!({
-            "type": "execution-interrupted",
-            "reason": "the process running this execution stopped before it finished",
+        record: Record::Note(Note::ExecutionInterrupted {
+            reason: "the process running this execution stopped before it finished".into(),
         }),
     }
 }

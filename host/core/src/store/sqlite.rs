@@ -38,6 +38,7 @@ use super::{
     Applied, Change, ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry,
 };
 use crate::execution::ExecutionStatus;
+use crate::record::Record;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS executions (
@@ -261,16 +262,17 @@ fn append_in(conn: &Connection, id: &str, entries: &[NewEntry]) -> Result<Vec<u6
     let mut seqs = Vec::with_capacity(entries.len());
     for (n, e) in entries.iter().enumerate() {
         let seq = last + n as u64 + 1;
+        let r = &e.record;
         stmt.execute(params![
             id,
             seq,
             e.at,
-            e.kind,
-            e.step_id,
-            e.attempt,
-            e.duration_ms,
-            e.code,
-            e.data.to_string()
+            r.kind(),
+            r.step_id(),
+            r.attempt(),
+            r.duration_ms(),
+            r.code(),
+            r.to_value().to_string()
         ])
         .map_err(db)?;
         seqs.push(seq);
@@ -397,7 +399,7 @@ impl Store for SqliteStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT seq, at, kind, step_id, attempt, duration_ms, code, data FROM journal
+                "SELECT seq, at, data FROM journal
                  WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )
             .map_err(db)?;
@@ -406,12 +408,7 @@ impl Store for SqliteStore {
                 Ok(JournalEntry {
                     seq: row.get(0)?,
                     at: row.get(1)?,
-                    kind: row.get(2)?,
-                    step_id: row.get(3)?,
-                    attempt: row.get(4)?,
-                    duration_ms: row.get(5)?,
-                    code: row.get(6)?,
-                    data: json(row.get(7)?).unwrap_or(Value::Null),
+                    record: Record::from_value(json(row.get(2)?).unwrap_or(Value::Null)),
                 })
             })
             .map_err(db)?;

@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::record::Record;
 
 fn record(id: &str) -> ExecutionRecord {
     ExecutionRecord {
@@ -19,15 +20,7 @@ fn record(id: &str) -> ExecutionRecord {
 }
 
 fn entry(kind: &str) -> NewEntry {
-    NewEntry {
-        at: now(),
-        kind: kind.into(),
-        step_id: Some("s".into()),
-        attempt: Some(1),
-        duration_ms: None,
-        code: None,
-        data: json!({"type": kind}),
-    }
+    NewEntry::now(Record::Unknown(json!({"type": kind})))
 }
 
 fn exercise(store: &dyn Store) {
@@ -41,7 +34,7 @@ fn exercise(store: &dyn Store) {
     assert_eq!(store.append("b", &[entry("other")]).unwrap(), vec![1]);
     let page = store.journal("a", 1, 1).unwrap();
     assert_eq!(page.len(), 1);
-    assert_eq!((page[0].seq, page[0].kind.as_str()), (2, "two"));
+    assert_eq!((page[0].seq, page[0].kind()), (2, "two"));
     assert_eq!(store.journal("a", 0, 100).unwrap().len(), 3);
     assert_eq!(store.last_execution().unwrap().as_deref(), Some("b"));
 
@@ -66,7 +59,7 @@ fn exercise(store: &dyn Store) {
     assert_eq!(a.status, ExecutionStatus::Interrupted);
     let journal = store.journal("a", 0, 100).unwrap();
     assert_eq!(journal.len(), 4, "nothing recorded before is lost");
-    assert_eq!(journal[3].kind, "execution-interrupted");
+    assert_eq!(journal[3].kind(), "execution-interrupted");
     assert_eq!(
         store.execution("b").unwrap().unwrap().status,
         ExecutionStatus::Succeeded
@@ -99,10 +92,9 @@ fn the_wal_stays_bounded_however_fast_commits_come() {
     let path = dir.path().join("orchestr8.db");
     let store = SqliteStore::open(&path).unwrap();
     store.create_execution(&record("a")).unwrap();
-    let big = NewEntry {
-        data: json!({"blob": "x".repeat(60_000)}),
-        ..entry("big")
-    };
+    let big = NewEntry::now(Record::Unknown(
+        json!({"type": "big", "blob": "x".repeat(60_000)}),
+    ));
     let wal = dir.path().join("orchestr8.db-wal");
     let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
     // About 60 MB through the WAL with no pause between commits: the

@@ -32,9 +32,10 @@ use super::model::{
     JournalQuery,
 };
 use super::{ApiError, HttpOptions, Metrics, harden, openapi};
-use orchestr8_host::engine::{ExecutionResult, ExecutionStatus};
+use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::error::ErrorCode;
 use orchestr8_host::orchestrator::Orchestrator;
+use orchestr8_host::record::Record;
 use orchestr8_host::store::{ExecutionRecord, JournalEntry};
 use orchestr8_host::workflow::{self, Workflow};
 
@@ -422,24 +423,43 @@ async fn status(
 fn steps_so_far(journal: &[JournalEntry]) -> BTreeMap<String, Value> {
     let mut steps: BTreeMap<String, Value> = BTreeMap::new();
     for e in journal {
-        let Some(step) = &e.step_id else { continue };
-        let status = match e.kind.as_str() {
-            "step-started" => "running",
-            "step-succeeded" => "succeeded",
-            "step-failed" => "failed",
-            "step-skipped" => "skipped",
-            "step-cancelled" => "cancelled",
+        let Record::Event(event) = &e.record else {
+            continue;
+        };
+        let (step, view) = match event {
+            ExecutionEvent::StepStarted { step_id, .. } => {
+                (step_id, json!({ "status": StepStatus::Running }))
+            }
+            ExecutionEvent::StepSucceeded {
+                step_id,
+                output,
+                attempts,
+                duration_ms,
+                ..
+            } => (
+                step_id,
+                json!({ "status": StepStatus::Succeeded, "output": output, "attempts": attempts, "durationMs": duration_ms }),
+            ),
+            ExecutionEvent::StepFailed {
+                step_id,
+                error,
+                attempts,
+                duration_ms,
+                ..
+            } => (
+                step_id,
+                json!({ "status": StepStatus::Failed, "error": error, "attempts": attempts, "durationMs": duration_ms }),
+            ),
+            ExecutionEvent::StepSkipped { step_id, reason } => (
+                step_id,
+                json!({ "status": StepStatus::Skipped, "reason": reason }),
+            ),
+            ExecutionEvent::StepCancelled { step_id, reason } => (
+                step_id,
+                json!({ "status": StepStatus::Cancelled, "reason": reason }),
+            ),
             _ => continue,
         };
-        let mut view = json!({ "status": status });
-        if let Some(d) = e.duration_ms {
-            view["durationMs"] = d.into();
-        }
-        for key in ["output", "error", "reason", "attempts"] {
-            if let Some(v) = e.data.get(key) {
-                view[key] = v.clone();
-            }
-        }
         steps.insert(step.clone(), view);
     }
     steps

@@ -19,8 +19,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use orchestr8_host::engine::ExecutionStatus;
+use orchestr8_host::engine::{ExecutionEvent, ExecutionStatus};
 use orchestr8_host::error::ErrorCode;
+use orchestr8_host::record::Record;
 use orchestr8_host::resilience::{BreakerState, Resilience, ResilienceEvent};
 use orchestr8_host::store::JournalEntry;
 
@@ -124,28 +125,26 @@ impl Metrics {
 
     /// Counts a committed journal entry.
     pub fn observe_entry(&self, entry: &JournalEntry) {
-        let seconds = entry.duration_ms.map(|ms| ms / 1000.0);
-        match entry.kind.as_str() {
-            "step-succeeded" | "step-failed" => {
-                if let Some(s) = seconds {
-                    self.step_seconds
-                        .get_or_create(&vec![("outcome".into(), outcome(&entry.kind))])
-                        .observe(s);
-                }
+        let Record::Event(event) = &entry.record else {
+            return;
+        };
+        match event {
+            ExecutionEvent::StepSucceeded { duration_ms, .. } => {
+                self.observe_step(*duration_ms, "succeeded")
             }
-            "attempt-succeeded" | "attempt-failed" => {
-                if let Some(s) = seconds {
-                    self.observe_attempt(s, entry.code.as_deref());
-                }
+            ExecutionEvent::StepFailed { duration_ms, .. } => {
+                self.observe_step(*duration_ms, "failed")
             }
-            "execution-finished" => {
-                let status = entry.data["status"].as_str().unwrap_or("unknown");
-                self.executions
-                    .get_or_create(&vec![("status".into(), status.to_string())])
-                    .inc();
-            }
+            ExecutionEvent::Resilience { event, .. } => self.observe_resilience(event),
+            ExecutionEvent::ExecutionFinished { status, .. } => self.count_execution(*status),
             _ => {}
         }
+    }
+
+    fn observe_step(&self, duration_ms: f64, outcome: &str) {
+        self.step_seconds
+            .get_or_create(&vec![("outcome".into(), outcome.to_string())])
+            .observe(duration_ms / 1000.0);
     }
 
     /// Counts an execution that ended without a journal (refused at start).
@@ -226,15 +225,6 @@ impl Metrics {
     }
 }
 
-fn outcome(kind: &str) -> String {
-    if kind.ends_with("succeeded") {
-        "succeeded"
-    } else {
-        "failed"
-    }
-    .to_string()
-}
-
 /// `GET /metrics` for any service.
 pub(super) fn metrics_response(metrics: &Metrics) -> axum::response::Response {
     (
@@ -252,41 +242,37 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn entry(
-        kind: &str,
-        duration_ms: Option<f64>,
-        code: Option<&str>,
-        data: serde_json::Value,
-    ) -> JournalEntry {
+    fn entry(event: ExecutionEvent) -> JournalEntry {
         JournalEntry {
             seq: 1,
             at: "2026-01-01T00:00:00Z".into(),
-            kind: kind.into(),
-            step_id: Some("a".into()),
-            attempt: Some(1),
+            record: Record::Event(event),
+        }
+    }
+
+    fn failed_attempt(code: ErrorCode, duration_ms: f64) -> ResilienceEvent {
+        ResilienceEvent::AttemptFailed {
+            attempt: 1,
+            code,
+            message: "failed".into(),
+            counted: true,
             duration_ms,
-            code: code.map(str::to_string),
-            data,
+        }
+    }
+
+    fn in_step(event: ResilienceEvent) -> ExecutionEvent {
+        ExecutionEvent::Resilience {
+            step_id: "a".into(),
+            event,
         }
     }
 
     #[test]
     fn both_servers_count_failed_attempts_with_their_durations() {
         let from_journal = Metrics::new(None);
-        from_journal.observe_entry(&entry(
-            "attempt-failed",
-            Some(0.3),
-            Some("TIMEOUT"),
-            json!({}),
-        ));
+        from_journal.observe_entry(&entry(in_step(failed_attempt(ErrorCode::Timeout, 0.3))));
         let from_chain = Metrics::new(None);
-        from_chain.observe_resilience(&ResilienceEvent::AttemptFailed {
-            attempt: 1,
-            code: ErrorCode::Timeout,
-            message: "late".into(),
-            counted: true,
-            duration_ms: 0.3,
-        });
+        from_chain.observe_resilience(&failed_attempt(ErrorCode::Timeout, 0.3));
         assert_eq!(from_journal.encode(), from_chain.encode());
         assert!(
             from_chain
@@ -298,24 +284,22 @@ mod tests {
     #[test]
     fn journal_entries_become_counters_and_histograms() {
         let m = Metrics::new(None);
-        m.observe_entry(&entry(
-            "attempt-failed",
-            Some(0.25),
-            Some("FUEL_EXHAUSTED"),
-            json!({"agentId": "@a/b"}),
-        ));
-        m.observe_entry(&entry(
-            "step-succeeded",
-            Some(7.0),
-            None,
-            json!({"agentId": "@a/b"}),
-        ));
-        m.observe_entry(&entry(
-            "execution-finished",
-            Some(9.0),
-            None,
-            json!({"status": "succeeded"}),
-        ));
+        m.observe_entry(&entry(in_step(failed_attempt(
+            ErrorCode::FuelExhausted,
+            0.25,
+        ))));
+        m.observe_entry(&entry(ExecutionEvent::StepSucceeded {
+            step_id: "a".into(),
+            output: json!({}),
+            attempts: 1,
+            duration_ms: 7.0,
+            via_fallback: None,
+        }));
+        m.observe_entry(&entry(ExecutionEvent::ExecutionFinished {
+            status: ExecutionStatus::Succeeded,
+            duration_ms: 9,
+            error: None,
+        }));
         m.set_load(3, 1);
         let text = m.encode();
         assert!(

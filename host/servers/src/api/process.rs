@@ -114,11 +114,6 @@ async fn health(State(service): State<Arc<AgentService>>) -> Json<AgentHealth> {
         },
         agent_id: info.id.clone(),
         version: info.version.clone(),
-        breaker: match breaker {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half-open",
-        }
-        .into(),
+        breaker: breaker.as_str().into(),
     })
 }
