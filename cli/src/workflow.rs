@@ -12,7 +12,7 @@ use orchestr8_host::resilience::ResilienceEvent;
 use orchestr8_host::runtime::{cancel_on_interrupt, database};
 use orchestr8_host::sandbox::{HttpFixtures, SandboxConfig};
 use orchestr8_host::store::{JournalEntry, SqliteStore, Store, now, process_alive};
-use orchestr8_host::workflow::{self, Workflow, WorkflowError};
+use orchestr8_host::workflow::{self, Plan, Workflow, WorkflowError};
 use orchestr8_host::{Coded, ErrorCode};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
@@ -193,7 +193,7 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
     };
     let runtime = args.project.open(config, fixtures.clone()).await?;
     let ids: HashSet<String> = runtime.agents().keys().cloned().collect();
-    let wf: Workflow = match workflow::load(&text, &ids) {
+    let wf: Plan = match workflow::load(&text, &ids) {
         Ok(wf) => wf,
         Err(e) => return invalid(&args.workflow, &e, false),
     };

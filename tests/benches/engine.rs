@@ -19,11 +19,11 @@ use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::resilience::Resilience;
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
 use orchestr8_host::store::SqliteStore;
-use orchestr8_host::workflow::{self, Workflow};
+use orchestr8_host::workflow::{self, Plan};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-fn workflow(parallel: bool) -> Workflow {
+fn workflow(parallel: bool) -> Plan {
     let steps: Vec<Value> = (0..10)
         .map(|i| {
             let deps: Vec<String> = if parallel || i == 0 {

@@ -32,7 +32,7 @@ async fn orchestrator(agents: &[&str]) -> Orchestrator {
     Orchestrator::new(Engine::new(Arc::new(runner)), Arc::new(MemoryStore::new())).unwrap()
 }
 
-fn one_step(agent: &str, input: Value) -> workflow::Workflow {
+fn one_step(agent: &str, input: Value) -> workflow::Plan {
     let doc = json!({
         "version": "1.0.0", "schemaVersion": "1.0.0",
         "metadata": { "id": "0f8e4c52-6d1b-4e0a-9a3f-5b7c2d1e8f90", "name": "journal order" },
@@ -42,7 +42,7 @@ fn one_step(agent: &str, input: Value) -> workflow::Workflow {
         },
         "steps": [{ "id": "s", "name": "s", "agent": { "id": agent }, "input": { "mapping": input } }]
     });
-    workflow::parse(&doc.to_string()).unwrap()
+    workflow::load(&doc.to_string(), &()).unwrap()
 }
 
 fn position(journal: &[JournalEntry], kind: &str, attempt: u32) -> usize {

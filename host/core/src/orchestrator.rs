@@ -16,7 +16,7 @@ use crate::bus::{Bus, Subscription};
 use crate::engine::{Engine, ExecutionResult, ExecutionStatus};
 use crate::journal::{JournalUpdate, JournalWriter};
 use crate::store::{Change, ExecutionRecord, Store, StoreError, now, process_alive};
-use crate::workflow::Workflow;
+use crate::workflow::Plan;
 
 /// Runs executions and keeps their record.
 pub struct Orchestrator {
@@ -66,7 +66,7 @@ impl Orchestrator {
     /// start to finish: [`Orchestrator::create`] then [`Orchestrator::execute`].
     pub async fn run(
         &self,
-        workflow: &Workflow,
+        workflow: &Plan,
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, StoreError> {
@@ -79,7 +79,7 @@ impl Orchestrator {
     /// Returns once the record is durable.
     pub async fn create(
         &self,
-        workflow: &Workflow,
+        workflow: &Plan,
         variables: &BTreeMap<String, Value>,
     ) -> Result<String, StoreError> {
         // Time-ordered (UUIDv7): the journal's rows of executions running
@@ -106,7 +106,7 @@ impl Orchestrator {
     pub async fn execute(
         &self,
         id: String,
-        workflow: &Workflow,
+        workflow: &Plan,
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, StoreError> {

@@ -1,6 +1,6 @@
 //! The scheduler loop of one execution.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -13,9 +13,10 @@ use super::{
     StepResult, StepStatus,
 };
 use crate::error::{ErrorBody, ErrorCode};
-use crate::resilience::{CircuitBreakerPolicy, ResiliencePolicy, RetryPolicy, millis};
-use crate::workflow::mapping::{self, Root, Scope};
-use crate::workflow::{OnError, Step, Workflow, condition, overlay_policy};
+use crate::resilience::millis;
+use crate::workflow::condition::Holds;
+use crate::workflow::mapping::{self, Scope};
+use crate::workflow::{OnError, Plan, Step, StepPlan, Workflow};
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
     ErrorBody {
@@ -35,15 +36,12 @@ enum Task {
 }
 
 struct Run<'a> {
+    plan: &'a Plan,
     workflow: &'a Workflow,
     execution_id: String,
     variables: BTreeMap<String, Value>,
     events: EventSink,
     results: Vec<StepResult>,
-    index: HashMap<&'a str, usize>,
-    fallback_only: HashSet<usize>,
-    /// Per step, per referenced step id: whether every reference has a `??` default.
-    refs: Vec<HashMap<String, bool>>,
     /// Outputs of succeeded steps, by id, for mappings.
     outputs: BTreeMap<String, Value>,
     /// Inputs built for steps, kept for their fallbacks.
@@ -54,41 +52,27 @@ struct Run<'a> {
 }
 
 impl Engine {
-    /// Runs `workflow` (already validated) to the end. `variables` are
-    /// merged over the workflow's own. Cancelling `cancel` stops it.
+    /// Runs a compiled workflow to the end. `variables` are merged over
+    /// the workflow's own. Cancelling `cancel` stops it.
     pub async fn execute(
         &self,
-        workflow: &Workflow,
+        plan: &Plan,
         execution_id: String,
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
         events: EventSink,
     ) -> ExecutionResult {
         let started = Instant::now();
+        let workflow = plan.workflow();
         let mut all_variables = workflow.context.variables.clone();
         all_variables.extend(variables);
-        let index = workflow
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-        let fallback_only = workflow
-            .steps
-            .iter()
-            .filter_map(|s| s.fallback_step_id.as_deref())
-            .filter_map(|id| workflow.steps.iter().position(|s| s.id == id))
-            .collect();
-        let refs = workflow.steps.iter().map(references).collect();
         let mut run = Run {
+            plan,
             workflow,
             execution_id,
             variables: all_variables,
             events,
             results: vec![StepResult::pending(); workflow.steps.len()],
-            index,
-            fallback_only,
-            refs,
             outputs: BTreeMap::new(),
             inputs: HashMap::new(),
             pending_failures: HashMap::new(),
@@ -258,24 +242,6 @@ enum Prepared {
     Failed(ErrorBody),
 }
 
-/// Which steps a step's mapping refers to, and whether every reference
-/// carries a `??` default.
-fn references(step: &Step) -> HashMap<String, bool> {
-    let mut refs: HashMap<String, bool> = HashMap::new();
-    let Some(input) = &step.input else {
-        return refs;
-    };
-    for value in input.mapping.values() {
-        for e in mapping::expressions(value).unwrap_or_default() {
-            if let Root::Step(id) = &e.root {
-                let all = refs.entry(id.clone()).or_insert(true);
-                *all &= e.default.is_some();
-            }
-        }
-    }
-    refs
-}
-
 impl<'a> Run<'a> {
     fn emit(&self, event: ExecutionEvent) {
         (self.events)(event);
@@ -285,10 +251,8 @@ impl<'a> Run<'a> {
         &self.workflow.steps[i]
     }
 
-    fn status(&self, id: &str) -> StepStatus {
-        self.index
-            .get(id)
-            .map_or(StepStatus::Skipped, |&j| self.results[j].status)
+    fn plan(&self, i: usize) -> &'a StepPlan {
+        self.plan.step_plan(i)
     }
 
     fn is_done(status: StepStatus) -> bool {
@@ -302,16 +266,15 @@ impl<'a> Run<'a> {
         loop {
             let candidate = (0..self.workflow.steps.len())
                 .filter(|&i| {
-                    self.results[i].status == StepStatus::Pending
-                        && !self.fallback_only.contains(&i)
+                    self.results[i].status == StepStatus::Pending && !self.plan.is_fallback_only(i)
                 })
                 .filter(|&i| {
-                    self.step(i)
+                    self.plan(i)
                         .dependencies
                         .iter()
-                        .all(|d| Self::is_done(self.status(d)))
+                        .all(|&d| Self::is_done(self.results[d].status))
                 })
-                .min_by_key(|&i| (self.step(i).dependencies.len(), i))?;
+                .min_by_key(|&i| (self.plan(i).dependencies.len(), i))?;
             match self.blocked_by(candidate) {
                 Some(reason) => self.skip(candidate, reason),
                 None => return Some(candidate),
@@ -321,11 +284,11 @@ impl<'a> Run<'a> {
 
     /// Why a ready step must be skipped, if it must.
     fn blocked_by(&self, i: usize) -> Option<String> {
-        let step = self.step(i);
-        for dep in &step.dependencies {
-            if self.status(dep) != StepStatus::Succeeded {
+        let plan = self.plan(i);
+        for dep in &plan.dependencies {
+            if self.results[*dep].status != StepStatus::Succeeded {
                 // Running anyway is opted into by `??` on every reference.
-                let opted_in = self.refs[i].get(dep).copied().unwrap_or(false);
+                let opted_in = plan.references.get(dep).copied().unwrap_or(false);
                 if !opted_in {
                     return Some("dependency-not-completed".into());
                 }
@@ -363,17 +326,17 @@ impl<'a> Run<'a> {
     /// Checks the condition and builds the input: the call to make, or why
     /// there is none.
     fn prepare(&mut self, i: usize, stop: &CancellationToken, grace: Duration) -> Prepared {
-        let step = self.step(i);
-        if let Some(cond) = &step.condition {
+        let plan = self.plan(i);
+        if plan.condition_if.is_some() || plan.condition_unless.is_some() {
             let data = self.condition_data();
             let verdict = (|| {
-                if let Some(e) = &cond.if_
-                    && !condition::holds(e, &data)?
+                if let Some(e) = &plan.condition_if
+                    && !e.holds(&data)?
                 {
                     return Ok(false);
                 }
-                match &cond.unless {
-                    Some(e) => condition::holds(e, &data).map(|h| !h),
+                match &plan.condition_unless {
+                    Some(e) => e.holds(&data).map(|h| !h),
                     None => Ok(true),
                 }
             })();
@@ -406,16 +369,19 @@ impl<'a> Run<'a> {
             variables: &self.variables,
             env: &self.workflow.context.environment,
         };
-        match &self.step(i).input {
-            Some(input) => mapping::build_input(&input.mapping, scope, mapping::Limits::default())
-                .map_err(|e| error(ErrorCode::Validation, format!("input mapping: {e}"))),
-            None => Ok(json!({})),
+        let mut input = serde_json::Map::new();
+        for (field, mapped) in &self.plan(i).mapping {
+            let value = mapped
+                .render(scope, mapping::Limits::default())
+                .map_err(|e| error(ErrorCode::Validation, format!("input mapping: {e}")))?;
+            input.insert(field.clone(), value);
         }
+        Ok(Value::Object(input))
     }
 
     /// Checks `input` against the step's `input.schema`, when it has one.
     fn check_input(&self, i: usize, input: &Value) -> Result<(), ErrorBody> {
-        match self.step(i).input.as_ref().and_then(|i| i.schema.as_ref()) {
+        match &self.plan(i).input_schema {
             Some(schema) => check_schema(schema, input, ErrorCode::InvalidInput, "input"),
             None => Ok(()),
         }
@@ -446,42 +412,10 @@ impl<'a> Run<'a> {
             agent_id: step.agent.id.clone(),
             config: step.agent.config.clone().unwrap_or_else(|| json!({})),
             input,
-            resilience: self.resilience(agent_of),
+            resilience: self.plan(agent_of).resilience.clone(),
             cancel: stop.child_token(),
             cancel_grace: grace,
             events: self.events.clone(),
-        }
-    }
-
-    /// The step's policies over the global ones, field by field.
-    fn resilience(&self, i: usize) -> ResiliencePolicy {
-        let global = &self.workflow.policies;
-        let step = self.step(i);
-        let overrides = step.policies.as_ref();
-        let retry = match overrides.and_then(|p| p.retry.as_ref()) {
-            Some(fields) => overlay_policy(&global.resilience.retry, fields)
-                .unwrap_or_else(|_| global.resilience.retry.clone()),
-            // `onError: retry` with nothing to retry with gets the default policy.
-            None if step.on_error == OnError::Retry
-                && global.resilience.retry.max_attempts == 1 =>
-            {
-                RetryPolicy::default()
-            }
-            None => global.resilience.retry.clone(),
-        };
-        let circuit_breaker: CircuitBreakerPolicy =
-            match overrides.and_then(|p| p.circuit_breaker.as_ref()) {
-                Some(fields) => overlay_policy(&global.resilience.circuit_breaker, fields)
-                    .unwrap_or_else(|_| global.resilience.circuit_breaker.clone()),
-                None => global.resilience.circuit_breaker.clone(),
-            };
-        ResiliencePolicy {
-            retry,
-            circuit_breaker,
-            timeout_ms: overrides
-                .and_then(|p| p.timeout)
-                .unwrap_or(global.timeout.per_step),
-            budget_ms: global.resilience_budget.per_execution_ms,
         }
     }
 
@@ -514,12 +448,7 @@ impl<'a> Run<'a> {
         via_fallback: Option<String>,
     ) {
         let duration_ms = self.elapsed(i);
-        let captured = self
-            .step(i)
-            .output
-            .as_ref()
-            .map(|o| capture(&o.capture, &output))
-            .unwrap_or_default();
+        let captured = capture(&self.plan(i).capture, &output);
         self.outputs.insert(self.step(i).id.clone(), output.clone());
         let r = &mut self.results[i];
         r.status = StepStatus::Succeeded;
@@ -567,13 +496,13 @@ impl<'a> Run<'a> {
             Task::Step(i) => (i, None),
             Task::Fallback { fallback, original } => (fallback, Some(original)),
         };
-        let result = outcome.result.and_then(|output| {
-            match self.step(i).output.as_ref().and_then(|o| o.schema.as_ref()) {
+        let result = outcome
+            .result
+            .and_then(|output| match &self.plan(i).output_schema {
                 Some(schema) => check_schema(schema, &output, ErrorCode::InvalidOutput, "output")
                     .map(|()| output),
                 None => Ok(output),
-            }
-        });
+            });
         let attempts = outcome.attempts;
         match (result, original) {
             (Ok(output), None) => {
@@ -633,12 +562,7 @@ impl<'a> Run<'a> {
                 None
             }
             OnError::Fallback => {
-                let Some(j) = self
-                    .step(i)
-                    .fallback_step_id
-                    .as_deref()
-                    .and_then(|id| self.index.get(id).copied())
-                else {
+                let Some(j) = self.plan(i).fallback else {
                     self.record_failure(i, e.clone(), attempts, false);
                     return Some(e);
                 };
@@ -689,7 +613,7 @@ impl<'a> Run<'a> {
             if self.results[i].status != StepStatus::Pending {
                 continue;
             }
-            let reason = if self.fallback_only.contains(&i) && !ended_early {
+            let reason = if self.plan.is_fallback_only(i) && !ended_early {
                 "fallback-not-needed"
             } else if ended_early {
                 "execution-ended"
@@ -702,17 +626,11 @@ impl<'a> Run<'a> {
 }
 
 fn check_schema(
-    schema: &Value,
+    validator: &jsonschema::Validator,
     value: &Value,
     code: ErrorCode,
     what: &str,
 ) -> Result<(), ErrorBody> {
-    let validator = jsonschema::validator_for(schema).map_err(|e| {
-        error(
-            ErrorCode::Validation,
-            format!("{what} schema is invalid: {e}"),
-        )
-    })?;
     let problems: Vec<String> = validator
         .iter_errors(value)
         .take(5)
@@ -729,7 +647,7 @@ fn check_schema(
 }
 
 /// The values `capture` names, by path into the output.
-fn capture(paths: &BTreeMap<String, String>, output: &Value) -> BTreeMap<String, Value> {
+fn capture(paths: &[(String, mapping::Expr)], output: &Value) -> BTreeMap<String, Value> {
     let outputs = BTreeMap::from([("_".to_string(), output.clone())]);
     let variables = BTreeMap::new();
     let env = BTreeMap::new();
@@ -740,15 +658,10 @@ fn capture(paths: &BTreeMap<String, String>, output: &Value) -> BTreeMap<String,
     };
     paths
         .iter()
-        .filter_map(|(name, path)| {
-            let template = format!("${{steps._.output.{path}}}");
-            match mapping::parse_template(&template) {
-                Ok(mapping::Template::Whole(e)) => e
-                    .evaluate(scope, mapping::Limits::default())
-                    .ok()
-                    .map(|v| (name.clone(), v)),
-                _ => None,
-            }
+        .filter_map(|(name, e)| {
+            e.evaluate(scope, mapping::Limits::default())
+                .ok()
+                .map(|v| (name.clone(), v))
         })
         .collect()
 }

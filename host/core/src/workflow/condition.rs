@@ -28,14 +28,24 @@ pub fn compile(expression: &str) -> Result<jmespath::Expression<'static>, Condit
 
 /// Evaluates an expression against `data` and applies JMESPath truthiness.
 pub fn holds(expression: &str, data: &Value) -> Result<bool, ConditionError> {
-    let compiled = compile(expression)?;
-    compiled
-        .search(data)
-        .map(|v| v.is_truthy())
-        .map_err(|e| ConditionError {
-            expression: expression.to_string(),
-            reason: e.to_string(),
-        })
+    compile(expression)?.holds(data)
+}
+
+/// An expression evaluated with JMESPath truthiness.
+pub trait Holds {
+    /// Whether the expression is truthy for `data`.
+    fn holds(&self, data: &Value) -> Result<bool, ConditionError>;
+}
+
+impl Holds for jmespath::Expression<'static> {
+    fn holds(&self, data: &Value) -> Result<bool, ConditionError> {
+        self.search(data)
+            .map(|v| v.is_truthy())
+            .map_err(|e| ConditionError {
+                expression: self.as_str().to_string(),
+                reason: e.to_string(),
+            })
+    }
 }
 
 #[cfg(test)]

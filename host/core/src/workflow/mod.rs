@@ -6,10 +6,13 @@
 //! cannot: duplicate ids, unknown dependencies, cycles (named), fallbacks,
 //! expressions that refer to steps that are not upstream, unknown agents,
 //! ranges. Every problem is reported at once, each with its JSON path.
+//! [`load`] does both and compiles the result into a [`Plan`]: what the
+//! engine runs.
 
 pub mod ast;
 pub mod condition;
 pub mod mapping;
+mod plan;
 mod validate;
 
 use std::fmt;
@@ -17,7 +20,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use ast::*;
-pub(crate) use validate::overlay as overlay_policy;
+pub use plan::{Plan, StepPlan};
 pub use validate::{AgentCatalog, is_agent_id, schema_hash};
 
 use crate::error::{Coded, ErrorCode};
@@ -100,15 +103,9 @@ pub fn parse(text: &str) -> Result<Workflow, WorkflowError> {
     })
 }
 
-/// Parses and validates in one go.
-pub fn load(text: &str, agents: &dyn AgentCatalog) -> Result<Workflow, WorkflowError> {
-    let workflow = parse(text)?;
-    let issues = workflow.validate(agents);
-    if issues.is_empty() {
-        Ok(workflow)
-    } else {
-        Err(WorkflowError { issues })
-    }
+/// Parses, validates and compiles in one go: the [`Plan`] an engine runs.
+pub fn load(text: &str, agents: &dyn AgentCatalog) -> Result<Plan, WorkflowError> {
+    Plan::new(parse(text)?, agents)
 }
 
 /// The JSON Schema of the workflow format, generated from the types.

@@ -37,7 +37,7 @@ use orchestr8_host::error::ErrorCode;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::record::Record;
 use orchestr8_host::store::{ExecutionRecord, JournalEntry};
-use orchestr8_host::workflow::{self, Workflow};
+use orchestr8_host::workflow::{self, Plan};
 
 /// How the server admits and waits for executions.
 #[derive(Debug, Clone)]
@@ -180,7 +180,7 @@ impl ExecutionService {
         self.metrics.set_load(queued, running);
     }
 
-    fn resolve(&self, request: &ExecuteRequest) -> Result<Workflow, ApiError> {
+    fn resolve(&self, request: &ExecuteRequest) -> Result<Plan, ApiError> {
         let text = match (&request.workflow, &request.workflow_file) {
             (Some(doc), None) => doc.to_string(),
             (None, Some(file)) => read_workflow_file(self.options.workflows_root.as_deref(), file)?,
@@ -197,7 +197,7 @@ impl ExecutionService {
     /// Accepts an execution and starts it in the background.
     async fn start(
         self: &Arc<Self>,
-        wf: Workflow,
+        wf: Plan,
         variables: BTreeMap<String, Value>,
     ) -> Result<(String, Done), ApiError> {
         if self.stopping.is_cancelled() {

@@ -486,17 +486,54 @@ impl Expr {
     }
 }
 
-/// Builds a value from a mapping value: expressions replaced.
-pub fn render(value: &Value, scope: Scope<'_>, limits: Limits) -> Result<Value, MappingError> {
-    Ok(match value {
-        Value::String(s) => match parse_template(s)? {
-            Template::Literal => value.clone(),
-            Template::Whole(e) => e.evaluate(scope, limits)?,
-            Template::Parts(parts) => {
+/// A mapping value parsed once: its strings as templates, the structure
+/// kept, so running it only looks values up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapped {
+    /// A value with no expression in it.
+    Literal(Value),
+    /// A string template.
+    Template(Template),
+    /// An array of mapped values.
+    Array(Vec<Mapped>),
+    /// An object of mapped values.
+    Object(Vec<(String, Mapped)>),
+}
+
+impl Mapped {
+    /// Parses every string of `value`.
+    pub fn compile(value: &Value) -> Result<Mapped, MappingError> {
+        Ok(match value {
+            Value::String(s) => match parse_template(s)? {
+                Template::Literal => Mapped::Literal(value.clone()),
+                template => Mapped::Template(template),
+            },
+            Value::Array(items) => Mapped::Array(
+                items
+                    .iter()
+                    .map(Mapped::compile)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => Mapped::Object(
+                map.iter()
+                    .map(|(k, v)| Ok((k.clone(), Mapped::compile(v)?)))
+                    .collect::<Result<_, MappingError>>()?,
+            ),
+            other => Mapped::Literal(other.clone()),
+        })
+    }
+
+    /// The value, expressions replaced.
+    pub fn render(&self, scope: Scope<'_>, limits: Limits) -> Result<Value, MappingError> {
+        Ok(match self {
+            Mapped::Literal(v) => v.clone(),
+            Mapped::Template(Template::Literal) => Value::Null,
+            Mapped::Template(Template::Whole(e)) => e.evaluate(scope, limits)?,
+            Mapped::Template(Template::Parts(parts)) => {
                 let mut text = String::new();
                 for part in parts {
                     match part {
-                        Part::Text(t) => text.push_str(&t),
+                        Part::Text(t) => text.push_str(t),
                         Part::Expr(e) => match e.evaluate(scope, limits)? {
                             Value::String(s) => text.push_str(&s),
                             other => text.push_str(&other.to_string()),
@@ -505,33 +542,20 @@ pub fn render(value: &Value, scope: Scope<'_>, limits: Limits) -> Result<Value, 
                 }
                 Value::String(text)
             }
-        },
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| render(v, scope, limits))
-                .collect::<Result<_, _>>()?,
-        ),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render(v, scope, limits)?)))
-                .collect::<Result<_, MappingError>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
-/// Builds a step's input object from its mapping.
-pub fn build_input(
-    mapping: &BTreeMap<String, Value>,
-    scope: Scope<'_>,
-    limits: Limits,
-) -> Result<Value, MappingError> {
-    let mut input = serde_json::Map::new();
-    for (field, value) in mapping {
-        input.insert(field.clone(), render(value, scope, limits)?);
+            Mapped::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|v| v.render(scope, limits))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Mapped::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), v.render(scope, limits)?)))
+                    .collect::<Result<_, MappingError>>()?,
+            ),
+        })
     }
-    Ok(Value::Object(input))
 }
 
 #[cfg(test)]

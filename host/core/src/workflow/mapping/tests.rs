@@ -35,7 +35,7 @@ impl Fixture {
     }
 
     fn render(&self, value: Value) -> Result<Value, MappingError> {
-        render(&value, self.scope(), Limits::default())
+        Mapped::compile(&value)?.render(self.scope(), Limits::default())
     }
 }
 
@@ -145,7 +145,10 @@ fn large_expansions_are_refused_not_truncated() {
         max_depth: 10,
         max_expansion: 5,
     };
-    let err = render(&json!("${variables.limits}"), f.scope(), small).unwrap_err();
+    let err = Mapped::compile(&json!("${variables.limits}"))
+        .unwrap()
+        .render(f.scope(), small)
+        .unwrap_err();
     assert!(
         matches!(
             err,
