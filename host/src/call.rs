@@ -24,6 +24,7 @@ use crate::sandbox::{
     AgentObserver, DEFAULT_CANCEL_GRACE, InvocationOutcome, InvocationRequest, InvokeError,
     LoadedAgent, Sandbox, SandboxPolicy, redact,
 };
+use orchestr8_types::{ExecutionId, StepId};
 
 /// A loaded agent, the policy it runs under and its default config.
 #[derive(Clone)]
@@ -74,9 +75,9 @@ pub struct AgentCall {
     /// Config keys over the agent's defaults (an object; others are ignored).
     pub config: Value,
     /// The execution the call belongs to (a fresh id outside a workflow).
-    pub execution_id: String,
-    /// The workflow step (empty outside a workflow).
-    pub step_id: String,
+    pub execution_id: ExecutionId,
+    /// The workflow step (none outside a workflow).
+    pub step_id: StepId,
     /// Retries, breaker, per-attempt timeout and budget.
     pub resilience: ResiliencePolicy,
     /// Cancels the call.
@@ -100,8 +101,8 @@ impl AgentCall {
         AgentCall {
             input,
             config: Value::Object(Map::new()),
-            execution_id: uuid::Uuid::now_v7().to_string(),
-            step_id: String::new(),
+            execution_id: ExecutionId::new(),
+            step_id: StepId::none(),
             resilience,
             cancel: CancellationToken::new(),
             cancel_grace: DEFAULT_CANCEL_GRACE,

@@ -39,4 +39,5 @@ pub mod engine {
     pub use orchestr8_core::engine::*;
 }
 pub use orchestr8_types::error;
+pub use orchestr8_types::ids;
 pub use orchestr8_types::{Coded, ErrorCode};

@@ -41,7 +41,7 @@ impl StepRunner for AgentStepRunner {
 
     fn run(&self, call: StepCall) -> Pin<Box<dyn Future<Output = StepOutcome> + Send + '_>> {
         Box::pin(async move {
-            let Some(registered) = self.agents.get(&call.agent_id) else {
+            let Some(registered) = self.agents.get(call.agent_id.as_str()) else {
                 return StepOutcome {
                     result: Err(crate::error::ErrorBody {
                         code: crate::error::ErrorCode::InvalidAgent,
@@ -60,12 +60,12 @@ impl StepRunner for AgentStepRunner {
                 AgentObserver::new(move |attempt, record| {
                     events(match record {
                         AgentRecord::Log(line) => ExecutionEvent::AgentLog {
-                            step_id: step_id.clone(),
+                            step_id: step_id.to_string(),
                             attempt,
                             line,
                         },
                         AgentRecord::Event(event) => ExecutionEvent::AgentEvent {
-                            step_id: step_id.clone(),
+                            step_id: step_id.to_string(),
                             attempt,
                             event,
                         },
@@ -86,7 +86,7 @@ impl StepRunner for AgentStepRunner {
             let events = call.events.clone();
             let sink = move |event: ResilienceEvent| {
                 events(ExecutionEvent::Resilience {
-                    step_id: step_id.clone(),
+                    step_id: step_id.to_string(),
                     event,
                 });
             };

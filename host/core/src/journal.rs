@@ -23,6 +23,7 @@ use crate::bus::Bus;
 use crate::engine::{EventSink, ExecutionEvent};
 use crate::record::{Note, Oversized, Record};
 use crate::store::{Applied, Change, JournalEntry, NewEntry, Store, StoreError};
+use orchestr8_types::ExecutionId;
 use orchestr8_types::records::REDACTED;
 
 /// Largest entry stored whole, in bytes of JSON.
@@ -38,7 +39,7 @@ const BATCH: usize = 512;
 #[serde(rename_all = "camelCase")]
 pub struct JournalUpdate {
     /// The execution.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// The entry.
     pub entry: JournalEntry,
 }
@@ -91,7 +92,7 @@ impl JournalWriter {
 
     /// Where the engine sends the events of `execution_id`: each becomes a
     /// journal entry with the `redact` values masked.
-    pub fn sink(&self, execution_id: String, redact: Vec<String>) -> EventSink {
+    pub fn sink(&self, execution_id: ExecutionId, redact: Vec<String>) -> EventSink {
         let tx = self.tx.clone();
         Arc::new(move |event| {
             let change = Change::Append {
@@ -116,7 +117,7 @@ struct Tally {
 }
 
 fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::UnboundedReceiver<Write>) {
-    let mut tallies: HashMap<String, Tally> = HashMap::new();
+    let mut tallies: HashMap<ExecutionId, Tally> = HashMap::new();
     while let Some(first) = rx.blocking_recv() {
         let (changes, acks) = take_batch(first, &mut rx, &mut tallies);
         let outcomes: Vec<Applied> = match store.commit(&changes) {
@@ -130,7 +131,7 @@ fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::Unbound
             }
         };
         for ((change, ack), outcome) in changes.into_iter().zip(acks).zip(outcomes) {
-            let id = change.execution_id().to_string();
+            let id = ExecutionId::from(change.execution_id());
             if let Err(e) = &outcome {
                 tracing::error!(execution = %id, error = %e, "journal write failed");
                 let tally = tallies.entry(id.clone()).or_default();
@@ -169,7 +170,7 @@ fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::Unbound
 fn take_batch(
     first: Write,
     rx: &mut mpsc::UnboundedReceiver<Write>,
-    tallies: &mut HashMap<String, Tally>,
+    tallies: &mut HashMap<ExecutionId, Tally>,
 ) -> (Vec<Change>, Vec<Option<Ack>>) {
     let mut changes: Vec<Change> = Vec::with_capacity(BATCH);
     let mut acks: Vec<Option<Ack>> = Vec::with_capacity(BATCH);

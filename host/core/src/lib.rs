@@ -23,4 +23,5 @@ pub mod trace;
 pub mod workflow;
 
 pub use orchestr8_types::error;
+pub use orchestr8_types::ids;
 pub use orchestr8_types::{Coded, ErrorCode};

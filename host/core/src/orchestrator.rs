@@ -17,6 +17,7 @@ use crate::engine::{Engine, ExecutionResult, ExecutionStatus};
 use crate::journal::{JournalUpdate, JournalWriter};
 use crate::store::{Change, ExecutionRecord, Store, StoreError, now, process_alive};
 use crate::workflow::Plan;
+use orchestr8_types::ExecutionId;
 
 /// Runs executions and keeps their record.
 pub struct Orchestrator {
@@ -81,11 +82,11 @@ impl Orchestrator {
         &self,
         workflow: &Plan,
         variables: &BTreeMap<String, Value>,
-    ) -> Result<String, StoreError> {
-        // Time-ordered (UUIDv7): the journal's rows of executions running
-        // together sit side by side in its B-tree, so a group commit writes
-        // a few pages instead of one per execution; ids also sort by age.
-        let id = uuid::Uuid::now_v7().to_string();
+    ) -> Result<ExecutionId, StoreError> {
+        // Time-ordered (see ExecutionId::new): the journal's rows of
+        // executions running together sit side by side in its B-tree, so a
+        // group commit writes a few pages instead of one per execution.
+        let id = ExecutionId::new();
         let record = ExecutionRecord {
             id: id.clone(),
             workflow_id: workflow.metadata.id.clone(),
@@ -105,7 +106,7 @@ impl Orchestrator {
     /// every event, and records its result.
     pub async fn execute(
         &self,
-        id: String,
+        id: ExecutionId,
         workflow: &Plan,
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,

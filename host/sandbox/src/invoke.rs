@@ -20,7 +20,7 @@ use super::loader::LoadedAgent;
 use super::logs::{AgentEvent, AgentLogLine, AgentObserver};
 use super::policy::SandboxPolicy;
 use super::state::{AgentState, LimitHit};
-use orchestr8_types::Coded;
+use orchestr8_types::{Coded, ExecutionId, StepId};
 
 /// Default time a cancelled agent gets to notice (`host.is-cancelled`) and
 /// return before it is stopped.
@@ -33,9 +33,9 @@ const STDERR_EXCERPT: usize = 2048;
 #[derive(Debug, Clone)]
 pub struct InvocationRequest {
     /// The execution this call belongs to.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// The workflow step (empty outside a workflow).
-    pub step_id: String,
+    pub step_id: StepId,
     /// Attempt number, from 1.
     pub attempt: u32,
     /// Per-agent configuration (an object).
@@ -53,8 +53,8 @@ impl InvocationRequest {
     /// execution id.
     pub fn new(input: Value) -> Self {
         InvocationRequest {
-            execution_id: uuid::Uuid::new_v4().to_string(),
-            step_id: String::new(),
+            execution_id: ExecutionId::new(),
+            step_id: StepId::none(),
             attempt: 1,
             config: Value::Object(Default::default()),
             input,
@@ -171,8 +171,8 @@ impl Sandbox {
             .saturating_add(policy.limits.timeout_ms);
         let observer = request.observer.map(|o| (o, request.attempt));
         let invocation = Invocation {
-            execution_id: request.execution_id,
-            step_id: request.step_id,
+            execution_id: request.execution_id.into(),
+            step_id: request.step_id.into(),
             attempt: request.attempt,
             deadline_unix_ms,
             config: request.config.to_string(),

@@ -71,7 +71,7 @@ impl Subagents {
         };
         let mut call = AgentCall::new(registered, input);
         if let Some(id) = context.execution_id {
-            call.execution_id = id;
+            call.execution_id = id.into();
         }
         call.resilience = ResiliencePolicy {
             timeout_ms: registered.policy.limits.timeout_ms,

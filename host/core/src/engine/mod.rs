@@ -29,6 +29,7 @@ pub use crate::execution::{ExecutionEvent, ExecutionStatus, StepStatus};
 
 use crate::error::ErrorBody;
 use crate::resilience::ResiliencePolicy;
+use orchestr8_types::{AgentId, ExecutionId, StepId};
 
 /// Where execution events go. Must not block.
 pub type EventSink = Arc<dyn Fn(ExecutionEvent) + Send + Sync>;
@@ -36,11 +37,11 @@ pub type EventSink = Arc<dyn Fn(ExecutionEvent) + Send + Sync>;
 /// One step's agent call, as the engine asks for it.
 pub struct StepCall {
     /// The execution.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// The step (for a fallback run: the fallback step's id).
-    pub step_id: String,
+    pub step_id: StepId,
     /// The agent to call.
-    pub agent_id: String,
+    pub agent_id: AgentId,
     /// The agent's configuration.
     pub config: Value,
     /// The input built by the mapping.
@@ -126,7 +127,7 @@ impl StepResult {
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionResult {
     /// The execution.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// How it ended.
     pub status: ExecutionStatus,
     /// Every step, by id.

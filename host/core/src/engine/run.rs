@@ -17,6 +17,7 @@ use crate::resilience::millis;
 use crate::workflow::condition::Holds;
 use crate::workflow::mapping::{self, Scope};
 use crate::workflow::{OnError, Plan, Step, StepPlan, Workflow};
+use orchestr8_types::{AgentId, ExecutionId, StepId};
 
 fn error(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
     ErrorBody {
@@ -38,7 +39,7 @@ enum Task {
 struct Run<'a> {
     plan: &'a Plan,
     workflow: &'a Workflow,
-    execution_id: String,
+    execution_id: ExecutionId,
     variables: BTreeMap<String, Value>,
     events: EventSink,
     results: Vec<StepResult>,
@@ -57,7 +58,7 @@ impl Engine {
     pub async fn execute(
         &self,
         plan: &Plan,
-        execution_id: String,
+        execution_id: ExecutionId,
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
         events: EventSink,
@@ -408,8 +409,8 @@ impl<'a> Run<'a> {
         });
         StepCall {
             execution_id: self.execution_id.clone(),
-            step_id: step.id.clone(),
-            agent_id: step.agent.id.clone(),
+            step_id: StepId::from(step.id.as_str()),
+            agent_id: AgentId::from(step.agent.id.as_str()),
             config: step.agent.config.clone().unwrap_or_else(|| json!({})),
             input,
             resilience: self.plan(agent_of).resilience.clone(),

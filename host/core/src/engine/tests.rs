@@ -53,7 +53,7 @@ impl StepRunner for Fake {
             self.log
                 .lock()
                 .unwrap()
-                .push((call.step_id.clone(), start, Instant::now()));
+                .push((call.step_id.to_string(), start, Instant::now()));
             StepOutcome {
                 result,
                 attempts: 1,

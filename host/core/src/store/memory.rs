@@ -52,7 +52,7 @@ fn apply(inner: &mut Inner, change: &Change) -> Result<Vec<u64>, StoreError> {
             let created = inner.created;
             inner
                 .executions
-                .insert(record.id.clone(), (created, record.clone()));
+                .insert(record.id.to_string(), (created, record.clone()));
             Ok(Vec::new())
         }
         Change::Running(_) => {

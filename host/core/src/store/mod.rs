@@ -20,13 +20,14 @@ use crate::error::{Coded, ErrorCode};
 use crate::execution::ExecutionStatus;
 pub use crate::record::{JournalEntry, NewEntry};
 use crate::record::{Note, Record};
+use orchestr8_types::ExecutionId;
 
 /// One execution, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionRecord {
     /// The execution id.
-    pub id: String,
+    pub id: ExecutionId,
     /// The workflow's metadata id.
     pub workflow_id: String,
     /// The workflow's name.
@@ -76,18 +77,18 @@ pub enum Change {
     /// Records a new execution.
     Create(ExecutionRecord),
     /// Moves a `pending` execution to `running` (it left the queue).
-    Running(String),
+    Running(ExecutionId),
     /// Appends entries, in order, to an execution's journal.
     Append {
         /// The execution.
-        execution_id: String,
+        execution_id: ExecutionId,
         /// The entries.
         entries: Vec<NewEntry>,
     },
     /// Records how an execution ended.
     Finish {
         /// The execution.
-        execution_id: String,
+        execution_id: ExecutionId,
         /// How it ended.
         status: ExecutionStatus,
         /// When (RFC 3339).
@@ -133,7 +134,7 @@ pub trait Store: Send + Sync {
         commit_one(
             self,
             Change::Append {
-                execution_id: execution_id.to_string(),
+                execution_id: execution_id.into(),
                 entries: entries.to_vec(),
             },
         )
@@ -141,7 +142,7 @@ pub trait Store: Send + Sync {
 
     /// Moves a `pending` execution to `running` (it left the queue).
     fn mark_running(&self, id: &str) -> Result<(), StoreError> {
-        commit_one(self, Change::Running(id.to_string())).map(drop)
+        commit_one(self, Change::Running(id.into())).map(drop)
     }
 
     /// Records how an execution ended.
@@ -155,7 +156,7 @@ pub trait Store: Send + Sync {
         commit_one(
             self,
             Change::Finish {
-                execution_id: id.to_string(),
+                execution_id: id.into(),
                 status,
                 finished_at: finished_at.to_string(),
                 result: result.clone(),

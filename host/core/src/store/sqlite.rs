@@ -39,6 +39,7 @@ use super::{
 };
 use crate::execution::ExecutionStatus;
 use crate::record::Record;
+use orchestr8_types::ExecutionId;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS executions (
@@ -293,7 +294,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
-                    r.id,
+                    r.id.as_str(),
                     r.workflow_id,
                     r.workflow_name,
                     r.status.as_str(),
@@ -312,7 +313,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
             conn.prepare_cached(
                 "UPDATE executions SET status = 'running' WHERE id = ?1 AND status = 'pending'",
             )
-            .and_then(|mut stmt| stmt.execute(params![id]))
+            .and_then(|mut stmt| stmt.execute(params![id.as_str()]))
             .map_err(db)?;
             Ok(Vec::new())
         }
@@ -332,7 +333,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
                 )
                 .and_then(|mut stmt| {
                     stmt.execute(params![
-                        execution_id,
+                        execution_id.as_str(),
                         status.as_str(),
                         finished_at,
                         result.to_string()
@@ -340,7 +341,7 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
                 })
                 .map_err(db)?;
             if changed == 0 {
-                return Err(StoreError::UnknownExecution(execution_id.clone()));
+                return Err(StoreError::UnknownExecution(execution_id.to_string()));
             }
             Ok(Vec::new())
         }
@@ -379,7 +380,7 @@ impl Store for SqliteStore {
                 params![id],
                 |row| {
                     Ok(ExecutionRecord {
-                        id: row.get(0)?,
+                        id: ExecutionId::from(row.get::<_, String>(0)?),
                         workflow_id: row.get(1)?,
                         workflow_name: row.get(2)?,
                         status: status(&row.get::<_, String>(3)?),

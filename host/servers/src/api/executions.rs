@@ -34,6 +34,7 @@ use super::model::{
 use super::{ApiError, HttpOptions, Metrics, harden, openapi};
 use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::error::ErrorCode;
+use orchestr8_host::ids::ExecutionId;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::record::Record;
 use orchestr8_host::store::{ExecutionRecord, JournalEntry};
@@ -77,7 +78,7 @@ pub struct ExecutionService {
     agents: HashSet<String>,
     options: ServiceOptions,
     metrics: Arc<Metrics>,
-    live: Mutex<HashMap<String, Live>>,
+    live: Mutex<HashMap<ExecutionId, Live>>,
     permits: Arc<Semaphore>,
     admitted: AtomicUsize,
     running: AtomicUsize,
@@ -199,7 +200,7 @@ impl ExecutionService {
         self: &Arc<Self>,
         wf: Plan,
         variables: BTreeMap<String, Value>,
-    ) -> Result<(String, Done), ApiError> {
+    ) -> Result<(ExecutionId, Done), ApiError> {
         if self.stopping.is_cancelled() {
             return Err(
                 ApiError::new(ErrorCode::Overloaded, "the server is shutting down")
@@ -384,7 +385,7 @@ async fn execute(
 
 async fn status(
     State(service): State<Arc<ExecutionService>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ExecutionId>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     let record = service.record(&id)?;
     let (steps, duration_ms, error) = match &record.result {
@@ -467,7 +468,7 @@ fn steps_so_far(journal: &[JournalEntry]) -> BTreeMap<String, Value> {
 
 async fn journal(
     State(service): State<Arc<ExecutionService>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ExecutionId>,
     ApiQuery(query): ApiQuery<JournalQuery>,
 ) -> Result<Json<JournalPage>, ApiError> {
     if !(1..=1000).contains(&query.limit) {
@@ -494,7 +495,7 @@ async fn journal(
 
 async fn cancel(
     State(service): State<Arc<ExecutionService>>,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ExecutionId>,
 ) -> Result<Response, ApiError> {
     let token = service
         .live

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use orchestr8_host::engine::ExecutionStatus;
+use orchestr8_host::ids::ExecutionId;
 use orchestr8_host::store::JournalEntry;
 
 /// `POST /workflows/execute` body: exactly one of `workflow` and
@@ -47,7 +48,7 @@ pub struct ExecuteQuery {
 #[serde(rename_all = "camelCase")]
 pub struct Accepted {
     /// The execution id.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// `pending` or `running`.
     pub status: ExecutionStatus,
     /// Where to read its status.
@@ -59,7 +60,7 @@ pub struct Accepted {
 #[serde(rename_all = "camelCase")]
 pub struct Cancelling {
     /// The execution id.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// Always `cancelling`: the execution records the cancellation as it
     /// stops.
     pub status: String,
@@ -72,7 +73,7 @@ pub struct Cancelling {
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionView {
     /// The execution id.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// The workflow's metadata id.
     pub workflow_id: String,
     /// The workflow's name.
@@ -118,7 +119,7 @@ fn default_limit() -> usize {
 #[serde(rename_all = "camelCase")]
 pub struct JournalPage {
     /// The execution id.
-    pub execution_id: String,
+    pub execution_id: ExecutionId,
     /// The entries, in order.
     #[schemars(with = "Vec<Value>")]
     pub entries: Vec<JournalEntry>,
