@@ -2,7 +2,9 @@
 //! `POST /process` (one agent as a microservice) and
 //! `POST /workflows/execute?wait=true` (a one-step workflow journaled to
 //! SQLite), at 1, 10 and 100 concurrent keep-alive clients. Prints
-//! throughput and p50/p95/p99 latency:
+//! throughput and p50/p95/p99 latency, each level beside the baseline
+//! measured just before it: bare axum on the same loopback echoing the body
+//! (no agent, no journal):
 //! `cargo bench -p orchestr8-tests --bench api` (after scripts/build-agents).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::http::{self, Client};
-use common::{micros, percentile};
+use common::{micros, percentile, ratio};
 
 /// One keep-alive client sending `n` requests in a row; returns latencies.
 async fn client(addr: SocketAddr, path: &'static str, body: Bytes, n: usize) -> Vec<Duration> {
@@ -26,14 +28,15 @@ async fn client(addr: SocketAddr, path: &'static str, body: Bytes, n: usize) -> 
     latencies
 }
 
+/// Throughput and sorted latencies of `clients` clients sending `total`
+/// requests together.
 async fn load(
-    label: &str,
     addr: SocketAddr,
     path: &'static str,
     body: Bytes,
     clients: usize,
     total: usize,
-) {
+) -> (f64, Vec<Duration>) {
     let per_client = (total / clients).max(1);
     // Warm up connections and caches.
     client(addr, path, body.clone(), 20).await;
@@ -47,12 +50,16 @@ async fn load(
     }
     let elapsed = started.elapsed();
     all.sort();
+    (all.len() as f64 / elapsed.as_secs_f64(), all)
+}
+
+fn row(label: &str, clients: usize, (rate, all): &(f64, Vec<Duration>), bare: &[Duration]) {
     println!(
-        "{label:<28} {clients:>3} clients  {:>8.0} req/s   p50 {:>9}  p95 {:>9}  p99 {:>9}",
-        all.len() as f64 / elapsed.as_secs_f64(),
-        micros(percentile(&all, 0.50)),
-        micros(percentile(&all, 0.95)),
-        micros(percentile(&all, 0.99)),
+        "| {label} | {clients} | {rate:.0}/s | {} | {} | {} | {} |",
+        micros(percentile(all, 0.50)),
+        micros(percentile(all, 0.95)),
+        micros(percentile(all, 0.99)),
+        ratio(percentile(all, 0.95), percentile(bare, 0.95)),
     );
 }
 
@@ -64,29 +71,29 @@ async fn main() {
         5000
     };
     let servers = http::start().await;
-    let (process, execute) = (servers.process, servers.execute);
-    let (process_body, execute_body) = (servers.process_body.clone(), servers.execute_body.clone());
-    println!("{total} requests per level (BENCH_QUICK=1 for 300)");
-    for clients in [1, 10, 100] {
-        load(
-            "POST /process",
-            process,
+    println!("{total} requests per level (BENCH_QUICK=1 for 300)\n");
+    println!("| route | clients | throughput | p50 | p95 | p99 | p95 over bare |");
+    println!("|---|---|---|---|---|---|---|");
+    let routes = [
+        (
+            "`POST /process`",
+            servers.process,
             "/process",
-            process_body.clone(),
-            clients,
-            total,
-        )
-        .await;
-    }
-    for clients in [1, 10, 100] {
-        load(
-            "POST /workflows/execute?wait",
-            execute,
+            servers.process_body.clone(),
+        ),
+        (
+            "`POST /workflows/execute?wait=true`",
+            servers.execute,
             "/workflows/execute?wait=true",
-            execute_body.clone(),
-            clients,
-            total,
-        )
-        .await;
+            servers.execute_body.clone(),
+        ),
+    ];
+    for (label, addr, path, body) in routes {
+        for clients in [1, 10, 100] {
+            let bare = load(servers.bare, "/process", body.clone(), clients, total).await;
+            row("bare axum echo (baseline)", clients, &bare, &bare.1);
+            let ours = load(addr, path, body.clone(), clients, total).await;
+            row(label, clients, &ours, &bare.1);
+        }
     }
 }

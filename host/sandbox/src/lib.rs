@@ -186,6 +186,13 @@ impl Sandbox {
     pub fn config(&self) -> &SandboxConfig {
         &self.inner.config
     }
+
+    /// The wasmtime engine every invocation runs on (its pooling allocator,
+    /// fuel and epoch settings), so a benchmark can measure bare wasmtime on
+    /// the very same engine beside the sandbox.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
 }
 
 fn build_engine(config: &SandboxConfig) -> Result<Engine, SetupError> {

@@ -26,6 +26,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// The servers, their request bodies, and the SQLite file's folder.
 pub struct Servers {
+    /// The baseline: bare axum on the same loopback answering `POST
+    /// /process` with the request body, no agent.
+    pub bare: SocketAddr,
     /// `POST /process` of the echo agent.
     pub process: SocketAddr,
     /// `POST /workflows/execute` with a SQLite journal.
@@ -88,7 +91,14 @@ pub async fn start() -> Servers {
     );
     let execute = spawn_server(service.router(&HttpOptions::default())).await;
 
+    let bare = spawn_server(axum::Router::new().route(
+        "/process",
+        axum::routing::post(|body: Bytes| async move { body }),
+    ))
+    .await;
+
     Servers {
+        bare,
         process,
         execute,
         process_body: Bytes::from(json!({ "hello": "world" }).to_string()),

@@ -1,0 +1,280 @@
+//! Sandbox benchmarks: a bench binary that prints its figures, each beside
+//! bare wasmtime doing the same work on the same engine in the same run, so
+//! every figure is also a ratio that means the same on any machine.
+//!
+//! `cargo bench -p orchestr8-sandbox --bench sandbox` (after
+//! `scripts/build-agents`). Set `BENCH_QUICK=1` for a short run.
+//!
+//! Reports: cold load (compile) and cached load; instantiate + call latency
+//! (p50/p95/p99) of a trivial agent and of the demo agent, with the pooling
+//! and the on-demand allocator; throughput and peak memory at 10, 100, 1,000
+//! and 10,000 concurrent invocations (peak RSS of the whole process, bare
+//! runs included). The baseline ([`bare`]) runs on the
+//! sandbox's own engine: same allocator, pool and settings.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bare;
+#[path = "../../../../tests/benches/common/stats.rs"]
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orchestr8_sandbox::{
+    Allocator, InvocationRequest, LoadedAgent, Sandbox, SandboxConfig, SandboxPolicy,
+};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::Component;
+
+use bare::Bare;
+use stats::{micros, percentile, ratio};
+
+fn agent_path(file: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../agents/target/wasm32-wasip2/release")
+        .join(file);
+    assert!(
+        path.is_file(),
+        "{} missing: run scripts/build-agents",
+        path.display()
+    );
+    path
+}
+
+fn sandbox(allocator: Allocator, max_instances: u32, cache: Option<PathBuf>) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        allocator,
+        max_instances,
+        cache_dir: cache,
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+/// The same component, bare, on the sandbox's engine.
+fn bare(sandbox: &Sandbox, path: &Path) -> Bare {
+    let component = Component::from_file(sandbox.engine(), path).unwrap();
+    Bare::new(
+        sandbox.engine(),
+        &component,
+        sandbox.config().max_instances as usize,
+    )
+    .unwrap()
+}
+
+/// Peak resident memory of this process since the last reset, in MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn invoke_once(sandbox: &Sandbox, agent: &LoadedAgent, input: Value) -> bool {
+    let outcome = sandbox
+        .invoke(
+            agent,
+            &SandboxPolicy::default(),
+            InvocationRequest::new(input),
+            &CancellationToken::new(),
+        )
+        .await;
+    outcome.result.is_ok()
+}
+
+fn time_load(label: &str, bare: Duration, sandbox: Duration) {
+    println!(
+        "| {label} | {:.1} ms | {:.1} ms | {} |",
+        bare.as_secs_f64() * 1e3,
+        sandbox.as_secs_f64() * 1e3,
+        ratio(sandbox, bare)
+    );
+}
+
+async fn load(cache: &Path) {
+    let path = agent_path("text_stats.wasm");
+    println!("| step | bare wasmtime | orchestr8 | ratio |\n|---|---|---|---|");
+
+    let cold = sandbox(Allocator::Pooling, 16, Some(cache.to_path_buf()));
+    let start = Instant::now();
+    let component = Component::from_file(cold.engine(), &path).unwrap();
+    let bare_compile = start.elapsed();
+    let start = Instant::now();
+    cold.load(&path).await.unwrap();
+    time_load(
+        "cold load of text-stats (compile; orchestr8 also links, calls `info` and caches)",
+        bare_compile,
+        start.elapsed(),
+    );
+
+    let bytes = component.serialize().unwrap();
+    let start = Instant::now();
+    // SAFETY: the bytes were made by `serialize` on this very engine a moment
+    // ago, which is what `deserialize` requires.
+    #[allow(unsafe_code)]
+    let _ = unsafe { Component::deserialize(cold.engine(), &bytes) }.unwrap();
+    let bare_deserialize = start.elapsed();
+    let warm = sandbox(Allocator::Pooling, 16, Some(cache.to_path_buf()));
+    let start = Instant::now();
+    warm.load(&path).await.unwrap();
+    time_load(
+        "cached load of text-stats (deserialize; orchestr8 reads it from disk, links, calls `info`)",
+        bare_deserialize,
+        start.elapsed(),
+    );
+}
+
+/// Sequential calls, bare and through the sandbox in alternating rounds so
+/// that a drift of the machine touches both alike.
+async fn latency(label: &str, sandbox: &Sandbox, file: &str, input: Value, n: usize) {
+    let agent = sandbox.load(agent_path(file)).await.unwrap();
+    let bare = bare(sandbox, &agent_path(file));
+    const ROUNDS: usize = 10;
+    for _ in 0..n / 10 {
+        assert!(invoke_once(sandbox, &agent, input.clone()).await);
+        bare.call(&input).await.unwrap();
+    }
+    let mut ours = Vec::with_capacity(n);
+    let mut base = Vec::with_capacity(n);
+    for _ in 0..ROUNDS {
+        for _ in 0..n / ROUNDS {
+            let start = Instant::now();
+            bare.call(&input).await.unwrap();
+            base.push(start.elapsed());
+        }
+        for _ in 0..n / ROUNDS {
+            let start = Instant::now();
+            assert!(invoke_once(sandbox, &agent, input.clone()).await);
+            ours.push(start.elapsed());
+        }
+    }
+    ours.sort();
+    base.sort();
+    println!(
+        "| {label} | {} | {} | {} | {} | {} | {} |",
+        micros(percentile(&base, 0.50)),
+        micros(percentile(&base, 0.95)),
+        micros(percentile(&ours, 0.50)),
+        micros(percentile(&ours, 0.95)),
+        micros(percentile(&ours, 0.99)),
+        ratio(percentile(&ours, 0.95), percentile(&base, 0.95)),
+    );
+}
+
+/// `n` invocations started at once; how long until all are done.
+async fn concurrently<F, Fut>(n: usize, call: F) -> (usize, Duration)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(call(i))).collect();
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            ok += 1;
+        }
+    }
+    (ok, start.elapsed())
+}
+
+/// The best of three alternating runs of each, so neither side gets the
+/// cold first run.
+async fn concurrency(sandbox: &Sandbox, agent: &LoadedAgent, bare: &Arc<Bare>, n: usize) {
+    let mut bare_wall = Duration::MAX;
+    let mut wall = Duration::MAX;
+    let mut ok = n;
+    reset_peak_rss();
+    for _ in 0..3 {
+        let (bare_ok, took) = concurrently(n, |i| {
+            let bare = bare.clone();
+            async move { bare.call(&json!({ "tag": i })).await.is_ok() }
+        })
+        .await;
+        assert_eq!(bare_ok, n);
+        bare_wall = bare_wall.min(took);
+        let (succeeded, took) = concurrently(n, |i| {
+            let sandbox = sandbox.clone();
+            let agent = agent.clone();
+            async move { invoke_once(&sandbox, &agent, json!({ "tag": i })).await }
+        })
+        .await;
+        ok = ok.min(succeeded);
+        wall = wall.min(took);
+    }
+    let per_sec = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "| {n} | {:.0} /s | {ok}/{n} | {:.1} ms | {:.0} /s | {:.0} MiB | {} |",
+        per_sec(bare_wall),
+        wall.as_secs_f64() * 1000.0,
+        per_sec(wall),
+        peak_rss_mib(),
+        ratio(wall, bare_wall),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let n = if quick { 500 } else { 5_000 };
+    let cache = tempfile::tempdir().unwrap();
+
+    println!("## Load\n");
+    load(cache.path()).await;
+
+    println!("\n## Instantiate + call, sequential, {n} calls each\n");
+    println!(
+        "| agent, allocator | bare p50 | bare p95 | orchestr8 p50 | orchestr8 p95 | orchestr8 p99 | p95 ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, allocator) in [
+        ("pooling", Allocator::Pooling),
+        ("on-demand", Allocator::OnDemand),
+    ] {
+        let s = sandbox(allocator, 64, Some(cache.path().to_path_buf()));
+        latency(
+            &format!("trivial (state-probe), {name}"),
+            &s,
+            "state_probe.wasm",
+            json!({"tag": 1}),
+            n,
+        )
+        .await;
+        latency(
+            &format!("demo (text-stats, 12 words), {name}"),
+            &s,
+            "text_stats.wasm",
+            json!({"text": "The quick brown fox jumps over the lazy dog. The dog sleeps."}),
+            n,
+        )
+        .await;
+    }
+
+    println!(
+        "\n## Concurrent invocations (trivial agent, pooling, 1,000 sandboxes at most at once)\n"
+    );
+    println!(
+        "| concurrent | bare throughput | orchestr8 succeeded | wall time | throughput | peak RSS | wall ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let s = sandbox(Allocator::Pooling, 1000, Some(cache.path().to_path_buf()));
+    let agent = s.load(agent_path("state_probe.wasm")).await.unwrap();
+    let bare = Arc::new(bare(&s, &agent_path("state_probe.wasm")));
+    let levels: &[usize] = if quick {
+        &[10, 100, 1000]
+    } else {
+        &[10, 100, 1_000, 10_000]
+    };
+    for &level in levels {
+        concurrency(&s, &agent, &bare, level).await;
+    }
+}
