@@ -1,24 +1,24 @@
-//! The orchestr8 host: runs AI agents as sandboxed WebAssembly components.
+//! The orchestr8 host library: the front door every interface stands on.
 //!
-//! Modules, one concern each, data flowing one way:
+//! The CLI, `serve`, `agent serve` and the MCP server all open a
+//! [`runtime::Runtime`] (a project's agents with their limits, grants,
+//! secrets and config, and where its state is kept) and go through it:
 //!
-//! - [`sandbox`]: loads agent components and runs each invocation in a fresh,
-//!   tightly limited sandbox (deadline, fuel, memory, deny-by-default
-//!   capabilities).
-//! - [`resilience`]: the chain every invocation goes through,
-//!   `retry(circuitBreaker(timeout(op)))`, with a time budget.
-//! - [`call`]: the one way an agent is called, through that chain.
-//! - [`workflow`]: the workflow document, its validation, mapping
-//!   expressions and conditions.
-//! - [`engine`]: runs an execution of a workflow over the DAG.
-//! - [`journal`], [`bus`]: every event made durable in order, then
-//!   published to observers that may never slow the engine down.
-//! - [`store`]: executions and journals (SQLite by default).
-//! - [`orchestrator`]: ties engine, journal and store into one execution.
-//! - [`project`]: `orchestr8.toml`: the agents, their limits and grants, secrets.
-//! - [`api`]: the REST API and the agent microservice (axum).
+//! - [`call`]: the one way an agent is called (`Invoker::call`), whatever
+//!   calls it, through the resilience chain into a fresh sandbox;
+//! - [`runner`]: the engine's step runner, which is that call path;
+//! - [`project`]: `orchestr8.toml`, its agents, secrets, and edits to it;
+//! - [`package`]: packages, installing and restoring them, `orchestr8.lock`;
+//! - [`claude`]: the Claude Code integration (sub-agents, `.mcp.json`);
 //! - [`telemetry`]: log output and OpenTelemetry trace export.
-//! - [`error`]: the error taxonomy and stable codes shared by everything.
+//!
+//! It exists apart from the crates below it so that each of those keeps to
+//! one layer: [`sandbox`] (`orchestr8-sandbox`, the only crate with
+//! wasmtime), the core (`orchestr8-core`: workflows, engine, resilience,
+//! journal, stores) and the shared types (`orchestr8-types`). This crate is
+//! where they meet; it re-exports them under their module names so an
+//! interface needs one dependency. The servers (`orchestr8-servers`) sit
+//! above it.
 
 pub mod call;
 pub mod claude;

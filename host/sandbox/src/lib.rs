@@ -19,6 +19,12 @@
 //!
 //! The sandbox knows nothing of workflows: it takes an invocation and a
 //! policy and returns an [`InvocationOutcome`].
+//!
+//! It is a crate of its own because it is the only one that depends on
+//! wasmtime: everything an agent can reach (the host functions, the WASI
+//! context, the egress checks) is in this one place to review, and the
+//! crates above it (the engine, the journal, the servers) rebuild without
+//! recompiling it.
 
 mod bindings;
 mod cache;
