@@ -24,6 +24,11 @@ fn orchestr8(dir: &Path, args: &[&str]) -> Output {
         .env("CARGO_TARGET_DIR", root.join("target/scaffolded-agents"))
         .env("NO_COLOR", "1")
         .env_remove("ORCHESTR8_STATE_DIR")
+        // The agents are compiled for wasm32-wasip2: scripts/coverage's
+        // instrumenting rustc wrapper is for the host build and must not
+        // reach them (wasm32 has no profiler runtime).
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("__CARGO_LLVM_COV_RUSTC_WRAPPER")
         .output()
         .unwrap()
 }

@@ -451,22 +451,7 @@ fn graceful_shutdown_cancels_what_outlives_the_grace_period() {
     assert_eq!(status, 202);
     let id = accepted["executionId"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_millis(300));
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status.code();
-        }
-        assert!(Instant::now() < deadline, "the server did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = server.terminate(Duration::from_secs(20));
     assert_eq!(code, Some(0));
     let out = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
         .args(["inspect", &id, "--json"])

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The `orchestr8` binary under test, with a shared compile cache, plain
 /// output and no token from the environment.
@@ -46,7 +47,7 @@ pub fn failed(out: &Output, code: i32) -> String {
     stderr
 }
 
-/// A server process (`serve`, `agent serve`), killed when dropped.
+/// A server process (`serve`, `agent serve`), stopped when dropped.
 pub struct Server {
     pub child: Child,
     /// `http://127.0.0.1:PORT`, from its `listening on` line.
@@ -70,10 +71,36 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Sends SIGTERM, as a service manager would, and waits up to `within`
+    /// for the process to exit; its exit code, or `None` if it had to be
+    /// killed.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        if sent.is_ok_and(|s| s.success()) {
+            let deadline = Instant::now() + within;
+            while Instant::now() < deadline {
+                match self.child.try_wait() {
+                    Ok(Some(status)) => return status.code(),
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    Err(_) => break,
+                }
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
+    }
+}
+
+/// Stopped the way it is in production (SIGTERM), so that it also writes
+/// its coverage profile under scripts/coverage; killed if it lingers.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate(Duration::from_secs(5));
+        }
     }
 }
 
