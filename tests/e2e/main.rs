@@ -11,5 +11,6 @@ mod hostile;
 mod journal;
 mod loading;
 mod outputs;
+mod python;
 mod resilience;
 mod support;

@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Path of a first-party agent component, by crate name (`text-stats`).
+/// Path of a first-party agent component, by crate name (`text-stats`) or,
+/// for a Python agent, `py-<name>`.
 pub fn agent_path(name: &str) -> PathBuf {
     let file = format!("{}.wasm", name.replace('-', "_"));
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,8 +21,7 @@ pub fn agent_path(name: &str) -> PathBuf {
         .join(file);
     assert!(
         path.is_file(),
-        "{} is missing: build the agents first with `scripts/test` or \
-         `cargo build --manifest-path agents/Cargo.toml --target wasm32-wasip2 --release`",
+        "{} is missing: build the agents first with `scripts/build-agents` (or `scripts/test`)",
         path.display()
     );
     path

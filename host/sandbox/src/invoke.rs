@@ -19,7 +19,7 @@ use super::error::{AgentFailure, InvokeError};
 use super::loader::LoadedAgent;
 use super::logs::{AgentEvent, AgentLogLine, AgentObserver};
 use super::policy::SandboxPolicy;
-use super::state::{AgentState, LimitHit};
+use super::state::AgentState;
 use orchestr8_types::{Coded, ExecutionId, StepId};
 
 /// Default time a cancelled agent gets to notice (`host.is-cancelled`) and
@@ -316,24 +316,8 @@ fn classify_trap(
             budget: policy.limits.fuel,
         };
     }
-    match state.limiter.hit {
-        Some(LimitHit::Memory { requested }) => {
-            return InvokeError::MemoryLimit {
-                what: "memory",
-                unit: "bytes",
-                limit: policy.limits.memory_bytes,
-                requested,
-            };
-        }
-        Some(LimitHit::Table { requested }) => {
-            return InvokeError::MemoryLimit {
-                what: "table",
-                unit: "elements",
-                limit: policy.limits.table_elements,
-                requested,
-            };
-        }
-        None => {}
+    if let Some(limit) = state.limiter.error() {
+        return limit;
     }
     let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
     match trap {
@@ -425,9 +409,11 @@ fn agent_error(e: AgentError) -> InvokeError {
     }
 }
 
-/// Assembles the outcome. An agent that failed after being refused a
-/// capability is reported as `CAPABILITY_DENIED`: the refusal is the cause
-/// worth showing. Limits (deadline, fuel, memory) keep their own codes.
+/// Assembles the outcome. An agent that failed after its memory was
+/// refused to grow is reported as `MEMORY_LIMIT`, and one that failed after
+/// being refused a capability as `CAPABILITY_DENIED`, whether it trapped or
+/// returned an error: the refusal is the cause worth showing. Limits
+/// (deadline, fuel, memory) keep their own codes.
 fn finish(
     result: Result<Value, InvokeError>,
     state: Option<AgentState>,
@@ -445,16 +431,26 @@ fn finish(
         };
     };
     let denials = state.denials.snapshot();
+    let failed_after_refusal = |e: &InvokeError| {
+        matches!(
+            e,
+            InvokeError::Trap { .. }
+                | InvokeError::InvalidInput(_)
+                | InvokeError::Retryable(_)
+                | InvokeError::Fatal(_)
+        )
+    };
+    let result = match (result, state.limiter.error()) {
+        (Err(e), Some(limit)) if failed_after_refusal(&e) => Err(limit),
+        (result, _) => result,
+    };
     let result = match result {
-        Err(
-            e @ (InvokeError::Trap { .. }
-            | InvokeError::InvalidInput(_)
-            | InvokeError::Retryable(_)
-            | InvokeError::Fatal(_)),
-        ) if !denials.is_empty() => Err(InvokeError::CapabilityDenied {
-            denials: denials.clone(),
-            cause: e.to_string(),
-        }),
+        Err(e) if failed_after_refusal(&e) && !denials.is_empty() => {
+            Err(InvokeError::CapabilityDenied {
+                denials: denials.clone(),
+                cause: e.to_string(),
+            })
+        }
         other => other,
     };
     let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();

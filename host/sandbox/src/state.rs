@@ -18,6 +18,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::bindings::orchestr8::agent::host::{self, LogLevel as WitLogLevel, SecretError};
 use super::denial::{Capability, DenialLog};
 use super::egress::EgressHooks;
+use super::error::InvokeError;
 use super::logs::{AgentObserver, AgentRecorder, LogLevel};
 use super::policy::{DEFAULT_STDIO_BYTES, SandboxPolicy, SecretValue};
 
@@ -29,12 +30,33 @@ pub(crate) enum LimitHit {
 }
 
 /// Caps each linear memory and table, and remembers which cap was hit so a
-/// resulting trap can be reported as `MEMORY_LIMIT` rather than a crash.
+/// resulting failure can be reported as `MEMORY_LIMIT` rather than a crash
+/// (a Rust agent traps; CPython raises `MemoryError` and fails).
 #[derive(Debug)]
 pub(crate) struct Limiter {
     memory_bytes: u64,
     table_elements: u64,
-    pub(crate) hit: Option<LimitHit>,
+    hit: Option<LimitHit>,
+}
+
+impl Limiter {
+    /// The `MEMORY_LIMIT` error for the cap the agent ran into, if any.
+    pub(crate) fn error(&self) -> Option<InvokeError> {
+        Some(match self.hit? {
+            LimitHit::Memory { requested } => InvokeError::MemoryLimit {
+                what: "memory",
+                unit: "bytes",
+                limit: self.memory_bytes,
+                requested,
+            },
+            LimitHit::Table { requested } => InvokeError::MemoryLimit {
+                what: "table",
+                unit: "elements",
+                limit: self.table_elements,
+                requested,
+            },
+        })
+    }
 }
 
 impl ResourceLimiter for Limiter {

@@ -1,0 +1,185 @@
+//! Agents written in Python with `agent-sdk/python` and built by
+//! componentize-py (`agents/python/`, built by `scripts/build-agents`): the
+//! SDK's contract as the host sees it, and the sandbox's limits holding for
+//! a CPython inside the component as they do for Rust.
+
+use orchestr8_host::sandbox::{
+    InvocationOutcome, InvocationRequest, InvokeError, LoadedAgent, SandboxPolicy, SecretValue,
+};
+use orchestr8_host::{Coded, ErrorCode};
+use rstest::rstest;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{agent_path, sandbox};
+
+/// Each Python component is ~19 MB: compile it once for the whole process.
+async fn python(name: &'static str) -> LoadedAgent {
+    static GREETER: OnceCell<LoadedAgent> = OnceCell::const_new();
+    static HOSTILE: OnceCell<LoadedAgent> = OnceCell::const_new();
+    let cell = match name {
+        "py-greeter" => &GREETER,
+        "py-hostile" => &HOSTILE,
+        other => panic!("no Python agent {other}"),
+    };
+    cell.get_or_init(|| async { sandbox().load(agent_path(name)).await.unwrap() })
+        .await
+        .clone()
+}
+
+async fn invoke(
+    name: &'static str,
+    request: InvocationRequest,
+    policy: &SandboxPolicy,
+) -> InvocationOutcome {
+    let agent = python(name).await;
+    sandbox()
+        .invoke(&agent, policy, request, &CancellationToken::new())
+        .await
+}
+
+async fn greet(input: Value) -> Result<Value, InvokeError> {
+    invoke(
+        "py-greeter",
+        InvocationRequest::new(input),
+        &SandboxPolicy::default(),
+    )
+    .await
+    .result
+}
+
+#[tokio::test]
+async fn the_sdk_publishes_schemas_derived_from_the_dataclasses() {
+    let agent = python("py-greeter").await;
+    let info = agent.info();
+    assert_eq!(info.id, "@orchestr8/py-greeter");
+    assert_eq!(info.version, "0.1.0");
+    let input = &info.input_schema;
+    assert_eq!(input["type"], "object");
+    assert_eq!(
+        input["required"],
+        json!(["name"]),
+        "a field with a default is optional to read"
+    );
+    assert_eq!(input["properties"]["name"]["description"], "Who to greet.");
+    assert_eq!(input["properties"]["shout"]["type"], "boolean");
+    let output = &info.output_schema;
+    assert_eq!(
+        output["required"],
+        json!(["greeting", "attempt"]),
+        "every field is written"
+    );
+    assert_eq!(output["properties"]["attempt"]["type"], "integer");
+}
+
+#[tokio::test]
+async fn a_python_agent_answers_with_typed_output_and_sees_its_attempt() {
+    let mut request = InvocationRequest::new(json!({"name": "Ada", "shout": true}));
+    request.attempt = 3;
+    let outcome = invoke("py-greeter", request, &SandboxPolicy::default()).await;
+    assert_eq!(
+        outcome.result.unwrap(),
+        json!({"greeting": "HELLO, ADA!", "attempt": 3})
+    );
+    let logged = outcome.logs.iter().any(|l| l.message == "greeting someone");
+    assert!(logged, "structured logs reach the host: {:?}", outcome.logs);
+}
+
+#[rstest]
+#[case::rejected_by_the_agent(json!({"name": "  "}), "name must not be empty")]
+#[case::missing_field(json!({"shout": true}), "missing field `name`")]
+#[case::wrong_type_names_the_path(json!({"name": 7}), "$.name: expected a string, got a number")]
+#[tokio::test]
+async fn bad_input_is_invalid_input_with_the_reason(#[case] input: Value, #[case] reason: &str) {
+    let error = greet(input).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidInput, "{error}");
+    assert!(error.to_string().contains(reason), "{error}");
+}
+
+fn limits(f: impl FnOnce(&mut orchestr8_host::sandbox::Limits)) -> SandboxPolicy {
+    let mut policy = SandboxPolicy::default();
+    f(&mut policy.limits);
+    policy
+}
+
+#[rstest]
+#[case::memory_bomb_hits_the_memory_cap("allocate", limits(|l| l.memory_bytes = 64 << 20), ErrorCode::MemoryLimit)]
+#[case::endless_loop_runs_out_of_fuel("spin", limits(|l| l.fuel = 2_000_000_000), ErrorCode::FuelExhausted)]
+#[case::endless_loop_is_stopped_by_its_deadline("spin", limits(|l| { l.fuel = u64::MAX; l.timeout_ms = 500 }), ErrorCode::Timeout)]
+#[case::unhandled_exception_is_fatal("raise", SandboxPolicy::default(), ErrorCode::Fatal)]
+#[case::ungranted_secret_is_denied("secret", SandboxPolicy::default(), ErrorCode::CapabilityDenied)]
+#[case::retryable_is_retryable("retry", SandboxPolicy::default(), ErrorCode::Retryable)]
+#[tokio::test]
+async fn python_agents_meet_the_same_limits_and_codes(
+    #[case] what: &str,
+    #[case] policy: SandboxPolicy,
+    #[case] expected: ErrorCode,
+) {
+    let outcome = invoke(
+        "py-hostile",
+        InvocationRequest::new(json!({"do": what})),
+        &policy,
+    )
+    .await;
+    let error = outcome.result.expect_err("the hostile agent must fail");
+    assert_eq!(error.code(), expected, "{what}: {error}");
+    let after = greet(json!({"name": "still standing"})).await.unwrap();
+    assert_eq!(after["greeting"], "Hello, still standing!");
+}
+
+#[tokio::test]
+async fn unhandled_exceptions_name_the_exception_and_leave_a_traceback() {
+    let outcome = invoke(
+        "py-hostile",
+        InvocationRequest::new(json!({"do": "raise"})),
+        &SandboxPolicy::default(),
+    )
+    .await;
+    let error = outcome.result.unwrap_err();
+    assert!(error.to_string().contains("unhandled KeyError"), "{error}");
+}
+
+#[tokio::test]
+async fn retry_after_and_granted_secrets_cross_the_contract() {
+    let outcome = invoke(
+        "py-hostile",
+        InvocationRequest::new(json!({"do": "retry"})),
+        &SandboxPolicy::default(),
+    )
+    .await;
+    match outcome.result.unwrap_err() {
+        InvokeError::Retryable(failure) => assert_eq!(failure.retry_after_ms, Some(1500)),
+        other => panic!("expected a retryable failure, got {other:?}"),
+    }
+
+    let mut policy = SandboxPolicy::default();
+    policy.grants.secrets = vec!["API_KEY".into()];
+    policy
+        .secret_values
+        .insert("API_KEY".into(), SecretValue::new("s3cr3t"));
+    let outcome = invoke(
+        "py-hostile",
+        InvocationRequest::new(json!({"do": "secret"})),
+        &policy,
+    )
+    .await;
+    assert_eq!(outcome.result.unwrap(), json!({"value": "read"}));
+}
+
+/// The SDK's own unit tests (schemas, JSON conversion, errors) run in the
+/// machine's CPython: they need no component.
+#[test]
+fn the_python_sdk_unit_tests_pass() {
+    let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent-sdk/python");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "unittest", "discover", "-s", "tests"])
+        .current_dir(&sdk)
+        .env("PYTHONPATH", sdk.join("src"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 is needed for the Python SDK's tests");
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("OK"), "{report}");
+}
