@@ -258,18 +258,14 @@ pub async fn agents(command: AgentsCommand, config: SandboxConfig) -> Outcome {
             }
             Err(_) => (None, None),
         };
-        let from = match (locked, &spec.source) {
-            (Some(l), _) => format!("installed from {}", l.source),
-            (None, orchestr8_host::project::AgentSource::Crate(dir)) => {
+        let from = match locked {
+            Some(l) => format!("installed from {}", l.source),
+            None => {
+                let path = spec.source.path();
                 format!(
-                    "crate {}",
-                    dir.strip_prefix(&project.root).unwrap_or(dir).display()
-                )
-            }
-            (None, orchestr8_host::project::AgentSource::Component(file)) => {
-                format!(
-                    "component {}",
-                    file.strip_prefix(&project.root).unwrap_or(file).display()
+                    "{} {}",
+                    spec.source.key(),
+                    path.strip_prefix(&project.root).unwrap_or(path).display()
                 )
             }
         };

@@ -9,7 +9,7 @@ use toml_edit::{Array, Item, Table, value};
 
 use crate::error::{Failure, Outcome, exit, report};
 use crate::project::require_project;
-use crate::scaffold::{self, SDK_DIR, Template};
+use crate::scaffold::{self, Lang, PY_SDK_DIR, SDK_DIR, Template};
 
 #[derive(Args)]
 pub struct InitArgs {
@@ -29,7 +29,10 @@ pub struct CreateArgs {
     /// The agent's name: lower-case letters, digits and `-` (its id becomes
     /// `@<project>/<name>`).
     name: String,
-    /// What the new agent starts as.
+    /// The language it is written in (`py` for short).
+    #[arg(long, short, value_enum, default_value = "rust")]
+    lang: Lang,
+    /// What the new agent starts as (`http` is Rust only for now).
     #[arg(long, short, value_enum, default_value = "basic")]
     template: Template,
     /// Overwrite an existing crate and test file of that name.
@@ -108,13 +111,39 @@ pub fn create(args: CreateArgs) -> Outcome {
             exit::USAGE,
         ));
     }
-    let mut files = scaffold::agent_files(&project.name, &args.name, args.template);
-    // A project made without `init` (or with the SDK deleted) gets the SDK too.
-    if !project.root.join(SDK_DIR).join("Cargo.toml").is_file() {
-        files.extend(scaffold::sdk_files());
+    let files = match args.lang {
+        Lang::Rust => {
+            let mut files = scaffold::agent_files(&project.name, &args.name, args.template);
+            // A project made without `init` (or with the SDK deleted) gets the SDK too.
+            if !project.root.join(SDK_DIR).join("Cargo.toml").is_file() {
+                files.extend(scaffold::sdk_files());
+            }
+            files
+        }
+        Lang::Python if args.template != Template::Basic => {
+            return Err(report(
+                ErrorCode::InvalidConfig,
+                "the `http` template is Rust only for now: create the Python agent with the basic template",
+                exit::USAGE,
+            ));
+        }
+        Lang::Python => {
+            let mut files = scaffold::python_agent_files(&project.name, &args.name);
+            files.extend(scaffold::python_sdk_files());
+            files
+        }
+    };
+    // The vendored SDK is ours to refresh; the agent's own files are not.
+    let (sdk, own): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|f| f.path.starts_with(PY_SDK_DIR));
+    scaffold::write_files(&project.root, &own, args.force)?;
+    scaffold::write_files(&project.root, &sdk, true)?;
+    if args.lang != Lang::Rust {
+        exclude_from_cargo_workspace(&project.root, &format!("agents/{}", args.name))?;
     }
-    scaffold::write_files(&project.root, &files, args.force)?;
-    register(&project, &id, &args.name, args.template).map_err(|e| Failure::of(&e, exit::LOAD))?;
+    register(&project, &id, &args.name, args.lang, args.template)
+        .map_err(|e| Failure::of(&e, exit::LOAD))?;
     println!(
         "created agent `{id}` in {}",
         Path::new("agents").join(&args.name).display()
@@ -130,15 +159,52 @@ pub fn create(args: CreateArgs) -> Outcome {
     Ok(exit::OK)
 }
 
+/// Keeps a non-Rust agent's folder out of the project's Cargo workspace,
+/// whose `members = ["agents/*"]` would otherwise take it for a crate.
+fn exclude_from_cargo_workspace(root: &Path, dir: &str) -> Result<(), Failure> {
+    let path = root.join("Cargo.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(()); // no Cargo workspace: nothing to keep it out of
+    };
+    let broken = |e: String| {
+        report(
+            ErrorCode::InvalidConfig,
+            &format!(
+                "cannot add `{dir}` to the workspace exclusions of `{}`: {e}",
+                path.display()
+            ),
+            exit::LOAD,
+        )
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| broken(format!("{e}")))?;
+    let Some(workspace) = doc.get_mut("workspace").and_then(Item::as_table_mut) else {
+        return Ok(());
+    };
+    let exclude = workspace
+        .entry("exclude")
+        .or_insert_with(|| value(Array::new()))
+        .as_array_mut()
+        .ok_or_else(|| broken("`workspace.exclude` is not an array".into()))?;
+    if !exclude.iter().any(|v| v.as_str() == Some(dir)) {
+        exclude.push(dir);
+    }
+    std::fs::write(&path, doc.to_string()).map_err(|e| broken(e.to_string()))
+}
+
 /// Adds `[agents."<id>"]` to orchestr8.toml, keeping its comments and layout.
 fn register(
     project: &Project,
     id: &str,
     name: &str,
+    lang: Lang,
     template: Template,
 ) -> Result<(), ConfigError> {
     let mut agent = Table::new();
-    agent["crate"] = value(format!("agents/{name}"));
+    let key = match lang {
+        Lang::Rust => "crate",
+        Lang::Python => "python",
+    };
+    agent[key] = value(format!("agents/{name}"));
     if template == Template::Http {
         let mut hosts = Array::new();
         hosts.push("api.github.com");

@@ -96,15 +96,17 @@ enum Command {
         after_help = "Examples:\n  orchestr8 init demo\n  orchestr8 init . --name my-agents\n\nExisting files are never overwritten unless --force is given."
     )]
     Init(init::InitArgs),
-    /// Add an agent crate under agents/<name>, registered in orchestr8.toml,
-    /// with passing test cases in tests/<name>.json.
+    /// Add an agent under agents/<name> (a Rust crate, or with --lang python
+    /// a Python module), registered in orchestr8.toml, with passing test
+    /// cases in tests/<name>.json.
     #[command(
-        after_help = "Examples:\n  orchestr8 create greeter\n  orchestr8 create repo-lookup --template http"
+        after_help = "Examples:\n  orchestr8 create greeter\n  orchestr8 create repo-lookup --template http\n  orchestr8 create hi --lang python     # a Python agent (agents/hi/app.py)"
     )]
     Create(init::CreateArgs),
-    /// Compile the project's agent crates to WebAssembly components
-    /// (installing the wasm32-wasip2 target if missing) and pre-compile them
-    /// into the host's cache.
+    /// Compile the project's agent crates and Python agents to WebAssembly
+    /// components (installing the wasm32-wasip2 target, or the pinned
+    /// componentize-py, if missing) and pre-compile them into the host's
+    /// cache.
     #[command(
         after_help = "Examples:\n  orchestr8 build\n  orchestr8 build greeter --json\n\nComponents land in .orchestr8/components/; cargo's own output shows build errors."
     )]

@@ -51,6 +51,51 @@ const SDK_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Where the vendored Python SDK lives in a project: the `orchestr8_agent`
+/// package and the WIT contract componentize-py builds against.
+pub const PY_SDK_DIR: &str = "vendor/orchestr8-agent-python";
+
+/// The Python SDK's files, as they are in `agent-sdk/python/src`.
+const PY_SDK_FILES: &[(&str, &str)] = &[
+    (
+        "orchestr8_agent/__init__.py",
+        include_str!("../../agent-sdk/python/src/orchestr8_agent/__init__.py"),
+    ),
+    (
+        "orchestr8_agent/context.py",
+        include_str!("../../agent-sdk/python/src/orchestr8_agent/context.py"),
+    ),
+    (
+        "orchestr8_agent/errors.py",
+        include_str!("../../agent-sdk/python/src/orchestr8_agent/errors.py"),
+    ),
+    (
+        "orchestr8_agent/log.py",
+        include_str!("../../agent-sdk/python/src/orchestr8_agent/log.py"),
+    ),
+    (
+        "orchestr8_agent/py.typed",
+        include_str!("../../agent-sdk/python/src/orchestr8_agent/py.typed"),
+    ),
+    (
+        "orchestr8_agent/schema.py",
+        include_str!("../../agent-sdk/python/src/orchestr8_agent/schema.py"),
+    ),
+];
+
+/// The componentize-py pin, as in `agent-sdk/python/requirements-build.txt`.
+pub const PY_TOOLCHAIN_PINS: &str = include_str!("../../agent-sdk/python/requirements-build.txt");
+
+/// The language of a new agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A Rust crate built for wasm32-wasip2 (needs rustup).
+    Rust,
+    /// A Python module built with componentize-py (needs Python 3.10+).
+    #[value(alias = "py")]
+    Python,
+}
+
 /// Which agent template `create` uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Template {
@@ -97,6 +142,21 @@ pub fn sdk_files() -> Vec<FileToWrite> {
     files
 }
 
+/// The vendored Python SDK's files (the package and the WIT contract).
+pub fn python_sdk_files() -> Vec<FileToWrite> {
+    let package = PY_SDK_FILES.iter();
+    let wit = SDK_FILES
+        .iter()
+        .filter(|(path, _)| path.starts_with("wit/"));
+    package
+        .chain(wit)
+        .map(|(path, text)| FileToWrite {
+            path: Path::new(PY_SDK_DIR).join(path),
+            text: (*text).to_string(),
+        })
+        .collect()
+}
+
 /// A new project named `project` whose first agent is `hello`.
 pub fn project_files(project: &str) -> Vec<FileToWrite> {
     let id = format!("@{project}/hello");
@@ -125,6 +185,23 @@ pub fn project_files(project: &str) -> Vec<FileToWrite> {
     files.extend(agent_files(project, "hello", Template::Basic));
     files.extend(sdk_files());
     files
+}
+
+/// The module and test cases of a new Python agent `name` in `project`.
+pub fn python_agent_files(project: &str, name: &str) -> Vec<FileToWrite> {
+    let id = format!("@{project}/{name}");
+    let ty = type_name(name);
+    let vars = [("name", name), ("id", id.as_str()), ("type", ty.as_str())];
+    vec![
+        FileToWrite {
+            path: Path::new("agents").join(name).join("app.py"),
+            text: render(include_str!("../templates/agent/basic.py"), &vars),
+        },
+        FileToWrite {
+            path: Path::new("tests").join(format!("{name}.json")),
+            text: render(include_str!("../templates/agent/basic.json"), &vars),
+        },
+    ]
 }
 
 /// The crate and test cases of a new agent `name` in `project`.
@@ -232,6 +309,25 @@ mod tests {
         let mut vendored: Vec<String> = SDK_FILES.iter().map(|(p, _)| p.to_string()).collect();
         vendored.sort();
         assert_eq!(vendored, on_disk, "update SDK_FILES in cli/src/scaffold.rs");
+    }
+
+    #[test]
+    fn every_python_sdk_file_is_vendored() {
+        let package =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent-sdk/python/src/orchestr8_agent");
+        let mut on_disk: Vec<String> = std::fs::read_dir(package)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_type().unwrap().is_file())
+            .map(|e| format!("orchestr8_agent/{}", e.file_name().to_string_lossy()))
+            .collect();
+        on_disk.sort();
+        let mut vendored: Vec<String> = PY_SDK_FILES.iter().map(|(p, _)| p.to_string()).collect();
+        vendored.sort();
+        assert_eq!(
+            vendored, on_disk,
+            "update PY_SDK_FILES in cli/src/scaffold.rs"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ fn orchestr8(dir: &Path, args: &[&str]) -> Output {
             std::env::temp_dir().join("orchestr8-cli-tests-cache"),
         )
         .env("CARGO_TARGET_DIR", root.join("target/scaffolded-agents"))
+        .env("ORCHESTR8_TOOLCHAINS_DIR", root.join("target/toolchains"))
         .env("NO_COLOR", "1")
         .env_remove("ORCHESTR8_STATE_DIR")
         // The agents are compiled for wasm32-wasip2: scripts/coverage's
@@ -53,6 +54,69 @@ fn fails(out: Output, code: i32, needle: &str) -> String {
     assert_eq!(out.status.code(), Some(code), "{all}");
     assert!(all.contains(needle), "expected `{needle}` in\n{all}");
     all
+}
+
+/// `create --lang py`, `build`, `test` and a workflow mixing a Rust and a
+/// Python agent, with nothing installed by hand: the componentize-py
+/// toolchain is installed by `build` (here into a directory shared by test
+/// runs, so it is installed once).
+#[test]
+fn a_python_agent_is_created_built_tested_and_runs_beside_a_rust_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(orchestr8(tmp.path(), &["init", "demo"]));
+    let project = tmp.path().join("demo");
+    let out = ok(orchestr8(&project, &["create", "hi", "--lang", "py"]));
+    assert!(out.contains("created agent `@demo/hi`"), "{out}");
+    assert!(project.join("agents/hi/app.py").is_file());
+    assert!(
+        project
+            .join("vendor/orchestr8-agent-python/orchestr8_agent/__init__.py")
+            .is_file()
+    );
+    let toml = std::fs::read_to_string(project.join("orchestr8.toml")).unwrap();
+    assert!(toml.contains("python = \"agents/hi\""), "{toml}");
+
+    let out = ok(orchestr8(&project, &["build"]));
+    assert!(out.contains("built @demo/hi 0.1.0"), "{out}");
+    assert!(out.contains("built @demo/hello"), "{out}");
+
+    let out = ok(orchestr8(&project, &["test"]));
+    assert!(out.contains("PASS hi greets by name"), "{out}");
+    assert!(out.contains("PASS hi rejects an empty name"), "{out}");
+    assert!(out.trim_end().ends_with("4 passed, 0 failed"), "{out}");
+
+    std::fs::write(
+        project.join("workflows/mixed.json"),
+        r#"{
+          "version": "1.0.0", "schemaVersion": "1.0.0",
+          "metadata": {"id": "4b6f7a52-3d0e-4c8b-9a51-0f6c2d8e1a77", "name": "mixed"},
+          "steps": [
+            {"id": "py", "name": "Python greets", "agent": {"id": "@demo/hi"}, "input": {"mapping": {"name": "Ada"}}},
+            {"id": "rust", "name": "Rust greets the greeting", "agent": {"id": "@demo/hello"}, "dependencies": ["py"],
+             "input": {"mapping": {"name": "${steps.py.output.greeting}"}}}
+          ]
+        }"#,
+    )
+    .unwrap();
+    let out = ok(orchestr8(
+        &project,
+        &["run", "workflows/mixed.json", "--json"],
+    ));
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["status"], "succeeded", "{out}");
+    assert_eq!(
+        result["steps"]["rust"]["output"]["greeting"],
+        "Hello, Hello, Ada!!"
+    );
+
+    // A broken Python agent fails its build with componentize-py's reason.
+    std::fs::write(project.join("agents/hi/app.py"), "def broken(:\n").unwrap();
+    let err = fails(
+        orchestr8(&project, &["build", "hi"]),
+        1,
+        "building `@demo/hi` failed",
+    );
+    assert!(err.contains("SyntaxError"), "{err}");
 }
 
 #[test]

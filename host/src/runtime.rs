@@ -294,7 +294,9 @@ async fn load_project_agents(
         let path = project.component_path(spec);
         if !path.is_file() {
             return Err(match &spec.source {
-                AgentSource::Crate(_) => RuntimeError::NotBuilt(spec.id.clone()),
+                AgentSource::Crate(_) | AgentSource::Python(_) => {
+                    RuntimeError::NotBuilt(spec.id.clone())
+                }
                 AgentSource::Component(_) => RuntimeError::MissingComponent {
                     id: spec.id.clone(),
                     path,

@@ -34,6 +34,8 @@ pub(super) struct AgentTable {
     /// A Rust crate that `orchestr8 build` compiles.
     #[serde(rename = "crate")]
     pub crate_dir: Option<PathBuf>,
+    /// A Python agent's directory (its `app.py`), built by `orchestr8 build`.
+    pub python: Option<PathBuf>,
     /// A prebuilt component.
     pub component: Option<PathBuf>,
     /// The id the component reports, when the project uses another

@@ -39,6 +39,10 @@ use manifest::{AgentTable, Manifest};
 pub const MANIFEST_FILE: &str = "orchestr8.toml";
 /// The project's folder for state, build output and secrets.
 pub const STATE_DIR: &str = ".orchestr8";
+
+/// The module a Python agent's directory must hold: componentize-py builds
+/// it, and it exports the agent as `Handler`.
+pub const PYTHON_APP: &str = "app.py";
 /// The engine ceiling limits are checked against when the file is read.
 const MAX_MEMORY_BYTES: u64 = 1 << 30;
 
@@ -93,8 +97,31 @@ impl Coded for ConfigError {
 pub enum AgentSource {
     /// A Rust crate (its directory), compiled by `orchestr8 build`.
     Crate(PathBuf),
+    /// A Python agent (its directory, holding `app.py`), made a component
+    /// by `orchestr8 build` with componentize-py.
+    Python(PathBuf),
     /// A prebuilt component file.
     Component(PathBuf),
+}
+
+impl AgentSource {
+    /// Where it is: the crate's or the Python agent's directory, or the
+    /// component file.
+    pub fn path(&self) -> &Path {
+        match self {
+            AgentSource::Crate(p) | AgentSource::Python(p) | AgentSource::Component(p) => p,
+        }
+    }
+
+    /// The key that names it in `orchestr8.toml`: `crate`, `python` or
+    /// `component`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            AgentSource::Crate(_) => "crate",
+            AgentSource::Python(_) => "python",
+            AgentSource::Component(_) => "component",
+        }
+    }
 }
 
 /// One agent of the project.
@@ -212,17 +239,17 @@ impl Project {
         self.root.join(STATE_DIR)
     }
 
-    /// Where `orchestr8 build` puts the components of crate agents.
+    /// Where `orchestr8 build` puts the components it builds.
     pub fn components_dir(&self) -> PathBuf {
         self.state_dir().join("components")
     }
 
     /// The component the host loads for `spec`: the built file for a crate
-    /// agent (`.orchestr8/components/<scope>.<name>.wasm`), else the file named.
+    /// or Python agent (`.orchestr8/components/<scope>.<name>.wasm`), else the file named.
     pub fn component_path(&self, spec: &AgentSpec) -> PathBuf {
         match &spec.source {
             AgentSource::Component(path) => path.clone(),
-            AgentSource::Crate(_) => {
+            AgentSource::Crate(_) | AgentSource::Python(_) => {
                 let slug = spec.id.trim_start_matches('@').replace('/', ".");
                 self.components_dir().join(format!("{slug}.wasm"))
             }
@@ -274,35 +301,50 @@ fn agent_spec(
     id: &str,
     table: AgentTable,
 ) -> Result<AgentSpec, (Option<&'static str>, String)> {
-    let source = match (table.crate_dir, table.component) {
-        (Some(dir), None) => {
-            let dir = root.join(dir);
-            if !dir.join("Cargo.toml").is_file() {
-                return Err((
-                    Some("crate"),
-                    format!(
-                        "`{}` is not a Rust crate (no Cargo.toml there); create one with `orchestr8 create`",
-                        dir.display()
-                    ),
-                ));
-            }
-            AgentSource::Crate(dir)
-        }
-        (None, Some(file)) => AgentSource::Component(root.join(file)),
-        (Some(_), Some(_)) => {
+    let given = [
+        table.crate_dir.is_some(),
+        table.python.is_some(),
+        table.component.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err((
+            None,
+            "give one of `crate`, `python` or `component`, not more than one".to_string(),
+        ));
+    }
+    let source = if let Some(dir) = table.crate_dir {
+        let dir = root.join(dir);
+        if !dir.join("Cargo.toml").is_file() {
             return Err((
-                None,
-                "give either `crate` or `component`, not both".to_string(),
-            ));
-        }
-        (None, None) => {
-            return Err((
-                None,
+                Some("crate"),
                 format!(
-                    "agent `{id}` needs `crate = \"agents/<name>\"` (built by `orchestr8 build`) or `component = \"<file>.wasm\"`"
+                    "`{}` is not a Rust crate (no Cargo.toml there); create one with `orchestr8 create`",
+                    dir.display()
                 ),
             ));
         }
+        AgentSource::Crate(dir)
+    } else if let Some(dir) = table.python {
+        let dir = root.join(dir);
+        if !dir.join(PYTHON_APP).is_file() {
+            return Err((
+                Some("python"),
+                format!(
+                    "`{}` is not a Python agent (no {PYTHON_APP} there); create one with `orchestr8 create --lang python`",
+                    dir.display()
+                ),
+            ));
+        }
+        AgentSource::Python(dir)
+    } else if let Some(file) = table.component {
+        AgentSource::Component(root.join(file))
+    } else {
+        return Err((
+            None,
+            format!(
+                "agent `{id}` needs `crate = \"agents/<name>\"` or `python = \"agents/<name>\"` (built by `orchestr8 build`), or `component = \"<file>.wasm\"`"
+            ),
+        ));
     };
     let defaults = Limits::default();
     let l = table.limits;

@@ -123,7 +123,12 @@ fn discovery_walks_up_from_a_subdirectory() {
 #[case::both_sources(
     "[project]\nname = \"d\"\n[agents.\"@d/a\"]\ncrate = \"agents/greeter\"\ncomponent = \"x.wasm\"\n",
     "agents.\"@d/a\"",
-    "not both"
+    "give one of `crate`, `python` or `component`"
+)]
+#[case::python_without_app(
+    "[project]\nname = \"d\"\n[agents.\"@d/a\"]\npython = \"agents/greeter\"\n",
+    "agents.\"@d/a\".python",
+    "no app.py there"
 )]
 #[case::crate_without_cargo_toml(
     "[project]\nname = \"d\"\n[agents.\"@d/a\"]\ncrate = \"agents/nothing\"\n",

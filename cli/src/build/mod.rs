@@ -1,6 +1,8 @@
-//! `orchestr8 build`: compiles the project's agent crates to WebAssembly
-//! components, puts them where the host loads them and pre-compiles them
-//! into the host's cache.
+//! `orchestr8 build`: compiles the project's agent crates and Python agents
+//! to WebAssembly components, puts them where the host loads them and
+//! pre-compiles them into the host's cache.
+
+mod python;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,13 +11,14 @@ use std::process::{Command, Stdio};
 use clap::Args;
 use orchestr8_host::ErrorCode;
 use orchestr8_host::project::{AgentSource, AgentSpec, Project};
-use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
+use orchestr8_host::sandbox::{Sandbox, SandboxConfig, default_cache_dir};
 use serde_json::Value;
 
 use crate::error::{Failure, Outcome, exit, report};
 use crate::output;
 use crate::project::require_project;
-use crate::scaffold::{self, SDK_DIR};
+use crate::scaffold::{self, PY_SDK_DIR, SDK_DIR};
+use python::PythonToolchain;
 
 /// The Rust target agents are compiled for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -27,6 +30,10 @@ pub struct BuildArgs {
     /// Print what was built as JSON.
     #[arg(long)]
     json: bool,
+    /// Where the pinned toolchain for Python agents (componentize-py) is
+    /// installed on first use [default: ~/.cache/orchestr8/toolchains]
+    #[arg(long, env = "ORCHESTR8_TOOLCHAINS_DIR", value_name = "DIR")]
+    toolchains_dir: Option<PathBuf>,
 }
 
 pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
@@ -73,13 +80,36 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
         restore_sdk(&project)?;
         ensure_target(&project.root)?;
     }
+    let python = if selected
+        .iter()
+        .any(|s| matches!(s.source, AgentSource::Python(_)))
+    {
+        if !project.root.join(PY_SDK_DIR).join("wit").is_dir() {
+            output::notice(&format!("restoring the Python agent SDK in {PY_SDK_DIR}"));
+            scaffold::write_files(&project.root, &scaffold::python_sdk_files(), true)?;
+        }
+        let dir = args
+            .toolchains_dir
+            .clone()
+            .or_else(|| default_cache_dir()?.parent().map(|d| d.join("toolchains")))
+            .unwrap_or_else(|| project.state_dir().join("toolchains"));
+        Some(PythonToolchain::ensure(&dir)?)
+    } else {
+        None
+    };
     let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
     let mut built = Vec::new();
     for spec in selected {
         let path = project.component_path(spec);
-        if let AgentSource::Crate(dir) = &spec.source {
-            let artifact = cargo_build(&project.root, dir, &spec.id)?;
-            place(&artifact, &path)?;
+        match (&spec.source, &python) {
+            (AgentSource::Crate(dir), _) => {
+                let artifact = cargo_build(&project.root, dir, &spec.id)?;
+                place(&artifact, &path)?;
+            }
+            (AgentSource::Python(dir), Some(toolchain)) => {
+                toolchain.build(&project.root, dir, &spec.id, &path)?;
+            }
+            _ => {}
         }
         let agent = sandbox
             .load(&path)
@@ -124,9 +154,7 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
 }
 
 fn source_display(project: &Project, spec: &AgentSpec) -> String {
-    let path = match &spec.source {
-        AgentSource::Crate(dir) | AgentSource::Component(dir) => dir,
-    };
+    let path = spec.source.path();
     path.strip_prefix(&project.root)
         .unwrap_or(path)
         .display()
@@ -143,7 +171,7 @@ fn restore_sdk(project: &Project) -> Result<(), Failure> {
         AgentSource::Crate(dir) => {
             std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains(SDK_DIR))
         }
-        AgentSource::Component(_) => false,
+        AgentSource::Python(_) | AgentSource::Component(_) => false,
     });
     if uses_sdk {
         output::notice(&format!("restoring the agent SDK in {SDK_DIR}"));
