@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::{call, load, sandbox};
 
-fn limits(f: impl FnOnce(&mut Limits)) -> SandboxPolicy {
+/// The default policy with its limits changed by `f`.
+pub fn limits(f: impl FnOnce(&mut Limits)) -> SandboxPolicy {
     let mut policy = SandboxPolicy::default();
     f(&mut policy.limits);
     policy

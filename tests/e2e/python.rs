@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+use crate::hostile::limits;
 use crate::support::{agent_path, sandbox};
 
 /// Each Python component is ~19 MB: compile it once for the whole process.
@@ -95,12 +96,6 @@ async fn bad_input_is_invalid_input_with_the_reason(#[case] input: Value, #[case
     let error = greet(input).await.unwrap_err();
     assert_eq!(error.code(), ErrorCode::InvalidInput, "{error}");
     assert!(error.to_string().contains(reason), "{error}");
-}
-
-fn limits(f: impl FnOnce(&mut orchestr8_host::sandbox::Limits)) -> SandboxPolicy {
-    let mut policy = SandboxPolicy::default();
-    f(&mut policy.limits);
-    policy
 }
 
 #[rstest]
