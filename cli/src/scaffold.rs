@@ -62,12 +62,20 @@ const PY_SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../agent-sdk/python/src/orchestr8_agent/__init__.py"),
     ),
     (
+        "orchestr8_agent/_wit.py",
+        include_str!("../../agent-sdk/python/src/orchestr8_agent/_wit.py"),
+    ),
+    (
         "orchestr8_agent/context.py",
         include_str!("../../agent-sdk/python/src/orchestr8_agent/context.py"),
     ),
     (
         "orchestr8_agent/errors.py",
         include_str!("../../agent-sdk/python/src/orchestr8_agent/errors.py"),
+    ),
+    (
+        "orchestr8_agent/http.py",
+        include_str!("../../agent-sdk/python/src/orchestr8_agent/http.py"),
     ),
     (
         "orchestr8_agent/log.py",

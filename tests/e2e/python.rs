@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::hostile::limits;
-use crate::support::{agent_path, sandbox};
+use crate::support::{TestServer, agent_path, sandbox};
 
 /// Each Python component is ~19 MB: compile it once for the whole process.
 async fn python(name: &'static str) -> LoadedAgent {
@@ -177,4 +177,29 @@ fn the_python_sdk_unit_tests_pass() {
     let report = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{report}");
     assert!(report.contains("OK"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_http_reaches_an_allowlisted_host_and_is_denied_elsewhere() {
+    let server = TestServer::start("hello from loopback").await;
+    let url = format!("http://127.0.0.1:{}/greeting?x=1", server.port);
+    let fetch = || InvocationRequest::new(json!({"do": "fetch", "url": url}));
+
+    let mut allowed = SandboxPolicy::default();
+    allowed.grants.allowed_hosts = vec![format!("127.0.0.1:{}", server.port).parse().unwrap()];
+    let outcome = invoke("py-hostile", fetch(), &allowed).await;
+    assert_eq!(
+        outcome.result.unwrap(),
+        json!({"value": "200 hello from loopback"})
+    );
+    assert_eq!(server.connections(), 1);
+
+    let outcome = invoke("py-hostile", fetch(), &SandboxPolicy::default()).await;
+    let error = outcome.result.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::CapabilityDenied, "{error}");
+    assert!(
+        error.to_string().contains("not on the agent's allowlist"),
+        "{error}"
+    );
+    assert_eq!(server.connections(), 1, "a denied request never connects");
 }

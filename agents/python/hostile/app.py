@@ -2,18 +2,19 @@
 limits hold for Python as they do for Rust: `allocate` grows memory without
 end, `spin` never returns, `raise` fails with an unhandled exception,
 `secret` reads a secret it may not have been granted, `retry` asks for a
-retry after a delay."""
+retry after a delay, `fetch` GETs `url` (allowed or not)."""
 
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestr8_agent import Agent, AgentError, Context, export
+from orchestr8_agent import Agent, AgentError, Context, export, http
 
 
 @dataclass
 class Input:
-    do: Literal["allocate", "spin", "raise", "secret", "retry"]
+    do: Literal["allocate", "spin", "raise", "secret", "retry", "fetch"]
     name: str = "API_KEY"
+    url: str = ""
 
 
 @dataclass
@@ -39,6 +40,9 @@ class Hostile(Agent[Input, Output]):
             return Output({}["missing"])
         if input.do == "secret":
             return Output(ctx.secret(input.name)[:0] + "read")
+        if input.do == "fetch":
+            response = http.get(input.url, headers={"user-agent": "py-hostile"}, timeout=5)
+            return Output(f"{response.status} {response.text()}")
         raise AgentError.retryable("upstream busy", retry_after_ms=1500)
 
 

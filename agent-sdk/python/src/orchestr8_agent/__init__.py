@@ -41,7 +41,7 @@ import sys
 import traceback
 from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
-from . import log
+from . import _wit, http, log
 from .context import Context
 from .errors import AgentError, SecretError
 from .schema import SchemaError, decode, encode, input_schema, output_schema
@@ -53,6 +53,7 @@ __all__ = [
     "SecretError",
     "SchemaError",
     "export",
+    "http",
     "log",
 ]
 
@@ -85,9 +86,7 @@ class Agent(Generic[I, O]):
 def export(agent: type[Agent[Any, Any]]) -> type:
     """The component's ``Handler`` export for ``agent``. Assign it to a
     module-level ``Handler`` in the module componentize-py builds."""
-    from wit_world import exports
-    from wit_world.imports import orchestr8_agent_types as wit
-
+    wit = _wit.types
     for attr in ("id", "version", "description"):
         if not isinstance(getattr(agent, attr, None), str):
             raise TypeError(f"{agent.__name__}.{attr} must be a string")
@@ -101,21 +100,19 @@ def export(agent: type[Agent[Any, Any]]) -> type:
     )
     instance = agent()
 
-    class Handler(exports.Handler):
+    class Handler(_wit.exports.Handler):
         def info(self) -> wit.AgentInfo:
             return info
 
         def process(self, invocation: wit.Invocation) -> str:
-            from componentize_py_types import Err
-
             try:
                 return _process(instance, invocation)
             except AgentError as e:
-                raise Err(_wit_error(wit, e)) from None
+                raise _wit.Err(_wit_error(wit, e)) from None
             except Exception as e:  # a bug in the agent: fatal, traceback to stderr
                 traceback.print_exc(file=sys.stderr)
                 failure = AgentError.fatal(f"unhandled {type(e).__name__}: {e}")
-                raise Err(_wit_error(wit, failure)) from None
+                raise _wit.Err(_wit_error(wit, failure)) from None
 
     Handler.__name__ = Handler.__qualname__ = "Handler"
     return Handler

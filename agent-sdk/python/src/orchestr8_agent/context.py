@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, TypeVar
 
+from . import _wit
 from .errors import AgentError, SecretError
 from .schema import SchemaError, decode
 
@@ -50,18 +51,13 @@ class Context:
 
     def is_cancelled(self) -> bool:
         """True once the execution has been cancelled: return early."""
-        from wit_world.imports import host
-
-        return host.is_cancelled()
+        return _wit.host.is_cancelled()
 
     def secret(self, name: str) -> str:
         """A granted secret's value. Raises :class:`SecretError`. Never log
         the value or return it in the output."""
-        from componentize_py_types import Err
-        from wit_world.imports import host
-
         try:
-            return host.get_secret(name)
-        except Err as e:
-            reason = "not-granted" if e.value == host.SecretError.NOT_GRANTED else "not-set"
+            return _wit.host.get_secret(name)
+        except _wit.Err as e:
+            reason = "not-granted" if e.value == _wit.host.SecretError.NOT_GRANTED else "not-set"
             raise SecretError(name, reason) from None

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import _wit
+
 __all__ = ["trace", "debug", "info", "warn", "error", "emit"]
 
 
 def _write(level: str, message: str, fields: dict[str, Any]) -> None:
-    from wit_world.imports import host
-
     pairs = [(str(k), v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in fields.items()]
-    host.log(getattr(host.LogLevel, level), message, pairs)
+    _wit.host.log(getattr(_wit.host.LogLevel, level), message, pairs)
 
 
 def trace(message: str, **fields: Any) -> None:
@@ -46,6 +46,4 @@ def error(message: str, **fields: Any) -> None:
 def emit(kind: str, payload: Any) -> None:
     """A progress event (``kind`` such as ``"progress"``) that observers of
     the execution receive; ``payload`` is anything JSON can hold."""
-    from wit_world.imports import host
-
-    host.emit_event(kind, json.dumps(payload, default=str))
+    _wit.host.emit_event(kind, json.dumps(payload, default=str))
