@@ -257,6 +257,16 @@ async fn main() {
             n,
         )
         .await;
+        // A CPython inside the component (componentize-py), beside the Rust
+        // agents above: the same host, a ~19 MB component.
+        latency(
+            &format!("trivial Python (py-greeter), {name}"),
+            &s,
+            "py_greeter.wasm",
+            json!({"name": "Ada"}),
+            n,
+        )
+        .await;
     }
 
     println!(
