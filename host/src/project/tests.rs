@@ -38,6 +38,23 @@ component = "vendor/prebuilt.wasm"
 "#;
 
 #[test]
+fn a_python_agent_is_built_into_the_components_folder_like_a_crate() {
+    let toml = "[project]\nname = \"demo\"\n[agents.\"@demo/hi\"]\npython = \"agents/hi\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("agents/hi")).unwrap();
+    std::fs::write(dir.path().join("agents/hi").join(PYTHON_APP), "").unwrap();
+    std::fs::write(dir.path().join(MANIFEST_FILE), toml).unwrap();
+    let p = Project::load(dir.path()).unwrap();
+    let hi = &p.agents["@demo/hi"];
+    assert_eq!(hi.source, AgentSource::Python(dir.path().join("agents/hi")));
+    assert_eq!(hi.source.key(), "python");
+    assert_eq!(
+        p.component_path(hi),
+        dir.path().join(".orchestr8/components/demo.hi.wasm")
+    );
+}
+
+#[test]
 fn a_full_file_loads_with_paths_relative_to_the_project() {
     let (dir, loaded) = project(FULL);
     let p = loaded.unwrap();
