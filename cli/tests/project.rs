@@ -292,6 +292,23 @@ fn init_and_create_refuse_to_overwrite_and_reject_bad_names() {
         "already in orchestr8.toml",
     );
     ok(orchestr8(dir, &["create", "second"]));
+    fails(
+        orchestr8(
+            dir,
+            &["create", "web", "--lang", "py", "--template", "http"],
+        ),
+        2,
+        "the `http` template is Rust only for now",
+    );
+    assert!(
+        !dir.join("agents/web").exists(),
+        "a refused create writes nothing"
+    );
+    fails(
+        orchestr8(dir, &["create", "js", "--lang", "cobol"]),
+        2,
+        "invalid value 'cobol'",
+    );
     std::fs::remove_file(dir.join("orchestr8.toml")).unwrap();
     fails(orchestr8(dir, &["create", "third"]), 3, "orchestr8 init");
     fails(orchestr8(dir, &["build"]), 3, "orchestr8 init");
