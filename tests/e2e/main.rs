@@ -9,8 +9,8 @@
 mod capabilities;
 mod hostile;
 mod journal;
+mod languages;
 mod loading;
 mod outputs;
-mod python;
 mod resilience;
 mod support;

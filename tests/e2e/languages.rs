@@ -1,7 +1,9 @@
-//! Agents written in Python with `agent-sdk/python` and built by
-//! componentize-py (`agents/python/`, built by `scripts/build-agents`): the
-//! SDK's contract as the host sees it, and the sandbox's limits holding for
-//! a CPython inside the component as they do for Rust.
+//! Agents written in Python (`agent-sdk/python`, componentize-py) and in
+//! TypeScript (`agent-sdk/typescript`, ComponentizeJS), from `agents/python/`
+//! and `agents/typescript/` (built by `scripts/build-agents`): each SDK's
+//! contract as the host sees it, and the sandbox's limits holding for an
+//! interpreter inside the component as they do for Rust. One suite, run for
+//! both languages.
 
 use orchestr8_host::sandbox::{
     InvocationOutcome, InvocationRequest, InvokeError, LoadedAgent, SandboxPolicy, SecretValue,
@@ -15,16 +17,48 @@ use tokio_util::sync::CancellationToken;
 use crate::hostile::limits;
 use crate::support::{TestServer, agent_path, sandbox};
 
-/// Each Python component is ~19 MB: compile it once for the whole process.
-async fn python(name: &'static str) -> LoadedAgent {
-    static GREETER: OnceCell<LoadedAgent> = OnceCell::const_new();
-    static HOSTILE: OnceCell<LoadedAgent> = OnceCell::const_new();
-    let cell = match name {
-        "py-greeter" => &GREETER,
-        "py-hostile" => &HOSTILE,
-        other => panic!("no Python agent {other}"),
+/// A guest language: its greeter and hostile agents.
+#[derive(Clone, Copy, Debug)]
+enum Lang {
+    Python,
+    TypeScript,
+}
+
+impl Lang {
+    fn prefix(self) -> &'static str {
+        match self {
+            Lang::Python => "py",
+            Lang::TypeScript => "ts",
+        }
+    }
+
+    fn greeter(self) -> &'static str {
+        match self {
+            Lang::Python => "py-greeter",
+            Lang::TypeScript => "ts-greeter",
+        }
+    }
+
+    fn hostile(self) -> &'static str {
+        match self {
+            Lang::Python => "py-hostile",
+            Lang::TypeScript => "ts-hostile",
+        }
+    }
+}
+
+/// Each component is 19 MB: compile it once for the whole process.
+async fn load(name: &'static str) -> LoadedAgent {
+    static CELLS: [OnceCell<LoadedAgent>; 4] = [const { OnceCell::const_new() }; 4];
+    let index = match name {
+        "py-greeter" => 0,
+        "py-hostile" => 1,
+        "ts-greeter" => 2,
+        "ts-hostile" => 3,
+        other => panic!("no guest-language agent {other}"),
     };
-    cell.get_or_init(|| async { sandbox().load(agent_path(name)).await.unwrap() })
+    CELLS[index]
+        .get_or_init(|| async { sandbox().load(agent_path(name)).await.unwrap() })
         .await
         .clone()
 }
@@ -34,15 +68,15 @@ async fn invoke(
     request: InvocationRequest,
     policy: &SandboxPolicy,
 ) -> InvocationOutcome {
-    let agent = python(name).await;
+    let agent = load(name).await;
     sandbox()
         .invoke(&agent, policy, request, &CancellationToken::new())
         .await
 }
 
-async fn greet(input: Value) -> Result<Value, InvokeError> {
+async fn greet(lang: Lang, input: Value) -> Result<Value, InvokeError> {
     invoke(
-        "py-greeter",
+        lang.greeter(),
         InvocationRequest::new(input),
         &SandboxPolicy::default(),
     )
@@ -50,11 +84,14 @@ async fn greet(input: Value) -> Result<Value, InvokeError> {
     .result
 }
 
+#[rstest]
 #[tokio::test]
-async fn the_sdk_publishes_schemas_derived_from_the_dataclasses() {
-    let agent = python("py-greeter").await;
+async fn the_sdk_publishes_schemas_derived_from_the_types(
+    #[values(Lang::Python, Lang::TypeScript)] lang: Lang,
+) {
+    let agent = load(lang.greeter()).await;
     let info = agent.info();
-    assert_eq!(info.id, "@orchestr8/py-greeter");
+    assert_eq!(info.id, format!("@orchestr8/{}-greeter", lang.prefix()));
     assert_eq!(info.version, "0.1.0");
     let input = &info.input_schema;
     assert_eq!(input["type"], "object");
@@ -74,11 +111,14 @@ async fn the_sdk_publishes_schemas_derived_from_the_dataclasses() {
     assert_eq!(output["properties"]["attempt"]["type"], "integer");
 }
 
+#[rstest]
 #[tokio::test]
-async fn a_python_agent_answers_with_typed_output_and_sees_its_attempt() {
+async fn an_agent_answers_with_typed_output_and_sees_its_attempt(
+    #[values(Lang::Python, Lang::TypeScript)] lang: Lang,
+) {
     let mut request = InvocationRequest::new(json!({"name": "Ada", "shout": true}));
     request.attempt = 3;
-    let outcome = invoke("py-greeter", request, &SandboxPolicy::default()).await;
+    let outcome = invoke(lang.greeter(), request, &SandboxPolicy::default()).await;
     assert_eq!(
         outcome.result.unwrap(),
         json!({"greeting": "HELLO, ADA!", "attempt": 3})
@@ -88,13 +128,18 @@ async fn a_python_agent_answers_with_typed_output_and_sees_its_attempt() {
 }
 
 #[rstest]
-#[case::rejected_by_the_agent(json!({"name": "  "}), "name must not be empty")]
-#[case::missing_field(json!({"shout": true}), "missing field `name`")]
-#[case::wrong_type_names_the_path(json!({"name": 7}), "$.name: expected a string, got a number")]
+#[case::rejected_by_the_agent(json!({"name": "  "}), ["name must not be empty"; 2])]
+#[case::missing_field(json!({"shout": true}), ["missing field `name`", "$.name: Invalid input: expected string, received undefined"])]
+#[case::wrong_type_names_the_path(json!({"name": 7}), ["$.name: expected a string, got a number", "$.name: Invalid input: expected string, received number"])]
 #[tokio::test]
-async fn bad_input_is_invalid_input_with_the_reason(#[case] input: Value, #[case] reason: &str) {
-    let error = greet(input).await.unwrap_err();
+async fn bad_input_is_invalid_input_with_the_reason(
+    #[values(Lang::Python, Lang::TypeScript)] lang: Lang,
+    #[case] input: Value,
+    #[case] reasons: [&str; 2],
+) {
+    let error = greet(lang, input).await.unwrap_err();
     assert_eq!(error.code(), ErrorCode::InvalidInput, "{error}");
+    let reason = reasons[lang as usize];
     assert!(error.to_string().contains(reason), "{error}");
 }
 
@@ -106,39 +151,51 @@ async fn bad_input_is_invalid_input_with_the_reason(#[case] input: Value, #[case
 #[case::ungranted_secret_is_denied("secret", SandboxPolicy::default(), ErrorCode::CapabilityDenied)]
 #[case::retryable_is_retryable("retry", SandboxPolicy::default(), ErrorCode::Retryable)]
 #[tokio::test]
-async fn python_agents_meet_the_same_limits_and_codes(
+async fn every_language_meets_the_same_limits_and_codes(
+    #[values(Lang::Python, Lang::TypeScript)] lang: Lang,
     #[case] what: &str,
     #[case] policy: SandboxPolicy,
     #[case] expected: ErrorCode,
 ) {
     let outcome = invoke(
-        "py-hostile",
+        lang.hostile(),
         InvocationRequest::new(json!({"do": what})),
         &policy,
     )
     .await;
     let error = outcome.result.expect_err("the hostile agent must fail");
-    assert_eq!(error.code(), expected, "{what}: {error}");
-    let after = greet(json!({"name": "still standing"})).await.unwrap();
+    assert_eq!(error.code(), expected, "{lang:?} {what}: {error}");
+    let after = greet(lang, json!({"name": "still standing"}))
+        .await
+        .unwrap();
     assert_eq!(after["greeting"], "Hello, still standing!");
 }
 
+#[rstest]
+#[case::python(Lang::Python, "unhandled KeyError")]
+#[case::typescript(
+    Lang::TypeScript,
+    "unhandled TypeError: can't access property \"field\""
+)]
 #[tokio::test]
-async fn unhandled_exceptions_name_the_exception_and_leave_a_traceback() {
+async fn unhandled_exceptions_name_the_exception(#[case] lang: Lang, #[case] expected: &str) {
     let outcome = invoke(
-        "py-hostile",
+        lang.hostile(),
         InvocationRequest::new(json!({"do": "raise"})),
         &SandboxPolicy::default(),
     )
     .await;
     let error = outcome.result.unwrap_err();
-    assert!(error.to_string().contains("unhandled KeyError"), "{error}");
+    assert!(error.to_string().contains(expected), "{error}");
 }
 
+#[rstest]
 #[tokio::test]
-async fn retry_after_and_granted_secrets_cross_the_contract() {
+async fn retry_after_and_granted_secrets_cross_the_contract(
+    #[values(Lang::Python, Lang::TypeScript)] lang: Lang,
+) {
     let outcome = invoke(
-        "py-hostile",
+        lang.hostile(),
         InvocationRequest::new(json!({"do": "retry"})),
         &SandboxPolicy::default(),
     )
@@ -154,7 +211,7 @@ async fn retry_after_and_granted_secrets_cross_the_contract() {
         .secret_values
         .insert("API_KEY".into(), SecretValue::new("s3cr3t"));
     let outcome = invoke(
-        "py-hostile",
+        lang.hostile(),
         InvocationRequest::new(json!({"do": "secret"})),
         &policy,
     )
@@ -162,8 +219,8 @@ async fn retry_after_and_granted_secrets_cross_the_contract() {
     assert_eq!(outcome.result.unwrap(), json!({"value": "read"}));
 }
 
-/// The SDK's own unit tests (schemas, JSON conversion, errors) run in the
-/// machine's CPython: they need no component.
+/// The Python SDK's own unit tests (schemas, JSON conversion, errors) run
+/// in the machine's CPython: they need no component.
 #[test]
 fn the_python_sdk_unit_tests_pass() {
     let sdk = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent-sdk/python");
@@ -179,22 +236,31 @@ fn the_python_sdk_unit_tests_pass() {
     assert!(report.contains("OK"), "{report}");
 }
 
+/// The SDK's client (`fetch` mode) and, for TypeScript, the global `fetch`
+/// (`fetch-global`): both under the allowlist.
+#[rstest]
+#[case::python_client(Lang::Python, "fetch")]
+#[case::typescript_client(Lang::TypeScript, "fetch")]
+#[case::typescript_global_fetch(Lang::TypeScript, "fetch-global")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_http_reaches_an_allowlisted_host_and_is_denied_elsewhere() {
+async fn http_reaches_an_allowlisted_host_and_is_denied_elsewhere(
+    #[case] lang: Lang,
+    #[case] mode: &str,
+) {
     let server = TestServer::start("hello from loopback").await;
     let url = format!("http://127.0.0.1:{}/greeting?x=1", server.port);
-    let fetch = || InvocationRequest::new(json!({"do": "fetch", "url": url}));
+    let fetch = || InvocationRequest::new(json!({"do": mode, "url": url}));
 
     let mut allowed = SandboxPolicy::default();
     allowed.grants.allowed_hosts = vec![format!("127.0.0.1:{}", server.port).parse().unwrap()];
-    let outcome = invoke("py-hostile", fetch(), &allowed).await;
+    let outcome = invoke(lang.hostile(), fetch(), &allowed).await;
     assert_eq!(
         outcome.result.unwrap(),
         json!({"value": "200 hello from loopback"})
     );
     assert_eq!(server.connections(), 1);
 
-    let outcome = invoke("py-hostile", fetch(), &SandboxPolicy::default()).await;
+    let outcome = invoke(lang.hostile(), fetch(), &SandboxPolicy::default()).await;
     let error = outcome.result.unwrap_err();
     assert_eq!(error.code(), ErrorCode::CapabilityDenied, "{error}");
     assert!(
