@@ -19,7 +19,7 @@ use crate::call::{Invoker, RegisteredAgent};
 use crate::engine::{AgentStepRunner, Engine};
 use crate::error::{Coded, ErrorCode};
 use crate::orchestrator::Orchestrator;
-use crate::project::{AgentSource, ConfigError, Project, STATE_DIR, Secrets, secret_env_var};
+use crate::project::{ConfigError, Project, STATE_DIR, Secrets, secret_env_var};
 use crate::resilience::Resilience;
 use crate::sandbox::{HttpFixtures, LoadError, Sandbox, SandboxPolicy};
 use crate::store::{SqliteStore, Store, StoreError};
@@ -293,14 +293,13 @@ async fn load_project_agents(
     for spec in project.agents.values() {
         let path = project.component_path(spec);
         if !path.is_file() {
-            return Err(match &spec.source {
-                AgentSource::Crate(_) | AgentSource::Python(_) => {
-                    RuntimeError::NotBuilt(spec.id.clone())
-                }
-                AgentSource::Component(_) => RuntimeError::MissingComponent {
+            return Err(if spec.source.is_built() {
+                RuntimeError::NotBuilt(spec.id.clone())
+            } else {
+                RuntimeError::MissingComponent {
                     id: spec.id.clone(),
                     path,
-                },
+                }
             });
         }
         let agent = sandbox.load(&path).await?;

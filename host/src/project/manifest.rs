@@ -36,6 +36,8 @@ pub(super) struct AgentTable {
     pub crate_dir: Option<PathBuf>,
     /// A Python agent's directory (its `app.py`), built by `orchestr8 build`.
     pub python: Option<PathBuf>,
+    /// A TypeScript agent's directory (its `agent.ts`), built by `orchestr8 build`.
+    pub typescript: Option<PathBuf>,
     /// A prebuilt component.
     pub component: Option<PathBuf>,
     /// The id the component reports, when the project uses another

@@ -43,6 +43,9 @@ pub const STATE_DIR: &str = ".orchestr8";
 /// The module a Python agent's directory must hold: componentize-py builds
 /// it, and it exports the agent as `Handler`.
 pub const PYTHON_APP: &str = "app.py";
+/// The module a TypeScript agent's directory must hold: ComponentizeJS
+/// builds it, and it exports the agent as `handler`.
+pub const TYPESCRIPT_ENTRY: &str = "agent.ts";
 /// The engine ceiling limits are checked against when the file is read.
 const MAX_MEMORY_BYTES: u64 = 1 << 30;
 
@@ -100,25 +103,37 @@ pub enum AgentSource {
     /// A Python agent (its directory, holding `app.py`), made a component
     /// by `orchestr8 build` with componentize-py.
     Python(PathBuf),
+    /// A TypeScript agent (its directory, holding `agent.ts`), made a
+    /// component by `orchestr8 build` with ComponentizeJS.
+    TypeScript(PathBuf),
     /// A prebuilt component file.
     Component(PathBuf),
 }
 
 impl AgentSource {
-    /// Where it is: the crate's or the Python agent's directory, or the
-    /// component file.
+    /// Where it is: the crate's, Python or TypeScript agent's directory, or
+    /// the component file.
     pub fn path(&self) -> &Path {
         match self {
-            AgentSource::Crate(p) | AgentSource::Python(p) | AgentSource::Component(p) => p,
+            AgentSource::Crate(p)
+            | AgentSource::Python(p)
+            | AgentSource::TypeScript(p)
+            | AgentSource::Component(p) => p,
         }
     }
 
-    /// The key that names it in `orchestr8.toml`: `crate`, `python` or
-    /// `component`.
+    /// True when `orchestr8 build` makes the component from sources.
+    pub fn is_built(&self) -> bool {
+        !matches!(self, AgentSource::Component(_))
+    }
+
+    /// The key that names it in `orchestr8.toml`: `crate`, `python`,
+    /// `typescript` or `component`.
     pub fn key(&self) -> &'static str {
         match self {
             AgentSource::Crate(_) => "crate",
             AgentSource::Python(_) => "python",
+            AgentSource::TypeScript(_) => "typescript",
             AgentSource::Component(_) => "component",
         }
     }
@@ -244,12 +259,13 @@ impl Project {
         self.state_dir().join("components")
     }
 
-    /// The component the host loads for `spec`: the built file for a crate
-    /// or Python agent (`.orchestr8/components/<scope>.<name>.wasm`), else the file named.
+    /// The component the host loads for `spec`: the built file for an agent
+    /// built from sources (`.orchestr8/components/<scope>.<name>.wasm`),
+    /// else the file named.
     pub fn component_path(&self, spec: &AgentSpec) -> PathBuf {
         match &spec.source {
             AgentSource::Component(path) => path.clone(),
-            AgentSource::Crate(_) | AgentSource::Python(_) => {
+            AgentSource::Crate(_) | AgentSource::Python(_) | AgentSource::TypeScript(_) => {
                 let slug = spec.id.trim_start_matches('@').replace('/', ".");
                 self.components_dir().join(format!("{slug}.wasm"))
             }
@@ -304,12 +320,14 @@ fn agent_spec(
     let given = [
         table.crate_dir.is_some(),
         table.python.is_some(),
+        table.typescript.is_some(),
         table.component.is_some(),
     ];
     if given.iter().filter(|g| **g).count() > 1 {
         return Err((
             None,
-            "give one of `crate`, `python` or `component`, not more than one".to_string(),
+            "give one of `crate`, `python`, `typescript` or `component`, not more than one"
+                .to_string(),
         ));
     }
     let source = if let Some(dir) = table.crate_dir {
@@ -336,13 +354,25 @@ fn agent_spec(
             ));
         }
         AgentSource::Python(dir)
+    } else if let Some(dir) = table.typescript {
+        let dir = root.join(dir);
+        if !dir.join(TYPESCRIPT_ENTRY).is_file() {
+            return Err((
+                Some("typescript"),
+                format!(
+                    "`{}` is not a TypeScript agent (no {TYPESCRIPT_ENTRY} there); create one with `orchestr8 create --lang typescript`",
+                    dir.display()
+                ),
+            ));
+        }
+        AgentSource::TypeScript(dir)
     } else if let Some(file) = table.component {
         AgentSource::Component(root.join(file))
     } else {
         return Err((
             None,
             format!(
-                "agent `{id}` needs `crate = \"agents/<name>\"` or `python = \"agents/<name>\"` (built by `orchestr8 build`), or `component = \"<file>.wasm\"`"
+                "agent `{id}` needs `crate`, `python` or `typescript = \"agents/<name>\"` (built by `orchestr8 build`), or `component = \"<file>.wasm\"`"
             ),
         ));
     };

@@ -37,17 +37,28 @@ limits = { words = 3 }
 component = "vendor/prebuilt.wasm"
 "#;
 
-#[test]
-fn a_python_agent_is_built_into_the_components_folder_like_a_crate() {
-    let toml = "[project]\nname = \"demo\"\n[agents.\"@demo/hi\"]\npython = \"agents/hi\"\n";
+#[rstest::rstest]
+#[case::python("python", PYTHON_APP)]
+#[case::typescript("typescript", TYPESCRIPT_ENTRY)]
+fn agents_in_other_languages_are_built_into_the_components_folder_like_a_crate(
+    #[case] key: &str,
+    #[case] entry: &str,
+) {
+    let toml =
+        format!("[project]\nname = \"demo\"\n[agents.\"@demo/hi\"]\n{key} = \"agents/hi\"\n");
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(MANIFEST_FILE), &toml).unwrap();
+    let missing = Project::load(dir.path()).unwrap_err().to_string();
+    assert!(missing.contains(&format!("no {entry} there")), "{missing}");
+    assert!(missing.contains(&format!("--lang {key}")), "{missing}");
+
     std::fs::create_dir_all(dir.path().join("agents/hi")).unwrap();
-    std::fs::write(dir.path().join("agents/hi").join(PYTHON_APP), "").unwrap();
-    std::fs::write(dir.path().join(MANIFEST_FILE), toml).unwrap();
+    std::fs::write(dir.path().join("agents/hi").join(entry), "").unwrap();
     let p = Project::load(dir.path()).unwrap();
     let hi = &p.agents["@demo/hi"];
-    assert_eq!(hi.source, AgentSource::Python(dir.path().join("agents/hi")));
-    assert_eq!(hi.source.key(), "python");
+    assert_eq!(hi.source.path(), dir.path().join("agents/hi"));
+    assert_eq!(hi.source.key(), key);
+    assert!(hi.source.is_built());
     assert_eq!(
         p.component_path(hi),
         dir.path().join(".orchestr8/components/demo.hi.wasm")
@@ -140,7 +151,7 @@ fn discovery_walks_up_from_a_subdirectory() {
 #[case::both_sources(
     "[project]\nname = \"d\"\n[agents.\"@d/a\"]\ncrate = \"agents/greeter\"\ncomponent = \"x.wasm\"\n",
     "agents.\"@d/a\"",
-    "give one of `crate`, `python` or `component`"
+    "give one of `crate`, `python`, `typescript` or `component`"
 )]
 #[case::python_without_app(
     "[project]\nname = \"d\"\n[agents.\"@d/a\"]\npython = \"agents/greeter\"\n",
