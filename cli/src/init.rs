@@ -9,7 +9,7 @@ use toml_edit::{Array, Item, Table, value};
 
 use crate::error::{Failure, Outcome, exit, report};
 use crate::project::require_project;
-use crate::scaffold::{self, Lang, PY_SDK_DIR, SDK_DIR, Template};
+use crate::scaffold::{self, Lang, PY_SDK_DIR, SDK_DIR, TS_SDK_DIR, Template};
 
 #[derive(Args)]
 pub struct InitArgs {
@@ -29,7 +29,7 @@ pub struct CreateArgs {
     /// The agent's name: lower-case letters, digits and `-` (its id becomes
     /// `@<project>/<name>`).
     name: String,
-    /// The language it is written in (`py` for short).
+    /// The language it is written in (`py`, `ts` for short).
     #[arg(long, short, value_enum, default_value = "rust")]
     lang: Lang,
     /// What the new agent starts as (`http` is Rust only for now).
@@ -120,10 +120,10 @@ pub fn create(args: CreateArgs) -> Outcome {
             }
             files
         }
-        Lang::Python if args.template != Template::Basic => {
+        Lang::Python | Lang::Typescript if args.template != Template::Basic => {
             return Err(report(
                 ErrorCode::InvalidConfig,
-                "the `http` template is Rust only for now: create the Python agent with the basic template",
+                "the `http` template is Rust only for now: create the agent with the basic template (the SDK's `http` client is in the guide)",
                 exit::USAGE,
             ));
         }
@@ -132,11 +132,16 @@ pub fn create(args: CreateArgs) -> Outcome {
             files.extend(scaffold::python_sdk_files());
             files
         }
+        Lang::Typescript => {
+            let mut files = scaffold::typescript_agent_files(&project.name, &args.name);
+            files.extend(scaffold::typescript_sdk_files());
+            files
+        }
     };
     // The vendored SDK is ours to refresh; the agent's own files are not.
     let (sdk, own): (Vec<_>, Vec<_>) = files
         .into_iter()
-        .partition(|f| f.path.starts_with(PY_SDK_DIR));
+        .partition(|f| f.path.starts_with(PY_SDK_DIR) || f.path.starts_with(TS_SDK_DIR));
     scaffold::write_files(&project.root, &own, args.force)?;
     scaffold::write_files(&project.root, &sdk, true)?;
     if args.lang != Lang::Rust {
@@ -203,6 +208,7 @@ fn register(
     let key = match lang {
         Lang::Rust => "crate",
         Lang::Python => "python",
+        Lang::Typescript => "typescript",
     };
     agent[key] = value(format!("agents/{name}"));
     if template == Template::Http {

@@ -96,19 +96,19 @@ enum Command {
         after_help = "Examples:\n  orchestr8 init demo\n  orchestr8 init . --name my-agents\n\nExisting files are never overwritten unless --force is given."
     )]
     Init(init::InitArgs),
-    /// Add an agent under agents/<name> (a Rust crate, or with --lang python
-    /// a Python module), registered in orchestr8.toml, with passing test
-    /// cases in tests/<name>.json.
+    /// Add an agent under agents/<name> (a Rust crate, or with --lang
+    /// python or typescript a Python or TypeScript module), registered in
+    /// orchestr8.toml, with passing test cases in tests/<name>.json.
     #[command(
-        after_help = "Examples:\n  orchestr8 create greeter\n  orchestr8 create repo-lookup --template http\n  orchestr8 create hi --lang python     # a Python agent (agents/hi/app.py)"
+        after_help = "Examples:\n  orchestr8 create greeter\n  orchestr8 create repo-lookup --template http\n  orchestr8 create hi --lang python     # a Python agent (agents/hi/app.py)\n  orchestr8 create hello --lang ts      # a TypeScript agent (agents/hello/agent.ts)"
     )]
     Create(init::CreateArgs),
-    /// Compile the project's agent crates and Python agents to WebAssembly
-    /// components (installing the wasm32-wasip2 target, or the pinned
-    /// componentize-py, if missing) and pre-compile them into the host's
-    /// cache.
+    /// Compile the project's agent crates, Python and TypeScript agents to
+    /// WebAssembly components (installing the wasm32-wasip2 target, or the
+    /// pinned componentize-py or ComponentizeJS toolchain, if missing) and
+    /// pre-compile them into the host's cache.
     #[command(
-        after_help = "Examples:\n  orchestr8 build\n  orchestr8 build greeter --json\n\nComponents land in .orchestr8/components/; cargo's own output shows build errors."
+        after_help = "Examples:\n  orchestr8 build\n  orchestr8 build greeter --json\n\nComponents land in .orchestr8/components/; the compilers' own output (cargo, tsc, componentize-py) shows build errors. TypeScript agents are type-checked: a type error fails the build."
     )]
     Build(build::BuildArgs),
     /// Run the project's test cases (tests/*.json) in the real sandbox, with

@@ -94,6 +94,73 @@ const PY_SDK_FILES: &[(&str, &str)] = &[
 /// The componentize-py pin, as in `agent-sdk/python/requirements-build.txt`.
 pub const PY_TOOLCHAIN_PINS: &str = include_str!("../../agent-sdk/python/requirements-build.txt");
 
+/// Where the vendored TypeScript SDK lives in a project: the
+/// `@orchestr8/agent` package and the WIT contract ComponentizeJS builds
+/// against.
+pub const TS_SDK_DIR: &str = "vendor/orchestr8-agent-ts";
+
+/// The TypeScript SDK's files, as they are in `agent-sdk/typescript`.
+const TS_SDK_FILES: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../agent-sdk/typescript/package.json"),
+    ),
+    (
+        "tsconfig.json",
+        include_str!("../../agent-sdk/typescript/tsconfig.json"),
+    ),
+    (
+        "src/agent.ts",
+        include_str!("../../agent-sdk/typescript/src/agent.ts"),
+    ),
+    (
+        "src/context.ts",
+        include_str!("../../agent-sdk/typescript/src/context.ts"),
+    ),
+    (
+        "src/errors.ts",
+        include_str!("../../agent-sdk/typescript/src/errors.ts"),
+    ),
+    (
+        "src/http.ts",
+        include_str!("../../agent-sdk/typescript/src/http.ts"),
+    ),
+    (
+        "src/index.ts",
+        include_str!("../../agent-sdk/typescript/src/index.ts"),
+    ),
+    (
+        "src/log.ts",
+        include_str!("../../agent-sdk/typescript/src/log.ts"),
+    ),
+    (
+        "src/schema.ts",
+        include_str!("../../agent-sdk/typescript/src/schema.ts"),
+    ),
+    (
+        "src/wit.d.ts",
+        include_str!("../../agent-sdk/typescript/src/wit.d.ts"),
+    ),
+];
+
+/// The pinned TypeScript toolchain (ComponentizeJS, esbuild, TypeScript,
+/// zod) and the script that builds an agent with it, as they are in
+/// `agent-sdk/typescript/toolchain`.
+pub const TS_TOOLCHAIN_FILES: &[(&str, &str)] = &[
+    (
+        "package.json",
+        include_str!("../../agent-sdk/typescript/toolchain/package.json"),
+    ),
+    (
+        "package-lock.json",
+        include_str!("../../agent-sdk/typescript/toolchain/package-lock.json"),
+    ),
+    (
+        "build.mjs",
+        include_str!("../../agent-sdk/typescript/toolchain/build.mjs"),
+    ),
+];
+
 /// The language of a new agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
@@ -102,6 +169,9 @@ pub enum Lang {
     /// A Python module built with componentize-py (needs Python 3.10+).
     #[value(alias = "py")]
     Python,
+    /// A TypeScript module built with ComponentizeJS (needs Node.js 20+).
+    #[value(alias = "ts")]
+    Typescript,
 }
 
 /// Which agent template `create` uses.
@@ -165,6 +235,21 @@ pub fn python_sdk_files() -> Vec<FileToWrite> {
         .collect()
 }
 
+/// The vendored TypeScript SDK's files (the package and the WIT contract).
+pub fn typescript_sdk_files() -> Vec<FileToWrite> {
+    let wit = SDK_FILES
+        .iter()
+        .filter(|(path, _)| path.starts_with("wit/"));
+    TS_SDK_FILES
+        .iter()
+        .chain(wit)
+        .map(|(path, text)| FileToWrite {
+            path: Path::new(TS_SDK_DIR).join(path),
+            text: (*text).to_string(),
+        })
+        .collect()
+}
+
 /// A new project named `project` whose first agent is `hello`.
 pub fn project_files(project: &str) -> Vec<FileToWrite> {
     let id = format!("@{project}/hello");
@@ -209,6 +294,36 @@ pub fn python_agent_files(project: &str, name: &str) -> Vec<FileToWrite> {
             path: Path::new("tests").join(format!("{name}.json")),
             text: render(include_str!("../templates/agent/basic.json"), &vars),
         },
+    ]
+}
+
+/// The module, editor settings and test cases of a new TypeScript agent
+/// `name` in `project`.
+pub fn typescript_agent_files(project: &str, name: &str) -> Vec<FileToWrite> {
+    let id = format!("@{project}/{name}");
+    let vars = [("name", name), ("id", id.as_str()), ("sdk", TS_SDK_DIR)];
+    let dir = Path::new("agents").join(name);
+    let t = |path: PathBuf, template: &str| FileToWrite {
+        path,
+        text: render(template, &vars),
+    };
+    vec![
+        t(
+            dir.join("agent.ts"),
+            include_str!("../templates/agent/basic.ts"),
+        ),
+        t(
+            dir.join("tsconfig.json"),
+            include_str!("../templates/agent/tsconfig.json"),
+        ),
+        t(
+            dir.join("package.json"),
+            include_str!("../templates/agent/package.json"),
+        ),
+        t(
+            Path::new("tests").join(format!("{name}.json")),
+            include_str!("../templates/agent/basic.json"),
+        ),
     ]
 }
 
@@ -335,6 +450,36 @@ mod tests {
         assert_eq!(
             vendored, on_disk,
             "update PY_SDK_FILES in cli/src/scaffold.rs"
+        );
+    }
+
+    #[test]
+    fn the_typescript_scaffold_pins_what_the_toolchain_builds_with() {
+        let scaffold: serde_json::Value =
+            serde_json::from_str(include_str!("../templates/agent/package.json")).unwrap();
+        let toolchain: serde_json::Value = serde_json::from_str(TS_TOOLCHAIN_FILES[0].1).unwrap();
+        for package in ["zod", "typescript"] {
+            assert_eq!(
+                scaffold["devDependencies"][package], toolchain["dependencies"][package],
+                "{package}: cli/templates/agent/package.json and agent-sdk/typescript/toolchain/package.json disagree"
+            );
+        }
+    }
+
+    #[test]
+    fn every_typescript_sdk_file_is_vendored() {
+        let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent-sdk/typescript");
+        let mut on_disk = vec!["package.json".to_string(), "tsconfig.json".to_string()];
+        for entry in std::fs::read_dir(sdk.join("src")).unwrap() {
+            let entry = entry.unwrap();
+            on_disk.push(format!("src/{}", entry.file_name().to_string_lossy()));
+        }
+        on_disk.sort();
+        let mut vendored: Vec<String> = TS_SDK_FILES.iter().map(|(p, _)| p.to_string()).collect();
+        vendored.sort();
+        assert_eq!(
+            vendored, on_disk,
+            "update TS_SDK_FILES in cli/src/scaffold.rs"
         );
     }
 

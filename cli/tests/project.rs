@@ -56,34 +56,54 @@ fn fails(out: Output, code: i32, needle: &str) -> String {
     all
 }
 
-/// `create --lang py`, `build`, `test` and a workflow mixing a Rust and a
-/// Python agent, with nothing installed by hand: the componentize-py
-/// toolchain is installed by `build` (here into a directory shared by test
-/// runs, so it is installed once).
+/// `create --lang ts`, `create --lang py`, `build`, `test` and a workflow
+/// whose steps are TypeScript, Python and Rust agents, with nothing
+/// installed by hand: the ComponentizeJS and componentize-py toolchains are
+/// installed by `build` (here into a directory shared by test runs, so they
+/// are installed once).
 #[test]
-fn a_python_agent_is_created_built_tested_and_runs_beside_a_rust_one() {
+fn typescript_and_python_agents_are_created_built_tested_and_run_beside_a_rust_one() {
     let tmp = tempfile::tempdir().unwrap();
     ok(orchestr8(tmp.path(), &["init", "demo"]));
     let project = tmp.path().join("demo");
+    let out = ok(orchestr8(&project, &["create", "hey", "--lang", "ts"]));
+    assert!(out.contains("created agent `@demo/hey`"), "{out}");
     let out = ok(orchestr8(&project, &["create", "hi", "--lang", "py"]));
     assert!(out.contains("created agent `@demo/hi`"), "{out}");
-    assert!(project.join("agents/hi/app.py").is_file());
-    assert!(
-        project
-            .join("vendor/orchestr8-agent-python/orchestr8_agent/__init__.py")
-            .is_file()
-    );
+    for file in [
+        "agents/hey/agent.ts",
+        "agents/hey/tsconfig.json",
+        "vendor/orchestr8-agent-ts/src/index.ts",
+        "vendor/orchestr8-agent-ts/wit/orchestr8.wit",
+        "agents/hi/app.py",
+        "vendor/orchestr8-agent-python/orchestr8_agent/__init__.py",
+    ] {
+        assert!(project.join(file).is_file(), "{file} missing");
+    }
     let toml = std::fs::read_to_string(project.join("orchestr8.toml")).unwrap();
+    assert!(toml.contains("typescript = \"agents/hey\""), "{toml}");
     assert!(toml.contains("python = \"agents/hi\""), "{toml}");
+    let cargo = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("agents/hey") && cargo.contains("agents/hi"),
+        "{cargo}"
+    );
 
     let out = ok(orchestr8(&project, &["build"]));
+    assert!(out.contains("built @demo/hey 0.1.0"), "{out}");
     assert!(out.contains("built @demo/hi 0.1.0"), "{out}");
     assert!(out.contains("built @demo/hello"), "{out}");
 
     let out = ok(orchestr8(&project, &["test"]));
-    assert!(out.contains("PASS hi greets by name"), "{out}");
-    assert!(out.contains("PASS hi rejects an empty name"), "{out}");
-    assert!(out.trim_end().ends_with("4 passed, 0 failed"), "{out}");
+    for case in [
+        "hey greets by name",
+        "hey rejects an empty name",
+        "hi greets by name",
+        "hi rejects an empty name",
+    ] {
+        assert!(out.contains(&format!("PASS {case}")), "{out}");
+    }
+    assert!(out.trim_end().ends_with("6 passed, 0 failed"), "{out}");
 
     std::fs::write(
         project.join("workflows/mixed.json"),
@@ -91,8 +111,10 @@ fn a_python_agent_is_created_built_tested_and_runs_beside_a_rust_one() {
           "version": "1.0.0", "schemaVersion": "1.0.0",
           "metadata": {"id": "4b6f7a52-3d0e-4c8b-9a51-0f6c2d8e1a77", "name": "mixed"},
           "steps": [
-            {"id": "py", "name": "Python greets", "agent": {"id": "@demo/hi"}, "input": {"mapping": {"name": "Ada"}}},
-            {"id": "rust", "name": "Rust greets the greeting", "agent": {"id": "@demo/hello"}, "dependencies": ["py"],
+            {"id": "ts", "name": "TypeScript greets", "agent": {"id": "@demo/hey"}, "input": {"mapping": {"name": "Ada"}}},
+            {"id": "py", "name": "Python greets the greeting", "agent": {"id": "@demo/hi"}, "dependencies": ["ts"],
+             "input": {"mapping": {"name": "${steps.ts.output.greeting}"}}},
+            {"id": "rust", "name": "Rust greets that", "agent": {"id": "@demo/hello"}, "dependencies": ["py"],
              "input": {"mapping": {"name": "${steps.py.output.greeting}"}}}
           ]
         }"#,
@@ -106,7 +128,28 @@ fn a_python_agent_is_created_built_tested_and_runs_beside_a_rust_one() {
     assert_eq!(result["status"], "succeeded", "{out}");
     assert_eq!(
         result["steps"]["rust"]["output"]["greeting"],
-        "Hello, Hello, Ada!!"
+        "Hello, Hello, Hello, Ada!!!"
+    );
+
+    // A type error fails a TypeScript build with the compiler's words, and
+    // the last good component stays in place.
+    let source = project.join("agents/hey/agent.ts");
+    let good = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, good.replace("`Hello, ${name}!`", "name.length")).unwrap();
+    let err = fails(
+        orchestr8(&project, &["build", "hey"]),
+        1,
+        "building `@demo/hey` failed",
+    );
+    assert!(err.contains("agents/hey/agent.ts"), "{err}");
+    assert!(
+        err.contains("Type 'number' is not assignable to type 'string'"),
+        "{err}"
+    );
+    assert!(
+        project
+            .join(".orchestr8/components/demo.hey.wasm")
+            .is_file()
     );
 
     // A broken Python agent fails its build with componentize-py's reason.

@@ -1,8 +1,9 @@
-//! `orchestr8 build`: compiles the project's agent crates and Python agents
-//! to WebAssembly components, puts them where the host loads them and
-//! pre-compiles them into the host's cache.
+//! `orchestr8 build`: compiles the project's agent crates, Python and
+//! TypeScript agents to WebAssembly components, puts them where the host
+//! loads them and pre-compiles them into the host's cache.
 
 mod python;
+mod typescript;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,9 @@ use serde_json::Value;
 use crate::error::{Failure, Outcome, exit, report};
 use crate::output;
 use crate::project::require_project;
-use crate::scaffold::{self, PY_SDK_DIR, SDK_DIR};
+use crate::scaffold::{self, PY_SDK_DIR, SDK_DIR, TS_SDK_DIR};
 use python::PythonToolchain;
+use typescript::TypeScriptToolchain;
 
 /// The Rust target agents are compiled for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -30,8 +32,9 @@ pub struct BuildArgs {
     /// Print what was built as JSON.
     #[arg(long)]
     json: bool,
-    /// Where the pinned toolchain for Python agents (componentize-py) is
-    /// installed on first use [default: ~/.cache/orchestr8/toolchains]
+    /// Where the pinned toolchains for Python agents (componentize-py) and
+    /// TypeScript agents (ComponentizeJS, esbuild, TypeScript) are installed
+    /// on first use [default: ~/.cache/orchestr8/toolchains]
     #[arg(long, env = "ORCHESTR8_TOOLCHAINS_DIR", value_name = "DIR")]
     toolchains_dir: Option<PathBuf>,
 }
@@ -80,20 +83,29 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
         restore_sdk(&project)?;
         ensure_target(&project.root)?;
     }
-    let python = if selected
-        .iter()
-        .any(|s| matches!(s.source, AgentSource::Python(_)))
-    {
+    let toolchains = args
+        .toolchains_dir
+        .clone()
+        .or_else(|| default_cache_dir()?.parent().map(|d| d.join("toolchains")))
+        .unwrap_or_else(|| project.state_dir().join("toolchains"));
+    let uses = |f: fn(&AgentSource) -> bool| selected.iter().any(|s| f(&s.source));
+    let python = if uses(|s| matches!(s, AgentSource::Python(_))) {
         if !project.root.join(PY_SDK_DIR).join("wit").is_dir() {
             output::notice(&format!("restoring the Python agent SDK in {PY_SDK_DIR}"));
             scaffold::write_files(&project.root, &scaffold::python_sdk_files(), true)?;
         }
-        let dir = args
-            .toolchains_dir
-            .clone()
-            .or_else(|| default_cache_dir()?.parent().map(|d| d.join("toolchains")))
-            .unwrap_or_else(|| project.state_dir().join("toolchains"));
-        Some(PythonToolchain::ensure(&dir)?)
+        Some(PythonToolchain::ensure(&toolchains)?)
+    } else {
+        None
+    };
+    let typescript = if uses(|s| matches!(s, AgentSource::TypeScript(_))) {
+        if !project.root.join(TS_SDK_DIR).join("wit").is_dir() {
+            output::notice(&format!(
+                "restoring the TypeScript agent SDK in {TS_SDK_DIR}"
+            ));
+            scaffold::write_files(&project.root, &scaffold::typescript_sdk_files(), true)?;
+        }
+        Some(TypeScriptToolchain::ensure(&toolchains)?)
     } else {
         None
     };
@@ -101,12 +113,15 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
     let mut built = Vec::new();
     for spec in selected {
         let path = project.component_path(spec);
-        match (&spec.source, &python) {
-            (AgentSource::Crate(dir), _) => {
+        match (&spec.source, &python, &typescript) {
+            (AgentSource::Crate(dir), _, _) => {
                 let artifact = cargo_build(&project.root, dir, &spec.id)?;
                 place(&artifact, &path)?;
             }
-            (AgentSource::Python(dir), Some(toolchain)) => {
+            (AgentSource::Python(dir), Some(toolchain), _) => {
+                toolchain.build(&project.root, dir, &spec.id, &path)?;
+            }
+            (AgentSource::TypeScript(dir), _, Some(toolchain)) => {
                 toolchain.build(&project.root, dir, &spec.id, &path)?;
             }
             _ => {}
@@ -171,7 +186,7 @@ fn restore_sdk(project: &Project) -> Result<(), Failure> {
         AgentSource::Crate(dir) => {
             std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| t.contains(SDK_DIR))
         }
-        AgentSource::Python(_) | AgentSource::Component(_) => false,
+        AgentSource::Python(_) | AgentSource::TypeScript(_) | AgentSource::Component(_) => false,
     });
     if uses_sdk {
         output::notice(&format!("restoring the agent SDK in {SDK_DIR}"));
