@@ -13,8 +13,13 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn orchestr8(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args).output().unwrap()
+}
+
+fn command(dir: &Path, args: &[&str]) -> Command {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orchestr8"));
+    command
         .args(args)
         .current_dir(dir)
         .env(
@@ -29,9 +34,8 @@ fn orchestr8(dir: &Path, args: &[&str]) -> Output {
         // instrumenting rustc wrapper is for the host build and must not
         // reach them (wasm32 has no profiler runtime).
         .env_remove("RUSTC_WRAPPER")
-        .env_remove("__CARGO_LLVM_COV_RUSTC_WRAPPER")
-        .output()
-        .unwrap()
+        .env_remove("__CARGO_LLVM_COV_RUSTC_WRAPPER");
+    command
 }
 
 fn text(out: &Output) -> String {
@@ -160,6 +164,40 @@ fn typescript_and_python_agents_are_created_built_tested_and_run_beside_a_rust_o
         "building `@demo/hi` failed",
     );
     assert!(err.contains("SyntaxError"), "{err}");
+}
+
+/// Without Node.js or Python on the PATH, building such an agent says what
+/// to install, and nothing is half-installed.
+#[test]
+fn building_without_node_or_python_says_what_to_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(orchestr8(tmp.path(), &["init", "demo"]));
+    let project = tmp.path().join("demo");
+    ok(orchestr8(&project, &["create", "hey", "--lang", "ts"]));
+    ok(orchestr8(&project, &["create", "hi", "--lang", "py"]));
+    let empty = tmp.path().join("no-tools");
+    std::fs::create_dir(&empty).unwrap();
+    let toolchains = tmp.path().join("toolchains");
+    for (agent, needle) in [
+        ("hey", "needs Node.js 20 or newer with npm"),
+        ("hi", "needs Python 3.10 or newer"),
+    ] {
+        let out = command(&project, &["build", agent])
+            .env("PATH", &empty)
+            .env("ORCHESTR8_TOOLCHAINS_DIR", &toolchains)
+            .output()
+            .unwrap();
+        fails(out, 1, needle);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&toolchains)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers
+            .iter()
+            .all(|n| !n.to_string_lossy().contains("componentize-js")),
+        "{leftovers:?}"
+    );
 }
 
 #[test]

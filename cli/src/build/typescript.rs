@@ -107,7 +107,10 @@ impl TypeScriptToolchain {
             .current_dir(root)
             .stdout(Stdio::null())
             .status()
-            .map_err(|e| failed(&format!("cannot run node: {e}")))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => node_missing(),
+                _ => failed(&format!("cannot run node: {e}")),
+            })?;
         if !status.success() {
             return Err(report(
                 ErrorCode::InvalidAgent,
@@ -119,17 +122,18 @@ impl TypeScriptToolchain {
     }
 }
 
+fn node_missing() -> Failure {
+    failed(&format!(
+        "building TypeScript agents needs Node.js {MIN_NODE_MAJOR} or newer with npm (https://nodejs.org, or your system's packages): install it and try again"
+    ))
+}
+
 /// Node.js and npm present, and new enough.
 fn check_node() -> Result<(), Failure> {
-    let missing = || {
-        failed(&format!(
-            "building TypeScript agents needs Node.js {MIN_NODE_MAJOR} or newer with npm (https://nodejs.org, or your system's packages): install it and try again"
-        ))
-    };
     let out = Command::new("node")
         .arg("--version")
         .output()
-        .map_err(|_| missing())?;
+        .map_err(|_| node_missing())?;
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let major = version
         .trim_start_matches('v')
@@ -151,7 +155,7 @@ fn check_node() -> Result<(), Failure> {
         .stdout(Stdio::null())
         .status();
     if !npm.is_ok_and(|s| s.success()) {
-        return Err(missing());
+        return Err(node_missing());
     }
     Ok(())
 }
