@@ -65,6 +65,8 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(agent: Age
     inputSchema: jsonSchema(agent.input, "input"),
     outputSchema: jsonSchema(agent.output, "output"),
   };
+  warm(agent.input);
+  warm(agent.output);
   return {
     info: () => info,
     async process(invocation: Invocation): Promise<string> {
@@ -75,6 +77,19 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(agent: Age
       }
     },
   };
+}
+
+/**
+ * Parses once now, while ComponentizeJS snapshots the engine: zod compiles
+ * an object's parser on its first use, and every call starts from that
+ * snapshot in a fresh sandbox, so compiling here spares each call ~2 ms.
+ */
+function warm(type: z.ZodType): void {
+  try {
+    type.safeParse({});
+  } catch {
+    // A refinement that throws on `{}`: nothing more to warm.
+  }
 }
 
 async function run<I extends z.ZodType, O extends z.ZodType>(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from typing import Any
@@ -89,8 +90,16 @@ def _schema(tp: Any, written: bool, defs: dict[str, Any]) -> dict[str, Any]:
     raise TypeError(f"orchestr8_agent cannot describe the type {tp!r} as JSON")
 
 
+@functools.cache
+def _hints(tp: type) -> dict[str, Any]:
+    """A dataclass's resolved annotations. Cached: resolving evaluates the
+    annotation strings, and the schemas computed when the component is
+    pre-initialised fill the cache for every call that follows."""
+    return typing.get_type_hints(tp)
+
+
 def _dataclass_schema(tp: type, written: bool, defs: dict[str, Any]) -> dict[str, Any]:
-    hints = typing.get_type_hints(tp)
+    hints = _hints(tp)
     properties: dict[str, Any] = {}
     required: list[str] = []
     for field in dataclasses.fields(tp):
@@ -186,7 +195,7 @@ def decode(tp: Any, value: Any, path: str = "$") -> Any:
 def _decode_dataclass(tp: type, value: Any, path: str) -> Any:
     if not isinstance(value, dict):
         raise SchemaError(path, f"expected an object, got {_kind(value)}")
-    hints = typing.get_type_hints(tp)
+    hints = _hints(tp)
     kwargs: dict[str, Any] = {}
     for field in dataclasses.fields(tp):
         if field.name in value:
