@@ -26,6 +26,7 @@ fn run(example: &Path, state: &Path, args: &[&str]) -> Output {
 #[case::sequential_over_real_apis("repo-brief", None)]
 #[case::resilience("resilience", Some(&[][..]))]
 #[case::sandbox_limits("sandbox-limits", Some(&[][..]))]
+#[case::three_languages("polyglot", Some(&[][..]))]
 #[case::research_on_recorded_context7("research", Some(&["--fixtures", "../../fixtures/context7.json"][..]))]
 fn example_builds_passes_its_tests_and_runs(
     #[case] name: &str,

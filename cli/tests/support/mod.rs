@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,12 @@ pub fn orchestr8() -> Command {
         .env(
             "ORCHESTR8_CACHE_DIR",
             std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        // The pinned Python and TypeScript toolchains, installed once by
+        // scripts/build-agents and shared by every test that builds.
+        .env(
+            "ORCHESTR8_TOOLCHAINS_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/toolchains"),
         )
         .env("NO_COLOR", "1")
         .env_remove("ORCHESTR8_TOKEN");
