@@ -6,10 +6,13 @@
 //! `scripts/build-agents`). Set `BENCH_QUICK=1` for a short run.
 //!
 //! Reports: cold load (compile) and cached load; instantiate + call latency
-//! (p50/p95/p99) of a trivial agent and of the demo agent, with the pooling
-//! and the on-demand allocator; throughput and peak memory at 10, 100, 1,000
-//! and 10,000 concurrent invocations (peak RSS of the whole process, bare
-//! runs included). The baseline ([`bare`]) runs on the
+//! (p50/p95/p99) of a trivial agent and of the demo agent, and of trivial
+//! Python and TypeScript agents, with the pooling and the on-demand
+//! allocator; for the Python and TypeScript components, their size, cold
+//! compile, load from the cache (what the first call after `orchestr8
+//! build` pays) and peak memory per sandbox at 100 concurrent calls;
+//! throughput and peak memory at 10, 100, 1,000 and 10,000 concurrent
+//! invocations (peak RSS of the whole process, bare runs included). The baseline ([`bare`]) runs on the
 //! sandbox's own engine: same allocator, pool and settings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -133,6 +136,63 @@ async fn load(cache: &Path) {
     );
 }
 
+/// Current resident memory of this process, in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A Python or TypeScript component: size, compile and cached-load times
+/// beside bare wasmtime's, and the memory 100 concurrent calls add, per call.
+async fn guest_language(label: &str, file: &str, input: Value) {
+    let path = agent_path(file);
+    let size = std::fs::metadata(&path).unwrap().len() as f64 / (1 << 20) as f64;
+    let cache = tempfile::tempdir().unwrap();
+    let cold = sandbox(Allocator::Pooling, 128, Some(cache.path().to_path_buf()));
+    let start = Instant::now();
+    let component = Component::from_file(cold.engine(), &path).unwrap();
+    let bare_compile = start.elapsed();
+    let start = Instant::now();
+    cold.load(&path).await.unwrap();
+    let compile = start.elapsed();
+    let bytes = component.serialize().unwrap();
+    let start = Instant::now();
+    // SAFETY: made by `serialize` on this very engine a moment ago.
+    #[allow(unsafe_code)]
+    let _ = unsafe { Component::deserialize(cold.engine(), &bytes) }.unwrap();
+    let bare_cached = start.elapsed();
+    let warm = sandbox(Allocator::Pooling, 128, Some(cache.path().to_path_buf()));
+    let start = Instant::now();
+    let agent = warm.load(&path).await.unwrap();
+    let cached = start.elapsed();
+
+    const CONCURRENT: usize = 100;
+    assert!(invoke_once(&warm, &agent, input.clone()).await);
+    let before = rss_mib();
+    reset_peak_rss();
+    let (ok, _) = concurrently(CONCURRENT, |_| {
+        let sandbox = warm.clone();
+        let agent = agent.clone();
+        let input = input.clone();
+        async move { invoke_once(&sandbox, &agent, input).await }
+    })
+    .await;
+    assert_eq!(ok, CONCURRENT);
+    let per_call = (peak_rss_mib() - before).max(0.0) / CONCURRENT as f64;
+    println!(
+        "| {label} | {size:.1} MB | {:.2} s / {:.2} s | {:.0} ms / {:.0} ms ({}) | {per_call:.2} MiB |",
+        bare_compile.as_secs_f64(),
+        compile.as_secs_f64(),
+        bare_cached.as_secs_f64() * 1e3,
+        cached.as_secs_f64() * 1e3,
+        ratio(cached, bare_cached),
+    );
+}
+
 /// Sequential calls, bare and through the sandbox in alternating rounds so
 /// that a drift of the machine touches both alike.
 async fn latency(label: &str, sandbox: &Sandbox, file: &str, input: Value, n: usize) {
@@ -231,6 +291,25 @@ async fn main() {
     println!("## Load\n");
     load(cache.path()).await;
 
+    println!(
+        "\n## Concurrent invocations (trivial agent, pooling, 1,000 sandboxes at most at once)\n"
+    );
+    println!(
+        "| concurrent | bare throughput | orchestr8 succeeded | wall time | throughput | peak RSS | wall ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let s = sandbox(Allocator::Pooling, 1000, Some(cache.path().to_path_buf()));
+    let agent = s.load(agent_path("state_probe.wasm")).await.unwrap();
+    let bare = Arc::new(bare(&s, &agent_path("state_probe.wasm")));
+    let levels: &[usize] = if quick {
+        &[10, 100, 1000]
+    } else {
+        &[10, 100, 1_000, 10_000]
+    };
+    for &level in levels {
+        concurrency(&s, &agent, &bare, level).await;
+    }
+    drop((s, agent, bare)); // the 1,000-slot pool is done with
     println!("\n## Instantiate + call, sequential, {n} calls each\n");
     println!(
         "| agent, allocator | bare p50 | bare p95 | orchestr8 p50 | orchestr8 p95 | orchestr8 p99 | p95 ratio |"
@@ -257,8 +336,9 @@ async fn main() {
             n,
         )
         .await;
-        // A CPython inside the component (componentize-py), beside the Rust
-        // agents above: the same host, a ~19 MB component.
+        // A CPython (componentize-py) and a SpiderMonkey (ComponentizeJS)
+        // inside the component, beside the Rust agents above: the same
+        // host, ~19 MB components.
         latency(
             &format!("trivial Python (py-greeter), {name}"),
             &s,
@@ -267,24 +347,31 @@ async fn main() {
             n,
         )
         .await;
+        latency(
+            &format!("trivial TypeScript (ts-greeter), {name}"),
+            &s,
+            "ts_greeter.wasm",
+            json!({"name": "Ada"}),
+            n,
+        )
+        .await;
     }
 
+    println!("\n## Python and TypeScript components\n");
     println!(
-        "\n## Concurrent invocations (trivial agent, pooling, 1,000 sandboxes at most at once)\n"
+        "| agent | size | cold compile, bare / orchestr8 | load from cache, bare / orchestr8 (ratio) | peak RSS growth per call, 100 started at once |"
     );
-    println!(
-        "| concurrent | bare throughput | orchestr8 succeeded | wall time | throughput | peak RSS | wall ratio |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let s = sandbox(Allocator::Pooling, 1000, Some(cache.path().to_path_buf()));
-    let agent = s.load(agent_path("state_probe.wasm")).await.unwrap();
-    let bare = Arc::new(bare(&s, &agent_path("state_probe.wasm")));
-    let levels: &[usize] = if quick {
-        &[10, 100, 1000]
-    } else {
-        &[10, 100, 1_000, 10_000]
-    };
-    for &level in levels {
-        concurrency(&s, &agent, &bare, level).await;
-    }
+    println!("|---|---|---|---|---|");
+    guest_language(
+        "Python (py-greeter)",
+        "py_greeter.wasm",
+        json!({"name": "Ada"}),
+    )
+    .await;
+    guest_language(
+        "TypeScript (ts-greeter)",
+        "ts_greeter.wasm",
+        json!({"name": "Ada"}),
+    )
+    .await;
 }
