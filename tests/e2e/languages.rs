@@ -269,3 +269,66 @@ async fn http_reaches_an_allowlisted_host_and_is_denied_elsewhere(
     );
     assert_eq!(server.connections(), 1, "a denied request never connects");
 }
+
+/// Numbers compared by value: serde writes `5.0` where JavaScript writes `5`.
+fn by_value(value: Value) -> Value {
+    match value {
+        Value::Number(n) => json!(n.as_f64()),
+        Value::Array(items) => Value::Array(items.into_iter().map(by_value).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, by_value(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// The TypeScript twin of the Context7 research agent returns the same
+/// brief as the Rust agent on the same recorded Context7 answers, and fails
+/// the same way where it fails.
+#[rstest]
+#[case::by_name_with_a_topic(json!({"query": "How do I add middleware that logs every request?", "library": "axum", "topic": "middleware"}))]
+#[case::by_id(json!({"query": "How do I add middleware that logs every request?", "library": "/tokio-rs/axum", "topic": "middleware"}))]
+#[case::cut_to_a_small_budget(json!({"query": "How do I add middleware that logs every request?", "library": "axum", "topic": "middleware", "tokens": 100}))]
+#[case::another_library(json!({"query": "How do I add middleware that logs every request?", "library": "actix-web", "topic": "middleware"}))]
+#[case::empty_query(json!({"query": "  ", "library": "axum"}))]
+#[case::budget_out_of_range(json!({"query": "q", "library": "axum", "tokens": 5}))]
+#[case::unknown_field(json!({"query": "q", "libary": "axum"}))]
+#[case::no_recorded_answer(json!({"query": "How do I add middleware that logs every request?", "library": "tower"}))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_research_agent_returns_the_rust_agents_brief(#[case] input: Value) {
+    let policy =
+        || crate::outputs::recorded(&["context7.json"], &["context7.com"], &["context7-api-key"]);
+    let rust = crate::support::load("context7").await;
+    let ts = crate::support::load("ts-context7").await;
+    let run = |agent: LoadedAgent| {
+        let input = input.clone();
+        async move {
+            sandbox()
+                .invoke(
+                    &agent,
+                    &policy(),
+                    InvocationRequest::new(input),
+                    &CancellationToken::new(),
+                )
+                .await
+                .result
+        }
+    };
+    match (run(rust).await, run(ts).await) {
+        (Ok(rust), Ok(ts)) => {
+            assert!(rust["snippets"].as_array().is_some_and(|s| !s.is_empty()));
+            assert_eq!(by_value(ts), by_value(rust));
+        }
+        (Err(rust), Err(ts)) => {
+            assert_eq!(ts.code(), rust.code(), "rust: {rust}\nts: {ts}");
+            // The agents' own refusals read the same; input the SDKs'
+            // schema checks reject, and transport failures, are worded by
+            // each SDK.
+            let own = !rust.to_string().contains("unknown field");
+            if rust.code() == ErrorCode::InvalidInput && own {
+                assert_eq!(ts.to_string(), rust.to_string());
+            }
+        }
+        (rust, ts) => panic!("the twins disagree:\nrust: {rust:?}\nts: {ts:?}"),
+    }
+}

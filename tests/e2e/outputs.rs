@@ -15,7 +15,7 @@ use crate::support::{load, sandbox};
 
 /// A policy that answers the agent's outbound requests from `fixtures`
 /// (files in `fixtures/`), granting `hosts` and `secrets` (with dummy values).
-fn recorded(fixtures: &[&str], hosts: &[&str], secrets: &[&str]) -> SandboxPolicy {
+pub fn recorded(fixtures: &[&str], hosts: &[&str], secrets: &[&str]) -> SandboxPolicy {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let mut recorded = Vec::new();
     for file in fixtures {
@@ -54,6 +54,12 @@ fn recorded(fixtures: &[&str], hosts: &[&str], secrets: &[&str]) -> SandboxPolic
 // Given as a Context7 id, the library is not searched, so it has no known
 // versions: the brief leaves `versions` out, and its schema must allow that.
 #[case::context7_by_id("context7",
+    json!({"query": "How do I add middleware that logs every request?", "library": "/tokio-rs/axum", "topic": "middleware"}),
+    json!({}), recorded(&["context7.json"], &["context7.com"], &["context7-api-key"]))]
+#[case::ts_context7_by_name("ts-context7",
+    json!({"query": "How do I add middleware that logs every request?", "library": "axum", "topic": "middleware"}), json!({}),
+    recorded(&["context7.json"], &["context7.com"], &["context7-api-key"]))]
+#[case::ts_context7_by_id("ts-context7",
     json!({"query": "How do I add middleware that logs every request?", "library": "/tokio-rs/axum", "topic": "middleware"}),
     json!({}), recorded(&["context7.json"], &["context7.com"], &["context7-api-key"]))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

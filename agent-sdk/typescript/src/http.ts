@@ -117,8 +117,11 @@ export function request(method: string, url: string, options: RequestOptions = {
   if ((parsed.protocol !== "http:" && parsed.protocol !== "https:") || !parsed.host) {
     throw new HttpError("invalid-url", `invalid URL: ${JSON.stringify(url)} (need http:// or https:// and a host)`);
   }
-  for (const [k, v] of Object.entries(options.params ?? {})) {
-    parsed.searchParams.append(k, v);
+  const params = Object.entries(options.params ?? {})
+    .map(([k, v]) => `${encodeQuery(k)}=${encodeQuery(v)}`)
+    .join("&");
+  if (params !== "") {
+    parsed.search = parsed.search === "" ? `?${params}` : `${parsed.search}&${params}`;
   }
   const fields: Record<string, string> = {};
   for (const [k, v] of Object.entries(options.headers ?? {})) {
@@ -135,11 +138,12 @@ export function request(method: string, url: string, options: RequestOptions = {
   }
 
   const failed = (code: unknown): HttpError => {
-    const tag = (code as { tag?: string } | undefined)?.tag ?? "unknown";
+    const { tag = "unknown", val } = (code ?? {}) as { tag?: string; val?: unknown };
     if (tag === "HTTP-request-denied") {
       return new HttpError("denied", `request to ${url} was denied: the host is not on the agent's allowlist`);
     }
-    return new HttpError("transport", `HTTP request to ${url} failed: ${tag}`);
+    const why = typeof val === "string" ? `${tag}: ${val}` : tag;
+    return new HttpError("transport", `HTTP request to ${url} failed: ${why}`);
   };
 
   let outgoing: types.OutgoingRequest;
@@ -223,6 +227,12 @@ export function request(method: string, url: string, options: RequestOptions = {
     offset += chunk.length;
   }
   return new Response(response.status(), headers, body);
+}
+
+/** Everything but RFC 3986's unreserved characters percent-encoded, as the
+ * Rust and Python SDKs do, so recorded fixtures match whichever SDK sent it. */
+function encodeQuery(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 function wasiMethod(method: string): types.Method {

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json as _json
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from . import _wit
 from .errors import AgentError
@@ -115,7 +115,10 @@ def request(
     path = parts.path or "/"
     query = parts.query
     if params:
-        query = f"{query}&{urlencode(params)}" if query else urlencode(params)
+        # Everything but RFC 3986's unreserved characters percent-encoded, as
+        # the Rust and TypeScript SDKs do, so recorded fixtures match.
+        encoded = urlencode(params, quote_via=quote, safe="")
+        query = f"{query}&{encoded}" if query else encoded
     if query:
         path = f"{path}?{query}"
     fields = dict(headers or {})
