@@ -114,6 +114,10 @@ const TS_SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../agent-sdk/typescript/src/agent.ts"),
     ),
     (
+        "src/assets.d.ts",
+        include_str!("../../agent-sdk/typescript/src/assets.d.ts"),
+    ),
+    (
         "src/context.ts",
         include_str!("../../agent-sdk/typescript/src/context.ts"),
     ),
@@ -128,6 +132,10 @@ const TS_SDK_FILES: &[(&str, &str)] = &[
     (
         "src/index.ts",
         include_str!("../../agent-sdk/typescript/src/index.ts"),
+    ),
+    (
+        "src/llm.ts",
+        include_str!("../../agent-sdk/typescript/src/llm.ts"),
     ),
     (
         "src/log.ts",

@@ -23,11 +23,37 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 const QUESTION: &str = "How do I add middleware that logs every request?";
 const KEY: &str = "ctx7sk-test-0123456789";
 
+/// The research agent's id and built component: the Rust agent, or its
+/// TypeScript twin.
+#[derive(Clone, Copy)]
+enum Twin {
+    Rust,
+    TypeScript,
+}
+
+impl Twin {
+    fn id(self) -> &'static str {
+        match self {
+            Twin::Rust => "@orchestr8/context7",
+            Twin::TypeScript => "@orchestr8/ts-context7",
+        }
+    }
+
+    fn component(self) -> PathBuf {
+        let file = match self {
+            Twin::Rust => "wasm32-wasip2/release/context7.wasm",
+            Twin::TypeScript => "guests/ts_context7.wasm",
+        };
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../agents/target")
+            .join(file);
+        assert!(path.is_file(), "build the agents first: scripts/test");
+        path
+    }
+}
+
 fn component() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../agents/target/wasm32-wasip2/release/context7.wasm");
-    assert!(path.is_file(), "build the agents first: scripts/test");
-    path
+    Twin::Rust.component()
 }
 
 /// A recorded response body from `fixtures/context7.json`.
@@ -129,10 +155,15 @@ fn toml_value(value: &Value) -> String {
 /// fake only, with `config` as its project config.
 struct Project {
     dir: tempfile::TempDir,
+    id: &'static str,
 }
 
 impl Project {
     fn new(fake: &Fake, config: Value) -> Project {
+        Project::of(Twin::Rust, fake, config)
+    }
+
+    fn of(twin: Twin, fake: &Fake, config: Value) -> Project {
         let dir = tempfile::tempdir().unwrap();
         let config_toml: String = config
             .as_object()
@@ -140,22 +171,23 @@ impl Project {
             .iter()
             .map(|(k, v)| format!("{k} = {}\n", toml_value(v)))
             .collect();
+        let id = twin.id();
         let manifest = format!(
             r#"[project]
 name = "research"
 
-[agents."@orchestr8/context7"]
+[agents."{id}"]
 component = "{}"
 limits = {{ timeout_ms = 20000 }}
 grants = {{ allowed_hosts = ["127.0.0.1:{}"], secrets = ["context7-api-key"] }}
 
-[agents."@orchestr8/context7".config]
+[agents."{id}".config]
 {config_toml}"#,
-            component().display(),
+            twin.component().display(),
             fake.port()
         );
         std::fs::write(dir.path().join("orchestr8.toml"), manifest).unwrap();
-        Project { dir }
+        Project { dir, id }
     }
 
     fn with_base_url(fake: &Fake) -> Project {
@@ -184,7 +216,7 @@ grants = {{ allowed_hosts = ["127.0.0.1:{}"], secrets = ["context7-api-key"] }}
             "metadata": {"id": "5e2d1c0b-9a8f-4e7d-8c6b-5a4f3e2d1c0b", "name": "research"},
             "steps": [{
                 "id": "research", "name": "research",
-                "agent": {"id": "@orchestr8/context7"},
+                "agent": {"id": self.id},
                 "input": {"mapping": input},
                 "policies": policies
             }]
@@ -206,13 +238,7 @@ grants = {{ allowed_hosts = ["127.0.0.1:{}"], secrets = ["context7-api-key"] }}
 
     /// `orchestr8 agent serve` on an ephemeral port.
     fn serve(&self) -> Server {
-        let mut command = self.command(&[
-            "agent",
-            "serve",
-            "@orchestr8/context7",
-            "--bind",
-            "127.0.0.1:0",
-        ]);
+        let mut command = self.command(&["agent", "serve", self.id, "--bind", "127.0.0.1:0"]);
         command.stderr(Stdio::inherit());
         Server::start(command)
     }
@@ -416,8 +442,10 @@ fn the_same_brief_comes_from_a_workflow_step_a_microservice_and_claude_code() {
     );
 }
 
-#[test]
-fn with_a_model_configured_the_brief_carries_a_cited_answer_from_an_xml_prompt() {
+#[rstest::rstest]
+#[case::rust(Twin::Rust)]
+#[case::typescript(Twin::TypeScript)]
+fn with_a_model_configured_the_brief_carries_a_cited_answer_from_an_xml_prompt(#[case] twin: Twin) {
     let fake = Fake::start().with_axum();
     fake.mount(
         Mock::given(method("POST"))
@@ -428,7 +456,8 @@ fn with_a_model_configured_the_brief_carries_a_cited_answer_from_an_xml_prompt()
                 "stop_reason": "end_turn", "usage": {"input_tokens": 900, "output_tokens": 12}
             }))),
     );
-    let project = Project::new(
+    let project = Project::of(
+        twin,
         &fake,
         json!({
             "baseUrl": fake.base_url(),
@@ -443,6 +472,7 @@ fn with_a_model_configured_the_brief_carries_a_cited_answer_from_an_xml_prompt()
         "Add TraceLayer with Router::layer [1]."
     );
     assert_eq!(brief["answer"]["provider"], "anthropic");
+    assert_eq!(brief["answer"]["completion"]["inputTokens"], 900);
     let prompt: Value = fake
         .requests()
         .iter()
@@ -888,4 +918,89 @@ fn the_official_mcp_python_sdk_accepts_the_research_tools() {
         fake.hits("/libs/search") >= 2,
         "the slow search reached the fake"
     );
+}
+
+/// Numbers compared by value: serde writes `0.0` where JavaScript writes `0`.
+fn by_value(value: Value) -> Value {
+    match value {
+        Value::Number(n) => json!(n.as_f64()),
+        Value::Array(items) => Value::Array(items.into_iter().map(by_value).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, by_value(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// The brief of `twin` from a workflow step, `/process` and an MCP tool call.
+fn briefs(twin: Twin, fake: &Fake) -> [Value; 3] {
+    let config = json!({
+        "baseUrl": fake.base_url(),
+        "llm": {"provider": "anthropic", "model": "claude-sonnet-4-5", "baseUrl": fake.server.uri(), "apiKeySecret": "context7-api-key"}
+    });
+    let project = Project::of(twin, fake, config);
+    let (out, result) = project.run_workflow(axum_input(), json!({}));
+    assert_eq!(out.status.code(), Some(0), "{result}");
+    let from_workflow = result["steps"]["research"]["output"].clone();
+
+    let served = project.serve();
+    let (status, from_process) = process(&served, &axum_input());
+    assert_eq!(status, 200, "{from_process}");
+
+    let mut mcp = project.mcp();
+    mcp.open();
+    let tools = mcp.request(2, "tools/list", json!({}));
+    let tool = tools["result"]["tools"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let called = mcp.call(3, &tool, axum_input());
+    assert_eq!(called["result"]["isError"], false, "{called}");
+    let from_mcp = called["result"]["structuredContent"].clone();
+    assert_eq!(mcp.close(), Some(0));
+    [from_workflow, from_process, from_mcp].map(by_value)
+}
+
+/// The TypeScript twin, side by side with the Rust agent on the same fake
+/// Context7 and model: the same brief (with the model's answer) in each of
+/// the three places, from the same prompt.
+#[test]
+fn the_typescript_twin_gives_the_rust_agents_brief_in_all_three_places() {
+    let fake = Fake::start().with_axum();
+    fake.mount(
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                "content": [{"type": "text", "text": " Add TraceLayer with Router::layer [1]. "}],
+                "stop_reason": "end_turn", "usage": {"input_tokens": 900, "output_tokens": 12}
+            }))),
+    );
+    let rust = briefs(Twin::Rust, &fake);
+    let ts = briefs(Twin::TypeScript, &fake);
+    assert!(
+        rust[0]["snippets"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert_eq!(
+        rust[0]["answer"]["text"],
+        "Add TraceLayer with Router::layer [1]."
+    );
+    let prompts: Vec<Value> = fake
+        .requests()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/messages")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(prompts.len(), 6, "three calls of each twin");
+    assert!(prompts.iter().all(|p| *p == prompts[0]), "{prompts:?}");
+    for (place, (r, t)) in ["workflow step", "/process", "MCP tool"]
+        .iter()
+        .zip(rust.iter().zip(ts.iter()))
+    {
+        assert_eq!(t, r, "{place}");
+    }
+    assert_eq!(rust[0], rust[1]);
+    assert_eq!(rust[1], rust[2]);
 }

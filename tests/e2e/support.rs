@@ -13,18 +13,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Path of a first-party agent component, by crate name (`text-stats`) or,
-/// for a Python agent, `py-<name>`.
+/// for a Python or TypeScript agent, `py-<name>` or `ts-<name>`.
 pub fn agent_path(name: &str) -> PathBuf {
     let file = format!("{}.wasm", name.replace('-', "_"));
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../agents/target/wasm32-wasip2/release")
-        .join(file);
-    assert!(
-        path.is_file(),
-        "{} is missing: build the agents first with `scripts/build-agents` (or `scripts/test`)",
-        path.display()
-    );
-    path
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agents/target");
+    // Rust agents in cargo's folder; Python and TypeScript ones in guests/.
+    let path = ["wasm32-wasip2/release", "guests"]
+        .iter()
+        .map(|dir| built.join(dir).join(&file))
+        .find(|p| p.is_file());
+    path.unwrap_or_else(|| {
+        panic!(
+            "{file} is missing: build the agents first with `scripts/build-agents` (or `scripts/test`)"
+        )
+    })
 }
 
 /// One sandbox (one engine, one pool) for the whole test process, with a

@@ -69,15 +69,15 @@ export class Response {
   }
 
   /**
-   * This response if it succeeded; else an `AgentError`: retryable for 429
-   * and 5xx (with `Retry-After` when given), fatal for the rest.
+   * This response if it succeeded; else an `AgentError`: retryable for 408,
+   * 429 and 5xx (with `Retry-After` when given), fatal for the rest.
    */
   raiseForStatus(): Response {
     if (this.ok) {
       return this;
     }
-    const message = `upstream answered ${this.status}: ${this.text().slice(0, 200)}`;
-    if (this.status === 429 || this.status >= 500) {
+    const message = `the server answered ${this.status}: ${Array.from(this.text()).slice(0, 200).join("")}`;
+    if (this.status === 408 || this.status === 429 || this.status >= 500) {
       const after = this.headers["retry-after"] ?? "";
       const retryAfterMs = /^\d+$/.test(after) ? Number(after) * 1000 : undefined;
       throw AgentError.retryable(message, { retryAfterMs });

@@ -27,6 +27,7 @@
  */
 
 /// <reference path="./wit.d.ts" />
+/// <reference path="./assets.d.ts" />
 
 export { defineAgent } from "./agent.js";
 export type { AgentDefinition, AgentInfo, Handler, Invocation } from "./agent.js";
@@ -36,4 +37,6 @@ export type { ErrorKind, ErrorOptions, SecretReason } from "./errors.js";
 export { HttpError, Response } from "./http.js";
 export type { HttpErrorReason, RequestOptions } from "./http.js";
 export * as http from "./http.js";
+export { Llm, LlmConfig, Provider } from "./llm.js";
+export type { Completion } from "./llm.js";
 export * as log from "./log.js";

@@ -77,6 +77,8 @@ try {
     outfile: bundle,
     external: ["orchestr8:*", "wasi:*"],
     alias: { "@orchestr8/agent": sdkIndex },
+    // Prompt templates and other text files, imported as strings.
+    loader: { ".xml": "text", ".txt": "text", ".md": "text" },
     nodePaths: [modules],
     logLevel: "error",
   });

@@ -6,11 +6,12 @@
 // (without it, the anonymous tier).
 import { z } from "zod";
 
-import { AgentError, type Context, SecretError, defineAgent, log } from "@orchestr8/agent";
+import { AgentError, type Context, Llm, LlmConfig, Provider, SecretError, defineAgent, log } from "@orchestr8/agent";
 
 import { Client, Context7Failure, DEFAULT_BASE_URL, type Docs, type Library, idVersion, isLibraryId } from "./api.js";
+import { render } from "./prompt.js";
 import { type Alternative, asAlternative, because, rank, trustLabel } from "./rank.js";
-import { sources, withinBudget } from "./snippets.js";
+import { type Snippet, sources, withinBudget } from "./snippets.js";
 
 const DEFAULT_TOKENS = 5_000;
 const MIN_TOKENS = 100;
@@ -37,7 +38,7 @@ const Config = z
   .object({
     baseUrl: z.string().optional(),
     apiKeySecret: z.string().optional(),
-    llm: z.unknown().optional(),
+    llm: LlmConfig.optional(),
   })
   .strict();
 
@@ -81,6 +82,19 @@ const Brief = z.object({
     })
     .describe("How the token budget was spent."),
   sources: z.array(z.string()).describe("Where the snippets come from."),
+  answer: z
+    .object({
+      text: z.string().describe("The model's answer, citing snippets as [n]."),
+      provider: Provider,
+      completion: z.object({
+        text: z.string(),
+        model: z.string(),
+        inputTokens: z.number().int().min(0),
+        outputTokens: z.number().int().min(0),
+      }),
+    })
+    .optional()
+    .describe("A language model's answer, when one is configured."),
 });
 
 type Chosen = z.infer<typeof Brief>["library"];
@@ -89,7 +103,7 @@ export const handler = defineAgent({
   id: "@orchestr8/ts-context7",
   version: "0.1.0",
   description:
-    "Researches a library's current documentation on Context7 and returns a focused brief: the library chosen and why, the relevant snippets within a token budget, and their sources (the TypeScript twin of @orchestr8/context7).",
+    "Researches a library's current documentation on Context7 and returns a focused brief: the library chosen and why, the relevant snippets within a token budget, and their sources (plus a cited answer when a language model is configured). The TypeScript twin of @orchestr8/context7.",
   input: Input,
   output: Brief,
   process(input, ctx) {
@@ -107,11 +121,6 @@ export const handler = defineAgent({
     const topic = input.topic?.trim() || undefined;
     const library = input.library?.trim() || undefined;
     const config = ctx.configAs(Config);
-    if (config.llm !== undefined) {
-      throw AgentError.invalidInput(
-        "the TypeScript twin does not synthesize answers with a language model yet: use @orchestr8/context7 for `llm`",
-      );
-    }
     const client = connect(config, ctx);
     const [picked, reason, alternatives] = choose(client, library, query);
     const docsQuery = topic !== undefined ? `${topic}: ${query}` : query;
@@ -124,7 +133,8 @@ export const handler = defineAgent({
       );
     }
     log.info(`${snippets.length} snippets of ${chosen.id} (${budget.used} of ${budget.limit} tokens)`);
-    return { query, topic, library: chosen, reason, alternatives, snippets, budget, sources: sources(snippets) };
+    const answer = config.llm === undefined ? undefined : synthesize(config.llm, ctx, query, topic, chosen, snippets);
+    return { query, topic, library: chosen, reason, alternatives, snippets, budget, sources: sources(snippets), answer };
   },
 });
 
@@ -234,4 +244,28 @@ function notFound(what: string, message: string, suggestions: Alternative[]): Ag
   return AgentError.invalidInput(`library not found on Context7: \`${what}\` (${message})${hint}`, {
     details: { library: what, suggestions },
   });
+}
+
+/** A language model's answer from the snippets, citing them as [n]. */
+function synthesize(
+  config: LlmConfig,
+  ctx: Context,
+  query: string,
+  topic: string | undefined,
+  library: Chosen,
+  snippets: Snippet[],
+) {
+  const llm = new Llm(config, ctx);
+  const [system, user] = render({
+    question: query,
+    topic,
+    libraryId: library.id,
+    libraryTitle: library.title,
+    libraryVersion: library.version,
+    snippets,
+  });
+  const name = config.provider === "anthropic" ? "Anthropic" : "OpenAI";
+  log.info(`asking ${name} (${config.model}) for an answer from ${snippets.length} snippets`);
+  const completion = llm.complete(system, user);
+  return { text: completion.text.trim(), provider: config.provider, completion };
 }

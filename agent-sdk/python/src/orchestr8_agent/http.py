@@ -68,12 +68,12 @@ class Response:
 
     def raise_for_status(self) -> Response:
         """This response if it succeeded; else an :class:`AgentError`:
-        retryable for 429 and 5xx (with ``Retry-After`` when given), fatal
-        for the rest."""
+        retryable for 408, 429 and 5xx (with ``Retry-After`` when given),
+        fatal for the rest."""
         if self.ok:
             return self
-        message = f"upstream answered {self.status}: {self.text()[:200]}"
-        if self.status == 429 or self.status >= 500:
+        message = f"the server answered {self.status}: {self.text()[:200]}"
+        if self.status in (408, 429) or self.status >= 500:
             retry_after = self.headers.get("retry-after", "")
             delay = int(retry_after) * 1000 if retry_after.isdigit() else None
             raise AgentError.retryable(message, retry_after_ms=delay)

@@ -36,15 +36,13 @@ use bare::Bare;
 use stats::{micros, percentile, ratio};
 
 fn agent_path(file: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../agents/target/wasm32-wasip2/release")
-        .join(file);
-    assert!(
-        path.is_file(),
-        "{} missing: run scripts/build-agents",
-        path.display()
-    );
-    path
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../agents/target");
+    // Rust agents in cargo's folder; Python and TypeScript ones in guests/.
+    let path = ["wasm32-wasip2/release", "guests"]
+        .iter()
+        .map(|dir| built.join(dir).join(file))
+        .find(|p| p.is_file());
+    path.unwrap_or_else(|| panic!("{file} missing: run scripts/build-agents"))
 }
 
 fn sandbox(allocator: Allocator, max_instances: u32, cache: Option<PathBuf>) -> Sandbox {
