@@ -10,6 +10,7 @@ use orchestr8_host::ErrorCode;
 use crate::error::{Failure, exit, report};
 
 /// A file to write, relative to the project root.
+#[derive(Clone)]
 pub struct FileToWrite {
     pub path: PathBuf,
     pub text: String,
@@ -414,6 +415,18 @@ pub fn write_files(root: &Path, files: &[FileToWrite], force: bool) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Writes those of `files` whose content differs from what is on disk (a
+/// vendored SDK kept at this CLI's version); returns how many it wrote.
+pub fn refresh_files(root: &Path, files: &[FileToWrite]) -> Result<usize, Failure> {
+    let stale: Vec<FileToWrite> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(root.join(&f.path)).ok().as_deref() != Some(&f.text))
+        .cloned()
+        .collect();
+    write_files(root, &stale, true)?;
+    Ok(stale.len())
 }
 
 #[cfg(test)]

@@ -135,6 +135,11 @@ fn typescript_and_python_agents_are_created_built_tested_and_run_beside_a_rust_o
         "Hello, Hello, Hello, Ada!!!"
     );
 
+    // The vendored SDK is the CLI's: a build puts back what was changed.
+    let vendored = project.join("vendor/orchestr8-agent-ts/src/log.ts");
+    let sdk = std::fs::read_to_string(&vendored).unwrap();
+    std::fs::write(&vendored, "// edited by hand\n").unwrap();
+
     // A type error fails a TypeScript build with the compiler's words, and
     // the last good component stays in place.
     let source = project.join("agents/hey/agent.ts");
@@ -155,6 +160,11 @@ fn typescript_and_python_agents_are_created_built_tested_and_run_beside_a_rust_o
             .join(".orchestr8/components/demo.hey.wasm")
             .is_file()
     );
+    assert!(
+        err.contains("wrote the TypeScript agent SDK of this orchestr8 into vendor/orchestr8-agent-ts (1 file)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&vendored).unwrap(), sdk);
 
     // A broken Python agent fails its build with componentize-py's reason.
     std::fs::write(project.join("agents/hi/app.py"), "def broken(:\n").unwrap();

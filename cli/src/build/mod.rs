@@ -90,21 +90,23 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
         .unwrap_or_else(|| project.state_dir().join("toolchains"));
     let uses = |f: fn(&AgentSource) -> bool| selected.iter().any(|s| f(&s.source));
     let python = if uses(|s| matches!(s, AgentSource::Python(_))) {
-        if !project.root.join(PY_SDK_DIR).join("wit").is_dir() {
-            output::notice(&format!("restoring the Python agent SDK in {PY_SDK_DIR}"));
-            scaffold::write_files(&project.root, &scaffold::python_sdk_files(), true)?;
-        }
+        refresh_sdk(
+            &project,
+            "Python",
+            PY_SDK_DIR,
+            &scaffold::python_sdk_files(),
+        )?;
         Some(PythonToolchain::ensure(&toolchains)?)
     } else {
         None
     };
     let typescript = if uses(|s| matches!(s, AgentSource::TypeScript(_))) {
-        if !project.root.join(TS_SDK_DIR).join("wit").is_dir() {
-            output::notice(&format!(
-                "restoring the TypeScript agent SDK in {TS_SDK_DIR}"
-            ));
-            scaffold::write_files(&project.root, &scaffold::typescript_sdk_files(), true)?;
-        }
+        refresh_sdk(
+            &project,
+            "TypeScript",
+            TS_SDK_DIR,
+            &scaffold::typescript_sdk_files(),
+        )?;
         Some(TypeScriptToolchain::ensure(&toolchains)?)
     } else {
         None
@@ -174,6 +176,25 @@ fn source_display(project: &Project, spec: &AgentSpec) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+/// Keeps a vendored Python or TypeScript SDK at this CLI's version: writes
+/// it when it is missing (a fresh clone that git-ignored `vendor/`) or when
+/// another orchestr8 wrote it.
+fn refresh_sdk(
+    project: &Project,
+    language: &str,
+    dir: &str,
+    files: &[scaffold::FileToWrite],
+) -> Result<(), Failure> {
+    let written = scaffold::refresh_files(&project.root, files)?;
+    if written > 0 {
+        output::notice(&format!(
+            "wrote the {language} agent SDK of this orchestr8 into {dir} ({written} file{})",
+            if written == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(())
 }
 
 /// Writes the vendored SDK back when it is missing (a fresh clone of a
