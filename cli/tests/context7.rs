@@ -354,34 +354,61 @@ fn axum_input() -> Value {
     json!({"query": QUESTION, "library": "axum", "topic": "middleware", "tokens": 2000})
 }
 
+/// What the three places answered for `axum_input()`: the brief from a
+/// workflow step, from `/process` and from an MCP tool call; the MCP
+/// `initialize` reply, the tool listed, and the tool call's reply.
+struct ThreePlaces {
+    briefs: [Value; 3],
+    init: Value,
+    tool: Value,
+    called: Value,
+}
+
+impl Project {
+    fn three_places(&self) -> ThreePlaces {
+        let (out, result) = self.run_workflow(axum_input(), json!({}));
+        assert_eq!(out.status.code(), Some(0), "{result}");
+        let from_workflow = result["steps"]["research"]["output"].clone();
+
+        let served = self.serve();
+        let (status, from_process) = process(&served, &axum_input());
+        assert_eq!(status, 200, "{from_process}");
+
+        let mut mcp = self.mcp();
+        let init = mcp.open();
+        let tools = mcp.request(2, "tools/list", json!({}));
+        let tool = tools["result"]["tools"][0].clone();
+        let name = tool["name"].as_str().unwrap_or_default().to_string();
+        let called = mcp.call(3, &name, axum_input());
+        assert_eq!(called["result"]["isError"], false, "{called}");
+        let from_mcp = called["result"]["structuredContent"].clone();
+        assert_eq!(mcp.close(), Some(0), "the server ends when stdin closes");
+        ThreePlaces {
+            briefs: [from_workflow, from_process, from_mcp],
+            init,
+            tool,
+            called,
+        }
+    }
+}
+
 #[test]
 fn the_same_brief_comes_from_a_workflow_step_a_microservice_and_claude_code() {
     let fake = Fake::start().with_axum();
     let project = Project::with_base_url(&fake);
-
-    let (out, result) = project.run_workflow(axum_input(), json!({}));
-    assert_eq!(out.status.code(), Some(0), "{result}");
-    let from_workflow = result["steps"]["research"]["output"].clone();
-
-    let served = project.serve();
-    let (status, from_process) = process(&served, &axum_input());
-    assert_eq!(status, 200, "{from_process}");
-
-    let mut mcp = project.mcp();
-    let init = mcp.open();
+    let ThreePlaces {
+        briefs: [from_workflow, from_process, from_mcp],
+        init,
+        tool,
+        called,
+    } = project.three_places();
     assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
     assert_eq!(init["result"]["serverInfo"]["name"], "orchestr8");
-    let tools = mcp.request(2, "tools/list", json!({}));
-    let tool = &tools["result"]["tools"][0];
-    assert_eq!(tool["name"], "orchestr8_context7", "{tools}");
+    assert_eq!(tool["name"], "orchestr8_context7", "{tool}");
     assert!(tool["description"].as_str().unwrap().contains("Context7"));
     assert_eq!(tool["inputSchema"]["required"], json!(["query"]), "{tool}");
-    let called = mcp.call(3, "orchestr8_context7", axum_input());
-    assert_eq!(called["result"]["isError"], false, "{called}");
-    let from_mcp = called["result"]["structuredContent"].clone();
     let text = called["result"]["content"][0]["text"].as_str().unwrap();
     assert_eq!(serde_json::from_str::<Value>(text).unwrap(), from_mcp);
-    assert_eq!(mcp.close(), Some(0), "the server ends when stdin closes");
 
     assert_eq!(from_workflow, from_process);
     assert_eq!(from_workflow, from_mcp);
@@ -932,33 +959,16 @@ fn by_value(value: Value) -> Value {
     }
 }
 
-/// The brief of `twin` from a workflow step, `/process` and an MCP tool call.
+/// The briefs of `twin` from the three places, with a model configured.
 fn briefs(twin: Twin, fake: &Fake) -> [Value; 3] {
     let config = json!({
         "baseUrl": fake.base_url(),
         "llm": {"provider": "anthropic", "model": "claude-sonnet-4-5", "baseUrl": fake.server.uri(), "apiKeySecret": "context7-api-key"}
     });
-    let project = Project::of(twin, fake, config);
-    let (out, result) = project.run_workflow(axum_input(), json!({}));
-    assert_eq!(out.status.code(), Some(0), "{result}");
-    let from_workflow = result["steps"]["research"]["output"].clone();
-
-    let served = project.serve();
-    let (status, from_process) = process(&served, &axum_input());
-    assert_eq!(status, 200, "{from_process}");
-
-    let mut mcp = project.mcp();
-    mcp.open();
-    let tools = mcp.request(2, "tools/list", json!({}));
-    let tool = tools["result"]["tools"][0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let called = mcp.call(3, &tool, axum_input());
-    assert_eq!(called["result"]["isError"], false, "{called}");
-    let from_mcp = called["result"]["structuredContent"].clone();
-    assert_eq!(mcp.close(), Some(0));
-    [from_workflow, from_process, from_mcp].map(by_value)
+    Project::of(twin, fake, config)
+        .three_places()
+        .briefs
+        .map(by_value)
 }
 
 /// The TypeScript twin, side by side with the Rust agent on the same fake
