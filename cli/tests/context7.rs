@@ -110,6 +110,28 @@ impl Fake {
         self
     }
 
+    /// An Anthropic Messages API that answers `text` to every request.
+    fn with_model(self, text: &str) -> Fake {
+        self.mount(
+            Mock::given(method("POST"))
+                .and(path("/v1/messages"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": "end_turn", "usage": {"input_tokens": 900, "output_tokens": 12}
+            }))),
+        );
+        self
+    }
+
+    /// The research agent's config: this fake as Context7 and as the model.
+    fn config_with_model(&self) -> Value {
+        json!({
+            "baseUrl": self.base_url(),
+            "llm": {"provider": "anthropic", "model": "claude-sonnet-4-5", "baseUrl": self.server.uri(), "apiKeySecret": "context7-api-key"}
+        })
+    }
+
     fn requests(&self) -> Vec<Request> {
         self.rt
             .block_on(self.server.received_requests())
@@ -473,24 +495,10 @@ fn the_same_brief_comes_from_a_workflow_step_a_microservice_and_claude_code() {
 #[case::rust(Twin::Rust)]
 #[case::typescript(Twin::TypeScript)]
 fn with_a_model_configured_the_brief_carries_a_cited_answer_from_an_xml_prompt(#[case] twin: Twin) {
-    let fake = Fake::start().with_axum();
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/v1/messages"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
-                "content": [{"type": "text", "text": "Add TraceLayer with Router::layer [1]."}],
-                "stop_reason": "end_turn", "usage": {"input_tokens": 900, "output_tokens": 12}
-            }))),
-    );
-    let project = Project::of(
-        twin,
-        &fake,
-        json!({
-            "baseUrl": fake.base_url(),
-            "llm": {"provider": "anthropic", "model": "claude-sonnet-4-5", "baseUrl": fake.server.uri(), "apiKeySecret": "context7-api-key"}
-        }),
-    );
+    let fake = Fake::start()
+        .with_axum()
+        .with_model("Add TraceLayer with Router::layer [1].");
+    let project = Project::of(twin, &fake, fake.config_with_model());
     let served = project.serve();
     let (status, brief) = process(&served, &axum_input());
     assert_eq!(status, 200, "{brief}");
@@ -961,11 +969,7 @@ fn by_value(value: Value) -> Value {
 
 /// The briefs of `twin` from the three places, with a model configured.
 fn briefs(twin: Twin, fake: &Fake) -> [Value; 3] {
-    let config = json!({
-        "baseUrl": fake.base_url(),
-        "llm": {"provider": "anthropic", "model": "claude-sonnet-4-5", "baseUrl": fake.server.uri(), "apiKeySecret": "context7-api-key"}
-    });
-    Project::of(twin, fake, config)
+    Project::of(twin, fake, fake.config_with_model())
         .three_places()
         .briefs
         .map(by_value)
@@ -976,16 +980,9 @@ fn briefs(twin: Twin, fake: &Fake) -> [Value; 3] {
 /// the three places, from the same prompt.
 #[test]
 fn the_typescript_twin_gives_the_rust_agents_brief_in_all_three_places() {
-    let fake = Fake::start().with_axum();
-    fake.mount(
-        Mock::given(method("POST"))
-            .and(path("/v1/messages"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
-                "content": [{"type": "text", "text": " Add TraceLayer with Router::layer [1]. "}],
-                "stop_reason": "end_turn", "usage": {"input_tokens": 900, "output_tokens": 12}
-            }))),
-    );
+    let fake = Fake::start()
+        .with_axum()
+        .with_model(" Add TraceLayer with Router::layer [1]. ");
     let rust = briefs(Twin::Rust, &fake);
     let ts = briefs(Twin::TypeScript, &fake);
     assert!(
