@@ -200,6 +200,8 @@ fn parse_dir(spec: &str) -> Result<DirGrant, String> {
         host_path: host.into(),
         guest_path: guest.into(),
         writable,
+        quota_bytes: None,
+        quota_files: None,
     })
 }
 
@@ -340,10 +342,19 @@ fn print_attempt(attempt: &InvocationOutcome, number: Option<usize>) {
             attempt.logs_dropped
         ));
     }
-    for denial in &attempt.denials {
+    // A hostile agent can be refused thousands of times: show a few.
+    const SHOWN_DENIALS: usize = 10;
+    for denial in attempt.denials.iter().take(SHOWN_DENIALS) {
         output::notice(&format!(
             "[denied{tag}] {} ({})",
             denial.target, denial.reason
+        ));
+    }
+    let unshown =
+        attempt.denials.len().saturating_sub(SHOWN_DENIALS) as u64 + attempt.denials_dropped;
+    if unshown > 0 {
+        output::notice(&format!(
+            "[denied{tag}] and {unshown} more refusals (--json lists the first 64)"
         ));
     }
     if let (Some(_), Err(e)) = (number, &attempt.result) {

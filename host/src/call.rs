@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Coded;
 use crate::resilience::{Call, EventSink, Resilience, ResilienceError, ResiliencePolicy};
 use crate::sandbox::{
-    AgentObserver, DEFAULT_CANCEL_GRACE, InvocationOutcome, InvocationRequest, InvokeError,
-    LoadedAgent, Sandbox, SandboxPolicy, redact,
+    AgentObserver, DEFAULT_CANCEL_GRACE, DEFAULT_QUEUE_TIMEOUT, InvocationOutcome,
+    InvocationRequest, InvokeError, LoadedAgent, Sandbox, SandboxPolicy, redact,
 };
 use orchestr8_types::{ExecutionId, StepId};
 
@@ -84,6 +84,9 @@ pub struct AgentCall {
     pub cancel: CancellationToken,
     /// How long a cancelled agent may keep running before it is stopped.
     pub cancel_grace: Duration,
+    /// How long each attempt may wait for a sandbox slot and room in the
+    /// memory budget before it fails with `OVERLOADED`.
+    pub queue_timeout: Duration,
     /// Told of each log line and event as the agent records it.
     pub observer: Option<AgentObserver>,
 }
@@ -106,6 +109,7 @@ impl AgentCall {
             resilience,
             cancel: CancellationToken::new(),
             cancel_grace: DEFAULT_CANCEL_GRACE,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             observer: None,
         }
     }
@@ -174,6 +178,7 @@ impl Invoker {
             config: agent.config_with(&call.config),
             input: call.input,
             cancel_grace: call.cancel_grace,
+            queue_timeout: call.queue_timeout,
             observer: call.observer,
         };
         self.invoke(

@@ -80,6 +80,7 @@ impl StepRunner for AgentStepRunner {
                 resilience: call.resilience,
                 cancel: call.cancel,
                 cancel_grace: call.cancel_grace,
+                queue_timeout: call.queue_timeout,
                 observer: Some(observer),
             };
             let step_id = call.step_id;

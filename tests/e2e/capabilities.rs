@@ -108,6 +108,8 @@ async fn granted_read_only_directory_can_be_read_but_not_written() {
         host_path: dir.path().to_path_buf(),
         guest_path: "/data".into(),
         writable: false,
+        quota_bytes: None,
+        quota_files: None,
     });
     let input = json!({
         "strict": false,
@@ -145,6 +147,8 @@ async fn granted_writable_directory_can_be_written() {
         host_path: dir.path().to_path_buf(),
         guest_path: "/out".into(),
         writable: true,
+        quota_bytes: None,
+        quota_files: None,
     });
     let out = call(
         "hostile-snoop",

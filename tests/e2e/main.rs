@@ -8,6 +8,7 @@
 
 mod capabilities;
 mod hostile;
+mod isolation;
 mod journal;
 mod languages;
 mod loading;

@@ -9,9 +9,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-/// At most this many denials are kept per invocation; a hostile agent
-/// hammering a forbidden host must not grow host memory without bound.
+/// At most this many denials are kept per invocation, the rest only
+/// counted: a hostile agent hammering a forbidden host must not grow host
+/// memory without bound.
 const MAX_DENIALS: usize = 64;
+/// Longest target kept, in bytes: a secret name or URL is chosen by the
+/// agent, and 64 names of 16 MiB each once took a host to 2 GB.
+pub const MAX_TARGET_BYTES: usize = 256;
 
 /// Which capability a denied attempt wanted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,6 +25,8 @@ pub enum Capability {
     Http,
     /// A secret read through `host.get-secret`.
     Secret,
+    /// A change to a granted directory past its quota, or a link out of it.
+    File,
 }
 
 /// One refused attempt.
@@ -47,28 +53,42 @@ struct DenialEntries {
 }
 
 impl DenialLog {
-    pub(crate) fn record(&self, capability: Capability, target: String, reason: String) {
-        tracing::debug!(?capability, %target, %reason, "capability denied");
+    /// Records a refusal; `target` is cut to [`MAX_TARGET_BYTES`] (saying
+    /// how much was cut) before anything keeps or logs it.
+    pub(crate) fn record(&self, capability: Capability, target: &str, reason: String) {
         let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.kept.len() < MAX_DENIALS {
-            entries.kept.push(Denial {
-                capability,
-                target,
-                reason,
-            });
-        } else {
+        if entries.kept.len() >= MAX_DENIALS {
             entries.dropped += 1;
+            return;
         }
+        let target = bounded(target);
+        tracing::debug!(?capability, %target, %reason, "capability denied");
+        entries.kept.push(Denial {
+            capability,
+            target,
+            reason,
+        });
     }
 
-    /// The denials recorded so far (at most [`MAX_DENIALS`]).
-    pub(crate) fn snapshot(&self) -> Vec<Denial> {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .kept
-            .clone()
+    /// The denials recorded so far (at most [`MAX_DENIALS`]) and how many
+    /// more were only counted.
+    pub(crate) fn snapshot(&self) -> (Vec<Denial>, u64) {
+        let entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        (entries.kept.clone(), entries.dropped)
     }
+}
+
+/// `text`, or its first [`MAX_TARGET_BYTES`] (on a character boundary)
+/// followed by how many bytes were left out.
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_TARGET_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_TARGET_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes)", &text[..end], text.len() - end)
 }
 
 #[cfg(test)]
@@ -79,9 +99,20 @@ mod tests {
     fn keeps_a_bounded_number_of_denials() {
         let log = DenialLog::default();
         for i in 0..(MAX_DENIALS + 10) {
-            log.record(Capability::Http, format!("http://x/{i}"), "no".into());
+            log.record(Capability::Http, &format!("http://x/{i}"), "no".into());
         }
-        assert_eq!(log.snapshot().len(), MAX_DENIALS);
-        assert_eq!(log.inner.lock().unwrap().dropped, 10);
+        let (kept, dropped) = log.snapshot();
+        assert_eq!(kept.len(), MAX_DENIALS);
+        assert_eq!(dropped, 10);
+    }
+
+    #[test]
+    fn long_targets_are_cut_and_say_how_much_was_cut() {
+        let log = DenialLog::default();
+        log.record(Capability::Secret, &"é".repeat(1000), "no".into());
+        let (kept, _) = log.snapshot();
+        let target = &kept[0].target;
+        assert!(target.len() <= MAX_TARGET_BYTES + 32, "{target}");
+        assert!(target.ends_with("… (1744 more bytes)"), "{target}");
     }
 }

@@ -10,22 +10,27 @@
 //!    allowed *name* cannot become a path into the inside network;
 //! 3. the connection goes to an address from step 2 (never re-resolved, so a
 //!    DNS answer cannot change between check and use), while a process-wide
-//!    semaphore caps concurrent outbound connections.
+//!    semaphore caps concurrent outbound connections;
+//! 4. each invocation and each agent may hold only a share of those
+//!    connections: a request past its share is refused at once (the hog is
+//!    refused, not its neighbours), while one within its share waits for a
+//!    process-wide slot.
 //!
 //! Refusals are answered to the agent as `HTTP-request-denied` and recorded
 //! in the invocation's [`DenialLog`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -273,15 +278,26 @@ fn is_nat64_of_internal(v6: Ipv6Addr) -> bool {
     is_internal_v4(v4)
 }
 
-/// Process-wide outbound HTTP state: the TLS configuration and the cap on
-/// concurrent connections.
+/// Process-wide outbound HTTP state: the TLS configuration, the cap on
+/// concurrent connections and each agent's share of it.
 pub(crate) struct EgressShared {
     tls: Arc<rustls::ClientConfig>,
     connections: Arc<Semaphore>,
+    per_call: usize,
+    per_agent: usize,
+    agents: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// How many connections one invocation, and one agent, may hold at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionShares {
+    pub(crate) total: usize,
+    pub(crate) per_call: usize,
+    pub(crate) per_agent: usize,
 }
 
 impl EgressShared {
-    pub(crate) fn new(max_connections: usize) -> Result<Self, rustls::Error> {
+    pub(crate) fn new(shares: ConnectionShares) -> Result<Self, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.into(),
@@ -292,15 +308,56 @@ impl EgressShared {
             .with_no_client_auth();
         Ok(EgressShared {
             tls: Arc::new(tls),
-            connections: Arc::new(Semaphore::new(max_connections)),
+            connections: Arc::new(Semaphore::new(shares.total)),
+            per_call: shares.per_call,
+            per_agent: shares.per_agent,
+            agents: Mutex::default(),
         })
     }
+
+    /// A fresh share for one invocation of `agent`, beside the share all
+    /// invocations of that agent have together.
+    pub(crate) fn share_for(&self, agent: &str) -> Share {
+        let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        let per_agent = agents
+            .entry(agent.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_agent)))
+            .clone();
+        Share {
+            call: Arc::new(Semaphore::new(self.per_call)),
+            agent: per_agent,
+            size: self.per_call,
+        }
+    }
+}
+
+/// The connections one invocation may still open.
+#[derive(Clone)]
+pub(crate) struct Share {
+    call: Arc<Semaphore>,
+    agent: Arc<Semaphore>,
+    size: usize,
+}
+
+impl Share {
+    /// Whether the invocation has a connection open right now.
+    pub(crate) fn in_use(&self) -> bool {
+        self.call.available_permits() < self.size
+    }
+}
+
+/// What an open connection holds, given back when it closes.
+struct ConnectionPermits {
+    _call: OwnedSemaphorePermit,
+    _agent: OwnedSemaphorePermit,
+    _process: OwnedSemaphorePermit,
 }
 
 /// The `wasi:http` hooks of one invocation.
 pub(crate) struct EgressHooks {
     pub(crate) allowed: Arc<[HostPattern]>,
     pub(crate) shared: Arc<EgressShared>,
+    pub(crate) share: Share,
     pub(crate) denials: DenialLog,
     pub(crate) fixtures: Option<HttpFixtures>,
 }
@@ -330,7 +387,7 @@ impl WasiHttpHooks for EgressHooks {
         if !self.allowed.iter().any(|p| p.matches(&target)) {
             self.denials.record(
                 Capability::Http,
-                format!("{} {}", request.method(), target.display),
+                &format!("{} {}", request.method(), target.display),
                 "host is not on the agent's allowlist".into(),
             );
             return Box::new(std::future::ready(Err(HttpError::HttpRequestDenied)));
@@ -345,8 +402,14 @@ impl WasiHttpHooks for EgressHooks {
         }
         let allowed = self.allowed.clone();
         let shared = self.shared.clone();
+        let share = self.share.clone();
         let denials = self.denials.clone();
-        Box::new(async move { send(request, options, target, &allowed, &shared, &denials).await })
+        Box::new(async move {
+            send(
+                request, options, target, &allowed, &shared, &share, &denials,
+            )
+            .await
+        })
     }
 }
 
@@ -356,6 +419,7 @@ async fn send(
     target: Target,
     allowed: &[HostPattern],
     shared: &EgressShared,
+    share: &Share,
     denials: &DenialLog,
 ) -> Result<
     (
@@ -383,7 +447,7 @@ async fn send(
         let list: Vec<String> = resolved.iter().map(|a| a.ip().to_string()).collect();
         denials.record(
             Capability::Http,
-            format!("{} {}", request.method(), target.display),
+            &format!("{} {}", request.method(), target.display),
             format!(
                 "host resolves only to internal addresses ({}); grant the address itself to allow it",
                 list.join(", ")
@@ -392,12 +456,38 @@ async fn send(
         return Err(HttpError::HttpRequestDenied);
     }
 
-    let permit = shared
+    let asked = format!("{} {}", request.method(), target.display);
+    let over_share = |whose: &str, size: usize| {
+        denials.record(
+            Capability::Http,
+            &asked,
+            format!(
+                "{whose} already holds {size} open connections, its share; wait for one to finish"
+            ),
+        );
+        HttpError::ConnectionLimitReached
+    };
+    let call = share
+        .call
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| over_share("this call", shared.per_call))?;
+    let agent = share
+        .agent
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| over_share("this agent", shared.per_agent))?;
+    let process = shared
         .connections
         .clone()
         .acquire_owned()
         .await
         .map_err(|_| HttpError::ConnectionLimitReached)?;
+    let permit = ConnectionPermits {
+        _call: call,
+        _agent: agent,
+        _process: process,
+    };
     let stream = connect(&usable, connect_timeout).await?;
 
     // The request line carries only the path; the authority is in `Host`.

@@ -31,10 +31,16 @@ pub struct AgentFailure {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum InvokeError {
     /// The wall-clock deadline passed.
-    #[error("agent did not finish within its {limit_ms} ms deadline")]
+    #[error(
+        "agent did not finish within its {limit_ms} ms deadline{}",
+        if *.upstream { " (waiting for an outbound HTTP response)" } else { " (computing; no request of its own was open)" }
+    )]
     Timeout {
         /// The deadline, in milliseconds.
         limit_ms: u64,
+        /// Whether the agent had an outbound request open when the
+        /// deadline passed: the upstream, not the input, kept it waiting.
+        upstream: bool,
     },
     /// The fuel budget ran out.
     #[error("agent ran out of fuel (budget {budget} units)")]
@@ -94,6 +100,14 @@ pub enum InvokeError {
     /// The invocation was cancelled.
     #[error("invocation cancelled")]
     Cancelled,
+    /// No sandbox could be started within the queue timeout.
+    #[error("the host is busy: {busy}; waited {waited_ms} ms (the queue timeout) without a start")]
+    Overloaded {
+        /// How long the call waited.
+        waited_ms: u64,
+        /// What was taken.
+        busy: String,
+    },
     /// The policy cannot be applied.
     #[error("invalid sandbox policy: {0}")]
     Policy(String),
@@ -102,12 +116,19 @@ pub enum InvokeError {
     Internal(String),
 }
 
+/// The first few denials; the rest are in the error's details.
 fn describe_denials(denials: &[Denial]) -> String {
-    denials
+    const SHOWN: usize = 3;
+    let mut text = denials
         .iter()
+        .take(SHOWN)
         .map(|d| format!("{} ({})", d.target, d.reason))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if denials.len() > SHOWN {
+        text.push_str(&format!("; and {} more", denials.len() - SHOWN));
+    }
+    text
 }
 
 impl From<PolicyError> for InvokeError {
@@ -130,6 +151,7 @@ impl Coded for InvokeError {
             InvokeError::InvalidOutput { .. } => ErrorCode::InvalidOutput,
             InvokeError::OutputTooLarge { .. } => ErrorCode::OutputTooLarge,
             InvokeError::Cancelled => ErrorCode::Cancelled,
+            InvokeError::Overloaded { .. } => ErrorCode::Overloaded,
             InvokeError::Policy(_) => ErrorCode::InvalidConfig,
             InvokeError::Internal(_) => ErrorCode::Internal,
         }
@@ -149,10 +171,25 @@ impl Coded for InvokeError {
         }
     }
 
+    /// A deadline passed while the agent computed, with no request of its
+    /// own open: the input it was given kept it busy, so one caller's
+    /// heavy input does not open the circuit every caller shares.
+    fn caller_induced(&self) -> bool {
+        matches!(
+            self,
+            InvokeError::Timeout {
+                upstream: false,
+                ..
+            }
+        )
+    }
+
     /// The agent's retry hint, if it gave one.
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             InvokeError::Retryable(f) => f.retry_after_ms.map(std::time::Duration::from_millis),
+            // Room frees up as running calls end, most within a second.
+            InvokeError::Overloaded { .. } => Some(std::time::Duration::from_secs(1)),
             _ => None,
         }
     }

@@ -7,6 +7,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -25,9 +29,23 @@ use orchestr8_types::{Coded, ExecutionId, StepId};
 /// Default time a cancelled agent gets to notice (`host.is-cancelled`) and
 /// return before it is stopped.
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(5);
+/// Default longest wait for a sandbox slot and room in the memory budget
+/// (`resilienceBudget.queueTimeoutMs` in a workflow).
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Epoch ticks (of `epochTickMs`) an agent may compute before it is
+/// demoted to the long-running lanes.
+const DEMOTE_AFTER_TICKS: u32 = 2;
 
 /// Longest stderr excerpt quoted in a trap message.
 const STDERR_EXCERPT: usize = 2048;
+/// Longest error message kept from an agent, in bytes.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+/// Largest error `details` kept from an agent, in bytes of JSON; larger
+/// details are replaced by a note saying their size. What an agent says
+/// when it fails is journaled and returned to callers, so it is bounded
+/// like everything else an agent can make the host keep.
+pub const MAX_ERROR_DETAILS_BYTES: usize = 64 * 1024;
 
 /// What to ask an agent.
 #[derive(Debug, Clone)]
@@ -44,6 +62,9 @@ pub struct InvocationRequest {
     pub input: Value,
     /// How long a cancelled agent may keep running before it is stopped.
     pub cancel_grace: Duration,
+    /// How long the call may wait for a sandbox slot and room in the
+    /// memory budget before it fails with `OVERLOADED`.
+    pub queue_timeout: Duration,
     /// Told of each log line and event as the agent records it.
     pub observer: Option<AgentObserver>,
 }
@@ -59,6 +80,7 @@ impl InvocationRequest {
             config: Value::Object(Default::default()),
             input,
             cancel_grace: DEFAULT_CANCEL_GRACE,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             observer: None,
         }
     }
@@ -85,8 +107,10 @@ pub struct InvocationOutcome {
     pub events: Vec<AgentEvent>,
     /// Log lines and events dropped past the budget.
     pub logs_dropped: u64,
-    /// Capabilities the agent asked for and was refused.
+    /// Capabilities the agent asked for and was refused (the first 64).
     pub denials: Vec<Denial>,
+    /// Refusals past the first 64, only counted.
+    pub denials_dropped: u64,
     /// What the agent wrote to stderr (bounded).
     pub stderr: String,
     /// Measurements.
@@ -116,6 +140,7 @@ impl InvocationOutcome {
                 "denials".into(),
                 serde_json::to_value(&self.denials).unwrap_or_default(),
             );
+            map.insert("denialsDropped".into(), self.denials_dropped.into());
             map.insert(
                 "stats".into(),
                 serde_json::to_value(self.stats).unwrap_or_default(),
@@ -146,6 +171,8 @@ pub(crate) struct Watch<'a> {
     pub(crate) cancel: &'a CancellationToken,
     /// How long a cancelled agent may keep running.
     pub(crate) cancel_grace: Duration,
+    /// How long to wait for a slot and room in the memory budget.
+    pub(crate) queue_timeout: Duration,
     /// Told of each log line and event, with the attempt number.
     pub(crate) observer: Option<(AgentObserver, u32)>,
 }
@@ -181,10 +208,12 @@ impl Sandbox {
         let watch = Watch {
             cancel,
             cancel_grace: request.cancel_grace,
+            queue_timeout: request.queue_timeout,
             observer,
         };
         let run = self
             .run(
+                &agent.info().id,
                 agent.pre(),
                 policy,
                 watch,
@@ -207,10 +236,12 @@ impl Sandbox {
         finish(result, run.state, run.stats)
     }
 
-    /// Runs `call` on a fresh instance of `pre` inside a store bounded by
-    /// `policy`, racing it against the deadline and cancellation.
+    /// Runs `call` on a fresh instance of `pre` (the agent `agent_id`)
+    /// inside a store bounded by `policy`, racing it against the deadline
+    /// and cancellation.
     pub(crate) async fn run<R>(
         &self,
+        agent_id: &str,
         pre: &AgentPre<AgentState>,
         policy: &SandboxPolicy,
         watch: Watch<'_>,
@@ -220,6 +251,7 @@ impl Sandbox {
         let Watch {
             cancel,
             cancel_grace,
+            queue_timeout,
             observer,
         } = watch;
         let started = Instant::now();
@@ -231,20 +263,22 @@ impl Sandbox {
                 fuel_consumed: 0,
             },
         };
-        if let Err(e) = policy.validate(self.inner.config.max_memory_bytes) {
+        let ceiling = self
+            .inner
+            .config
+            .max_memory_bytes
+            .min(self.inner.config.memory_budget_bytes);
+        if let Err(e) = policy.validate(ceiling) {
             return early(e.into());
         }
-        // Wait for a free sandbox slot; only cancellation ends the wait.
-        let slot = tokio::select! {
-            slot = self.inner.slots.clone().acquire_owned() => slot,
-            _ = cancel.cancelled() => return early(InvokeError::Cancelled),
-        };
-        let Ok(_slot) = slot else {
-            return early(InvokeError::Internal("the sandbox is shutting down".into()));
+        let _admitted = match self.admit(agent_id, policy, queue_timeout, cancel).await {
+            Ok(admitted) => admitted,
+            Err(e) => return early(e),
         };
         let hooks = EgressHooks {
             allowed: policy.grants.allowed_hosts.clone().into(),
             shared: self.inner.egress.clone(),
+            share: self.inner.egress.share_for(agent_id),
             denials: DenialLog::default(),
             fixtures: policy.http_fixtures.clone(),
         };
@@ -258,9 +292,24 @@ impl Sandbox {
             return early(InvokeError::Internal(format!("cannot set fuel: {e}")));
         }
         // Yield to the runtime at every epoch tick: this is what lets the
-        // deadline and cancellation below interrupt a CPU-bound agent.
+        // deadline and cancellation below interrupt a CPU-bound agent. An
+        // agent that keeps computing past a few ticks is demoted to the
+        // long-running lanes: from then on it runs only while it holds a
+        // lane, one tick at a time, so short calls keep the other cores.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        let lanes = self.inner.lanes.clone();
+        let tick = Duration::from_millis(self.inner.config.epoch_tick_ms);
+        let mut ticks = 0u32;
+        store.epoch_deadline_callback(move |_| {
+            ticks = ticks.saturating_add(1);
+            if ticks <= DEMOTE_AFTER_TICKS {
+                return Ok(UpdateDeadline::Yield(1));
+            }
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(lane_slice(lanes.clone(), tick)),
+            ))
+        });
 
         let deadline = tokio::time::Instant::now() + policy.limits.timeout();
         let raced = {
@@ -285,6 +334,7 @@ impl Sandbox {
             Ok(Err(e)) => Err(classify_trap(&e, &state, policy, fuel_left)),
             Err(Interrupted::Deadline) => Err(InvokeError::Timeout {
                 limit_ms: policy.limits.timeout_ms,
+                upstream: state.upstream_open(),
             }),
             Err(Interrupted::Cancelled) => Err(InvokeError::Cancelled),
         };
@@ -293,6 +343,106 @@ impl Sandbox {
             state: Some(state),
             stats,
         }
+    }
+}
+
+/// What a running invocation holds: its turn in its agent's bulkhead, its
+/// sandbox slot and its share of the memory budget, all given back when it
+/// ends.
+struct Admitted {
+    _turn: Option<OwnedSemaphorePermit>,
+    _slot: OwnedSemaphorePermit,
+    _memory: OwnedSemaphorePermit,
+}
+
+impl Sandbox {
+    /// Waits (up to `queue_timeout`, or until cancelled) for a turn in the
+    /// agent's bulkhead, a sandbox slot and for the policy's memory cap to
+    /// fit in the memory budget, in that order (a call waiting for its turn
+    /// holds nothing others need).
+    async fn admit(
+        &self,
+        agent_id: &str,
+        policy: &SandboxPolicy,
+        queue_timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Admitted, InvokeError> {
+        let inner = &self.inner;
+        let mib = policy.limits.memory_bytes.div_ceil(1 << 20);
+        let mib = u32::try_from(mib).unwrap_or(u32::MAX);
+        let bulkhead = policy
+            .limits
+            .max_concurrency
+            .map(|n| self.bulkhead(agent_id, n));
+        // What the call is waiting for, to say so if it waits too long.
+        let stage = AtomicU8::new(0);
+        let waited = Instant::now();
+        let wait = async {
+            let turn = match &bulkhead {
+                Some(b) => Some(b.clone().acquire_owned().await),
+                None => None,
+            };
+            stage.store(1, Ordering::Relaxed);
+            let slot = inner.slots.clone().acquire_owned().await;
+            stage.store(2, Ordering::Relaxed);
+            let memory = inner.memory.clone().acquire_many_owned(mib).await;
+            match (turn.transpose(), slot, memory) {
+                (Ok(turn), Ok(slot), Ok(memory)) => Ok(Admitted {
+                    _turn: turn,
+                    _slot: slot,
+                    _memory: memory,
+                }),
+                _ => Err(InvokeError::Internal("the sandbox is shutting down".into())),
+            }
+        };
+        tokio::select! {
+            admitted = tokio::time::timeout(queue_timeout, wait) => admitted.unwrap_or_else(|_| {
+                let busy = match stage.load(Ordering::Relaxed) {
+                    0 => format!(
+                        "`{agent_id}` already runs its maxConcurrency of {} calls",
+                        policy.limits.max_concurrency.unwrap_or(0)
+                    ),
+                    1 => format!("all {} sandbox slots are in use", inner.config.max_instances),
+                    _ => format!(
+                        "the memory budget of {} MiB is taken by running sandboxes and this call needs {mib} MiB",
+                        inner.config.memory_budget_bytes >> 20
+                    ),
+                };
+                Err(InvokeError::Overloaded {
+                    waited_ms: waited.elapsed().as_millis() as u64,
+                    busy,
+                })
+            }),
+            _ = cancel.cancelled() => Err(InvokeError::Cancelled),
+        }
+    }
+}
+
+impl Sandbox {
+    /// The bulkhead of `agent` for `size` calls at once (one per size, so a
+    /// reloaded agent with another limit gets its own).
+    fn bulkhead(&self, agent: &str, size: u32) -> Arc<Semaphore> {
+        let mut bulkheads = self
+            .inner
+            .bulkheads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        bulkheads
+            .entry((agent.to_string(), size))
+            .or_insert_with(|| Arc::new(Semaphore::new(size as usize)))
+            .clone()
+    }
+}
+
+/// Waits for a long-running lane (in turn: the semaphore is fair) and holds
+/// it for one tick. A lease, not a lock: an agent that then blocks in a host
+/// call does not keep the lane from the others.
+async fn lane_slice(lanes: Arc<Semaphore>, tick: Duration) {
+    if let Ok(lease) = lanes.acquire_owned().await {
+        tokio::spawn(async move {
+            tokio::time::sleep(tick).await;
+            drop(lease);
+        });
     }
 }
 
@@ -310,6 +460,14 @@ fn classify_trap(
     policy: &SandboxPolicy,
     fuel_left: u64,
 ) -> InvokeError {
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return InvokeError::Trap {
+            message: format!(
+                "the agent called exit({}) instead of returning a result",
+                exit.0
+            ),
+        };
+    }
     let trap = error.downcast_ref::<Trap>().copied();
     if trap == Some(Trap::OutOfFuel) || (trap.is_some() && fuel_left == 0) {
         return InvokeError::FuelExhausted {
@@ -391,11 +549,17 @@ fn conform(agent: &LoadedAgent, output: Value) -> Result<Value, InvokeError> {
 }
 
 fn failure(info: ErrorInfo) -> AgentFailure {
-    let details = info
-        .details
-        .map(|d| serde_json::from_str(&d).unwrap_or(Value::String(d)));
+    let details = info.details.map(|d| {
+        if d.len() > MAX_ERROR_DETAILS_BYTES {
+            return Value::String(format!(
+                "details left out: {} bytes, over the {MAX_ERROR_DETAILS_BYTES}-byte cap",
+                d.len()
+            ));
+        }
+        serde_json::from_str(&d).unwrap_or(Value::String(d))
+    });
     AgentFailure {
-        message: info.message,
+        message: truncate(&info.message, MAX_ERROR_MESSAGE_BYTES),
         details,
         retry_after_ms: info.retry_after_ms,
     }
@@ -426,11 +590,12 @@ fn finish(
             events: Vec::new(),
             logs_dropped: 0,
             denials: Vec::new(),
+            denials_dropped: 0,
             stderr: String::new(),
             stats,
         };
     };
-    let denials = state.denials.snapshot();
+    let (denials, denials_dropped) = state.denials.snapshot();
     let failed_after_refusal = |e: &InvokeError| {
         matches!(
             e,
@@ -461,6 +626,7 @@ fn finish(
         events: state.recorder.events,
         logs_dropped: state.recorder.dropped,
         denials,
+        denials_dropped,
         stderr,
         stats,
     }
@@ -494,6 +660,21 @@ mod tests {
             parse_output("not json", 100),
             Err(InvokeError::InvalidOutput { .. })
         ));
+    }
+
+    #[test]
+    fn agent_error_messages_and_details_are_bounded() {
+        let f = failure(ErrorInfo {
+            message: "m".repeat(MAX_ERROR_MESSAGE_BYTES * 4),
+            details: Some(format!("\"{}\"", "d".repeat(MAX_ERROR_DETAILS_BYTES))),
+            retry_after_ms: None,
+        });
+        assert!(f.message.len() <= MAX_ERROR_MESSAGE_BYTES + 3);
+        let details = f.details.unwrap();
+        assert!(
+            details.as_str().unwrap().starts_with("details left out:"),
+            "{details}"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod cache;
 mod denial;
 mod egress;
 mod error;
+mod files;
 mod fixtures;
 mod invoke;
 mod loader;
@@ -47,24 +48,28 @@ use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use denial::{Capability, Denial};
+pub use denial::{Capability, Denial, MAX_TARGET_BYTES};
 pub use egress::{HostPattern, HostPatternError};
 pub use error::{AgentFailure, InvokeError, LoadError, SetupError};
 pub use fixtures::{
     FixtureRequest, FixtureResponse, HttpFixture, HttpFixtures, UnhandledRequest, json_contains,
 };
-pub use invoke::{DEFAULT_CANCEL_GRACE, InvocationOutcome, InvocationRequest, InvocationStats};
+pub use invoke::{
+    DEFAULT_CANCEL_GRACE, DEFAULT_QUEUE_TIMEOUT, InvocationOutcome, InvocationRequest,
+    InvocationStats, MAX_ERROR_DETAILS_BYTES, MAX_ERROR_MESSAGE_BYTES,
+};
 pub use loader::{AgentInfo, LoadedAgent};
 pub use logs::{AgentEvent, AgentLogLine, AgentObserver, AgentRecord, LogLevel, REDACTED, redact};
 pub use policy::{
-    DEFAULT_FUEL, DEFAULT_LOG_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES,
-    DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, DirGrant, Grants, Limits, PolicyError, SandboxPolicy,
-    SecretValue,
+    DEFAULT_DIR_QUOTA_BYTES, DEFAULT_DIR_QUOTA_FILES, DEFAULT_FUEL, DEFAULT_LOG_BYTES,
+    DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, DirGrant,
+    Grants, Limits, PolicyError, SandboxPolicy, SecretValue,
 };
 
 use cache::ComponentCache;
-use egress::EgressShared;
+use egress::{ConnectionShares, EgressShared};
 use state::AgentState;
+pub use state::{MAX_HTTP_FIELDS_BYTES, MAX_RESOURCES};
 
 /// How instance memory is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -92,8 +97,22 @@ pub struct SandboxConfig {
     pub cache_dir: Option<PathBuf>,
     /// How often CPU-bound agents yield to other tasks, in milliseconds.
     pub epoch_tick_ms: u64,
+    /// How many agents that keep computing past two ticks may run at once
+    /// (the long-running lanes); short calls are never held back by them.
+    /// Defaults to the machine's cores less one, at least one.
+    pub long_running_lanes: usize,
     /// Cap on concurrent outbound HTTP connections of all agents together.
     pub max_outbound_connections: usize,
+    /// How many of them one invocation may hold; past it, its requests are
+    /// refused at once.
+    pub max_connections_per_call: usize,
+    /// How many of them all invocations of one agent may hold together.
+    pub max_connections_per_agent: usize,
+    /// Process-wide memory budget, in bytes: an invocation is admitted only
+    /// while the memory caps of the running sandboxes, its own included,
+    /// fit in it; the others wait (up to their queue timeout). Defaults to
+    /// half the machine's physical memory.
+    pub memory_budget_bytes: u64,
 }
 
 impl Default for SandboxConfig {
@@ -104,9 +123,33 @@ impl Default for SandboxConfig {
             max_memory_bytes: 1 << 30,
             cache_dir: default_cache_dir(),
             epoch_tick_ms: 5,
+            long_running_lanes: default_long_running_lanes(),
             max_outbound_connections: 256,
+            max_connections_per_call: 16,
+            max_connections_per_agent: 64,
+            memory_budget_bytes: default_memory_budget(),
         }
     }
+}
+
+/// The machine's cores less one (at least one), which leaves a core to
+/// short calls and the servers whatever the long-running agents do.
+pub fn default_long_running_lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
+/// Half the machine's physical memory, at least 1 GiB (4 GiB where it
+/// cannot be read): the rest is left to the host itself, its caches and
+/// other processes.
+pub fn default_memory_budget() -> u64 {
+    physical_memory().map_or(4 << 30, |total| (total / 2).max(1 << 30))
+}
+
+fn physical_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// `$XDG_CACHE_HOME/orchestr8/components`, or `~/.cache/orchestr8/components`.
@@ -124,6 +167,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
 const MAX_TABLES_PER_COMPONENT: u32 = 8;
+const MIB: u64 = 1 << 20;
 /// Low memory kept mapped between uses of a pool slot: a Rust agent's stack,
 /// data and small heap live there.
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
@@ -139,6 +183,12 @@ struct SandboxInner {
     linker: Linker<AgentState>,
     cache: Option<ComponentCache>,
     slots: Arc<Semaphore>,
+    /// The memory budget, one permit per MiB.
+    memory: Arc<Semaphore>,
+    /// The long-running lanes.
+    lanes: Arc<Semaphore>,
+    /// Each agent's bulkhead (`maxConcurrency`), by agent id and size.
+    bulkheads: std::sync::Mutex<std::collections::HashMap<(String, u32), Arc<Semaphore>>>,
     egress: Arc<EgressShared>,
     config: SandboxConfig,
 }
@@ -152,14 +202,28 @@ impl Sandbox {
         if config.epoch_tick_ms == 0 {
             return Err(SetupError::Config("epochTickMs must be at least 1".into()));
         }
-        if config.max_outbound_connections == 0
-            || config.max_outbound_connections > Semaphore::MAX_PERMITS
-        {
+        for (name, value) in [
+            ("longRunningLanes", config.long_running_lanes),
+            ("maxOutboundConnections", config.max_outbound_connections),
+            ("maxConnectionsPerCall", config.max_connections_per_call),
+            ("maxConnectionsPerAgent", config.max_connections_per_agent),
+        ] {
+            if value == 0 || value > Semaphore::MAX_PERMITS {
+                return Err(SetupError::Config(format!(
+                    "{name} must be between 1 and {}",
+                    Semaphore::MAX_PERMITS
+                )));
+            }
+        }
+        if config.memory_budget_bytes < config.max_memory_bytes {
             return Err(SetupError::Config(format!(
-                "maxOutboundConnections must be between 1 and {}",
-                Semaphore::MAX_PERMITS
+                "memoryBudgetBytes ({}) must be at least maxMemoryBytes ({}), or no agent at the ceiling could ever run",
+                config.memory_budget_bytes, config.max_memory_bytes
             )));
         }
+        let budget_mib = usize::try_from(config.memory_budget_bytes / MIB)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
         let engine = build_engine(&config)?;
         let mut linker = Linker::new(&engine);
         link(&mut linker).map_err(|e| SetupError::Engine(e.to_string()))?;
@@ -172,13 +236,20 @@ impl Sandbox {
             })?),
             None => None,
         };
-        let egress = EgressShared::new(config.max_outbound_connections)
-            .map_err(|e| SetupError::Tls(e.to_string()))?;
+        let egress = EgressShared::new(ConnectionShares {
+            total: config.max_outbound_connections,
+            per_call: config.max_connections_per_call,
+            per_agent: config.max_connections_per_agent,
+        })
+        .map_err(|e| SetupError::Tls(e.to_string()))?;
         start_epoch_ticker(&engine, Duration::from_millis(config.epoch_tick_ms))
             .map_err(|e| SetupError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Sandbox {
             inner: Arc::new(SandboxInner {
                 slots: Arc::new(Semaphore::new(config.max_instances as usize)),
+                memory: Arc::new(Semaphore::new(budget_mib)),
+                lanes: Arc::new(Semaphore::new(config.long_running_lanes)),
+                bulkheads: Default::default(),
                 engine,
                 linker,
                 cache,
@@ -231,7 +302,14 @@ fn build_engine(config: &SandboxConfig) -> Result<Engine, SetupError> {
 }
 
 fn link(linker: &mut Linker<AgentState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::p2::bindings::filesystem;
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    // The filesystem again, over wasmtime-wasi's: quotas and link rules on
+    // writable grants (see `files`).
+    linker.allow_shadowing(true);
+    filesystem::types::add_to_linker::<_, files::GuardedFiles>(linker, |s| s.guarded_files())?;
+    filesystem::preopens::add_to_linker::<_, files::GuardedFiles>(linker, |s| s.guarded_files())?;
+    linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     bindings::orchestr8::agent::host::add_to_linker::<_, HasSelf<AgentState>>(linker, |s| s)?;
     bindings::orchestr8::agent::types::add_to_linker::<_, HasSelf<AgentState>>(linker, |s| s)?;

@@ -232,11 +232,13 @@ impl Sandbox {
         };
         let raw = self
             .run(
+                origin,
                 pre,
                 &policy,
                 Watch {
                     cancel: &CancellationToken::new(),
                     cancel_grace: Duration::ZERO,
+                    queue_timeout: super::invoke::DEFAULT_QUEUE_TIMEOUT,
                     observer: None,
                 },
                 &unused,

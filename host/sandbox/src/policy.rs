@@ -28,6 +28,10 @@ pub const DEFAULT_TABLE_ELEMENTS: u64 = 20_000;
 pub const DEFAULT_OUTPUT_BYTES: u64 = 8 * 1024 * 1024;
 /// Default cap on log lines and events, in bytes, per invocation.
 pub const DEFAULT_LOG_BYTES: u64 = 1024 * 1024;
+/// Default byte quota of a writable directory grant.
+pub const DEFAULT_DIR_QUOTA_BYTES: u64 = 256 * 1024 * 1024;
+/// Default file quota of a writable directory grant.
+pub const DEFAULT_DIR_QUOTA_FILES: u64 = 10_000;
 /// Default cap on what the agent writes to stdout and stderr, per stream.
 pub const DEFAULT_STDIO_BYTES: usize = 64 * 1024;
 
@@ -48,6 +52,11 @@ pub struct Limits {
     /// Maximum volume of log lines and events, in bytes; past it lines are
     /// dropped and counted.
     pub log_bytes: u64,
+    /// How many invocations of this agent may run at once (a bulkhead);
+    /// further calls wait their turn up to their queue timeout. `None`: only
+    /// the host's own caps apply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }
 
 impl Default for Limits {
@@ -59,6 +68,7 @@ impl Default for Limits {
             table_elements: DEFAULT_TABLE_ELEMENTS,
             output_bytes: DEFAULT_OUTPUT_BYTES,
             log_bytes: DEFAULT_LOG_BYTES,
+            max_concurrency: None,
         }
     }
 }
@@ -81,6 +91,26 @@ pub struct DirGrant {
     /// Whether the agent may create, change and delete files in it.
     #[serde(default)]
     pub writable: bool,
+    /// For a writable grant: most bytes it may hold (what is there plus
+    /// what a call writes); default [`DEFAULT_DIR_QUOTA_BYTES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
+    /// For a writable grant: most files, directories and links it may
+    /// hold; default [`DEFAULT_DIR_QUOTA_FILES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_files: Option<u64>,
+}
+
+impl DirGrant {
+    /// The byte quota in force.
+    pub fn quota_bytes(&self) -> u64 {
+        self.quota_bytes.unwrap_or(DEFAULT_DIR_QUOTA_BYTES)
+    }
+
+    /// The file quota in force.
+    pub fn quota_files(&self) -> u64 {
+        self.quota_files.unwrap_or(DEFAULT_DIR_QUOTA_FILES)
+    }
 }
 
 /// A secret value. Its `Debug` and `Display` never show the value.
@@ -185,13 +215,19 @@ impl SandboxPolicy {
     /// Checks the policy against the engine's ceilings.
     pub fn validate(&self, max_memory_bytes: u64) -> Result<(), PolicyError> {
         let l = &self.limits;
-        let checks: [(&'static str, u64, u64, u64); 6] = [
+        let checks: [(&'static str, u64, u64, u64); 7] = [
             ("timeoutMs", l.timeout_ms, 1, 24 * 3600 * 1000),
             ("fuel", l.fuel, 1, u64::MAX),
             ("memoryBytes", l.memory_bytes, 64 * 1024, max_memory_bytes),
             ("tableElements", l.table_elements, 1, 10_000_000),
             ("outputBytes", l.output_bytes, 1, 1 << 30),
             ("logBytes", l.log_bytes, 0, 1 << 30),
+            (
+                "maxConcurrency",
+                l.max_concurrency.map_or(1, u64::from),
+                1,
+                u64::from(u32::MAX),
+            ),
         ];
         for (name, value, min, max) in checks {
             if value < min || value > max {
@@ -265,6 +301,8 @@ mod tests {
             host_path: std::env::temp_dir(),
             guest_path: "data".into(),
             writable: false,
+            quota_bytes: None,
+            quota_files: None,
         });
         assert_eq!(
             p.validate(DEFAULT_MEMORY_BYTES),

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -19,8 +20,19 @@ use super::bindings::orchestr8::agent::host::{self, LogLevel as WitLogLevel, Sec
 use super::denial::{Capability, DenialLog};
 use super::egress::EgressHooks;
 use super::error::InvokeError;
+use super::files::{FileGuard, GuardedFilesView};
 use super::logs::{AgentObserver, AgentRecorder, LogLevel};
 use super::policy::{DEFAULT_STDIO_BYTES, SandboxPolicy, SecretValue};
+
+/// Most host resources (streams, HTTP fields and requests, pollables, open
+/// files) one invocation may hold at once: each lives in host memory, so
+/// with [`MAX_HTTP_FIELDS_BYTES`] this bounds what an agent can make the
+/// host keep through them (2,048 × 16 KiB = 32 MiB). Agents built with the
+/// SDKs hold a few dozen.
+pub const MAX_RESOURCES: usize = 2048;
+/// Largest set of HTTP header fields an agent may build, names and values
+/// together, in bytes.
+pub const MAX_HTTP_FIELDS_BYTES: usize = 16 * 1024;
 
 /// Which cap an agent ran into, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +41,16 @@ pub(crate) enum LimitHit {
     Table { requested: u64 },
 }
 
-/// Caps each linear memory and table, and remembers which cap was hit so a
-/// resulting failure can be reported as `MEMORY_LIMIT` rather than a crash
-/// (a Rust agent traps; CPython raises `MemoryError` and fails).
+/// Caps the linear memories of one sandbox, all together, and each table,
+/// and remembers which cap was hit so a resulting failure can be reported
+/// as `MEMORY_LIMIT` rather than a crash (a Rust agent traps; CPython
+/// raises `MemoryError` and fails). Capping the sum, not each memory, is
+/// what lets the memory budget reserve exactly one cap per sandbox.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     memory_bytes: u64,
+    /// The sizes of all this sandbox's memories together.
+    memory_used: u64,
     table_elements: u64,
     hit: Option<LimitHit>,
 }
@@ -62,16 +78,17 @@ impl Limiter {
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_bytes {
-            self.hit = Some(LimitHit::Memory {
-                requested: desired as u64,
-            });
+        let growth = (desired as u64).saturating_sub(current as u64);
+        let total = self.memory_used.saturating_add(growth);
+        if total > self.memory_bytes {
+            self.hit = Some(LimitHit::Memory { requested: total });
             return Ok(false);
         }
+        self.memory_used = total;
         Ok(true)
     }
 
@@ -100,6 +117,7 @@ pub(crate) struct AgentState {
     pub(crate) limiter: Limiter,
     pub(crate) recorder: AgentRecorder,
     pub(crate) denials: DenialLog,
+    files: FileGuard,
     pub(crate) stderr: MemoryOutputPipe,
     cancel: CancellationToken,
     granted_secrets: Vec<String>,
@@ -147,14 +165,20 @@ impl AgentState {
             .values()
             .map(|s| s.expose().to_string())
             .collect();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_HTTP_FIELDS_BYTES);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Ok(AgentState {
             wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            http,
+            table,
             denials: hooks.denials.clone(),
+            files: FileGuard::new(&policy.grants.dirs, hooks.denials.clone()),
             hooks,
             limiter: Limiter {
                 memory_bytes: policy.limits.memory_bytes,
+                memory_used: 0,
                 table_elements: policy.limits.table_elements,
                 hit: None,
             },
@@ -164,6 +188,25 @@ impl AgentState {
             granted_secrets: policy.grants.secrets.clone(),
             secret_values: policy.secret_values.clone(),
         })
+    }
+}
+
+impl AgentState {
+    /// The filesystem as the agent sees it: wasmtime-wasi's, behind the
+    /// quotas and link rules of [`super::files`].
+    pub(crate) fn guarded_files(&mut self) -> GuardedFilesView<'_> {
+        GuardedFilesView {
+            inner: WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            guard: &mut self.files,
+        }
+    }
+
+    /// Whether the agent has an outbound connection open right now.
+    pub(crate) fn upstream_open(&self) -> bool {
+        self.hooks.share.in_use()
     }
 }
 
@@ -211,7 +254,7 @@ impl host::Host for AgentState {
         if !self.granted_secrets.contains(&name) {
             self.denials.record(
                 Capability::Secret,
-                name,
+                &name,
                 "secret is not granted to this agent".into(),
             );
             return Err(SecretError::NotGranted);

@@ -61,6 +61,7 @@ pub(super) struct LimitsTable {
     pub output_bytes: Option<u64>,
     pub log_bytes: Option<u64>,
     pub table_elements: Option<u64>,
+    pub max_concurrency: Option<u32>,
 }
 
 /// `[agents."…".grants]`: everything denied unless listed.
@@ -87,6 +88,10 @@ pub(super) struct DirTable {
     pub guest: String,
     #[serde(default)]
     pub writable: bool,
+    /// Byte quota of a writable grant, in MiB.
+    pub quota_mb: Option<u64>,
+    /// File quota of a writable grant.
+    pub quota_files: Option<u64>,
 }
 
 /// Parses TOML text into `T`, naming the file, line and key on failure.

@@ -387,6 +387,7 @@ fn agent_spec(
         table_elements: l.table_elements.unwrap_or(defaults.table_elements),
         output_bytes: l.output_bytes.unwrap_or(defaults.output_bytes),
         log_bytes: l.log_bytes.unwrap_or(defaults.log_bytes),
+        max_concurrency: l.max_concurrency,
     };
     let g = table.grants;
     for name in g.env.iter().chain(&g.secrets) {
@@ -406,6 +407,8 @@ fn agent_spec(
                 host_path: root.join(d.host),
                 guest_path: d.guest,
                 writable: d.writable,
+                quota_bytes: d.quota_mb.map(|mb| mb.saturating_mul(1024 * 1024)),
+                quota_files: d.quota_files,
             })
             .collect(),
         env: g.env,

@@ -153,6 +153,14 @@ pub trait Coded: fmt::Display {
         None
     }
 
+    /// Whether the failure came from what this one caller asked (an input
+    /// that keeps the agent computing past its deadline) rather than from
+    /// the agent's health or its upstream. A circuit breaker, shared by
+    /// every caller, does not count such failures.
+    fn caller_induced(&self) -> bool {
+        false
+    }
+
     /// The failure in the one JSON shape every interface prints.
     fn to_body(&self) -> ErrorBody {
         ErrorBody {

@@ -52,6 +52,9 @@ pub struct StepCall {
     pub cancel: CancellationToken,
     /// How long a cancelled step may take to stop.
     pub cancel_grace: Duration,
+    /// How long each attempt may wait for room to run
+    /// (`resilienceBudget.queueTimeoutMs`).
+    pub queue_timeout: Duration,
     /// Where the step reports resilience decisions and agent logs.
     pub events: EventSink,
 }

@@ -416,6 +416,9 @@ impl<'a> Run<'a> {
             resilience: self.plan(agent_of).resilience.clone(),
             cancel: stop.child_token(),
             cancel_grace: grace,
+            queue_timeout: Duration::from_millis(
+                self.workflow.policies.resilience_budget.queue_timeout_ms,
+            ),
             events: self.events.clone(),
         }
     }

@@ -5,7 +5,9 @@
 //!   and waits an exponentially growing, fully jittered delay in between;
 //! - the **circuit breaker** sees every attempt: an open circuit refuses the
 //!   attempt without running it (`CIRCUIT_OPEN`, never retried), and each
-//!   attempt's outcome counts (three failed attempts are three failures);
+//!   attempt's outcome counts (three failed attempts are three failures),
+//!   except failures one caller's input brought on
+//!   ([`Coded::caller_induced`]): the circuit is shared by every caller;
 //! - the **timeout** bounds each attempt. The operation is told its timeout
 //!   so the sandbox can enforce it with its own deadline (a CPU-bound agent is
 //!   really stopped, not abandoned); the chain enforces it too.
@@ -258,7 +260,7 @@ impl Resilience {
                 },
             };
             let code = error.code();
-            let counted = breaker.counted_errors.contains(&code);
+            let counted = breaker.counted_errors.contains(&code) && !error.caller_induced();
             self.finish(
                 policy,
                 &call,
@@ -371,6 +373,13 @@ impl<E: Coded> AttemptError<E> {
         match self {
             AttemptError::Failed(e) => e.retry_after(),
             AttemptError::TimedOut { .. } => None,
+        }
+    }
+
+    fn caller_induced(&self) -> bool {
+        match self {
+            AttemptError::Failed(e) => e.caller_induced(),
+            AttemptError::TimedOut { .. } => false,
         }
     }
 }
