@@ -67,6 +67,19 @@ struct Cli {
     #[arg(long, global = true)]
     no_cache: bool,
 
+    /// Memory all running agents may take together, in MiB: a call starts
+    /// only while the memory caps of the running sandboxes, its own
+    /// included, fit; others wait up to their queue timeout, then fail with
+    /// OVERLOADED [default: half the machine's memory]
+    #[arg(
+        long,
+        global = true,
+        value_name = "MIB",
+        env = "ORCHESTR8_MEMORY_BUDGET_MB",
+        value_parser = clap::value_parser!(u64).range(64..)
+    )]
+    memory_budget_mb: Option<u64>,
+
     /// Host log verbosity (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", env = "ORCHESTR8_LOG")]
     log_level: String,
@@ -293,7 +306,7 @@ fn main() -> ExitCode {
             )));
         }
     };
-    let config = SandboxConfig {
+    let mut config = SandboxConfig {
         allocator: Allocator::Pooling,
         // One command runs a handful of sandboxes at once: a small pool starts faster.
         max_instances: 64,
@@ -304,6 +317,11 @@ fn main() -> ExitCode {
         },
         ..SandboxConfig::default()
     };
+    if let Some(mib) = cli.memory_budget_mb {
+        config.memory_budget_bytes = mib.saturating_mul(1 << 20);
+        // No agent's cap can be above the whole budget.
+        config.max_memory_bytes = config.max_memory_bytes.min(config.memory_budget_bytes);
+    }
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => workflow::run(args, config).await,

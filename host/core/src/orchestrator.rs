@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -71,8 +72,10 @@ impl Orchestrator {
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, StoreError> {
+        let accepted = Instant::now();
         let id = self.create(workflow, &variables).await?;
-        self.execute(id, workflow, variables, cancel).await
+        self.execute(id, workflow, variables, cancel, accepted)
+            .await
     }
 
     /// Records a new execution as `pending` and returns its id, so a caller
@@ -103,13 +106,16 @@ impl Orchestrator {
     }
 
     /// Runs the execution `id` made by [`Orchestrator::create`], journaling
-    /// every event, and records its result.
+    /// every event, and records its result. `accepted` is when the request
+    /// for it arrived: the workflow's `totalSystemBudgetMs` counts from then,
+    /// time spent queued included.
     pub async fn execute(
         &self,
         id: ExecutionId,
         workflow: &Plan,
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
+        accepted: Instant,
     ) -> Result<ExecutionResult, StoreError> {
         self.journal.send(Change::Running(id.clone()));
         let secrets = self.engine.runner().secret_values();
@@ -123,7 +129,7 @@ impl Orchestrator {
         );
         let result = self
             .engine
-            .execute(workflow, id.clone(), variables, cancel, sink)
+            .execute(workflow, id.clone(), variables, cancel, sink, accepted)
             .instrument(span.clone())
             .await;
         if let Some(e) = &result.error {

@@ -54,7 +54,9 @@ struct Run<'a> {
 
 impl Engine {
     /// Runs a compiled workflow to the end. `variables` are merged over
-    /// the workflow's own. Cancelling `cancel` stops it.
+    /// the workflow's own. Cancelling `cancel` stops it. It must end within
+    /// `timeout.global` of its start and `totalSystemBudgetMs` of `accepted`
+    /// (when its request arrived, before any time queued).
     pub async fn execute(
         &self,
         plan: &Plan,
@@ -62,6 +64,7 @@ impl Engine {
         variables: BTreeMap<String, Value>,
         cancel: CancellationToken,
         events: EventSink,
+        accepted: Instant,
     ) -> ExecutionResult {
         let started = Instant::now();
         let workflow = plan.workflow();
@@ -84,7 +87,7 @@ impl Engine {
             workflow_name: workflow.metadata.name.clone(),
             steps: workflow.steps.len(),
         });
-        let (status, failure) = self.drive(&mut run, &cancel).await;
+        let (status, failure) = self.drive(&mut run, &cancel, accepted).await;
         let duration_ms = started.elapsed().as_millis() as u64;
         (run.events)(ExecutionEvent::ExecutionFinished {
             status,
@@ -109,11 +112,36 @@ impl Engine {
         &self,
         run: &mut Run<'_>,
         cancel: &CancellationToken,
+        accepted: Instant,
     ) -> (ExecutionStatus, Option<ErrorBody>) {
         let policies = &run.workflow.policies;
         let cap = policies.concurrency.max_concurrent_steps.max(1) as usize;
         let grace = Duration::from_millis(policies.cancellation.grace_period);
-        let deadline = Instant::now() + Duration::from_millis(policies.timeout.global);
+        let global = Instant::now() + Duration::from_millis(policies.timeout.global);
+        let system_ms = policies.resilience_budget.total_system_budget_ms;
+        let system = accepted + Duration::from_millis(system_ms);
+        let (deadline, out_of_time) = if system < global {
+            (
+                system,
+                error(
+                    ErrorCode::BudgetExhausted,
+                    format!(
+                        "execution did not finish within its total system budget of {system_ms} ms (policies.resilienceBudget.totalSystemBudgetMs), counted from when it was accepted"
+                    ),
+                ),
+            )
+        } else {
+            (
+                global,
+                error(
+                    ErrorCode::Timeout,
+                    format!(
+                        "execution did not finish within its global timeout of {} ms",
+                        policies.timeout.global
+                    ),
+                ),
+            )
+        };
         let stop_running = CancellationToken::new();
         let mut tasks = Tasks::default();
         let mut ended: Option<(ExecutionStatus, Option<ErrorBody>)> = None;
@@ -161,13 +189,7 @@ impl Engine {
                     stop_running.cancel();
                 }
                 _ = tokio::time::sleep_until(deadline), if ended.is_none() => {
-                    ended = Some((
-                        ExecutionStatus::TimedOut,
-                        Some(error(
-                            ErrorCode::Timeout,
-                            format!("execution did not finish within its global timeout of {} ms", policies.timeout.global),
-                        )),
-                    ));
+                    ended = Some((ExecutionStatus::TimedOut, Some(out_of_time.clone())));
                     stop_running.cancel();
                 }
             }

@@ -85,13 +85,18 @@ struct Ran {
 }
 
 async fn run_with(wf: &Plan, cancel: CancellationToken) -> Ran {
+    run_accepted(wf, cancel, Instant::now()).await
+}
+
+/// Runs `wf` as if its request had arrived at `accepted`.
+async fn run_accepted(wf: &Plan, cancel: CancellationToken, accepted: Instant) -> Ran {
     let fake = Arc::new(Fake::default());
     let engine = Engine::new(fake.clone());
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink_events = events.clone();
     let sink: EventSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
     let result = engine
-        .execute(wf, "exec-1".into(), BTreeMap::new(), cancel, sink)
+        .execute(wf, "exec-1".into(), BTreeMap::new(), cancel, sink, accepted)
         .await;
     let events = events.lock().unwrap().clone();
     Ran {
@@ -525,6 +530,28 @@ async fn cancellation_mid_step_cancels_the_execution() {
             .iter()
             .any(|e| matches!(e, ExecutionEvent::CancellationRequested { .. }))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_total_system_budget_counts_from_acceptance() {
+    let wf = workflow(
+        json!([step("long", "@t/echo", &[], json!({"ms": 60_000}))]),
+        json!({"resilienceBudget": {"totalSystemBudgetMs": 5_000}}),
+    );
+    let started = Instant::now();
+    // Queued for 4 s before it started: 1 s of the budget is left.
+    let accepted = started - Duration::from_secs(4);
+    let ran = run_accepted(&wf, CancellationToken::new(), accepted).await;
+    assert_eq!(ran.result.status, ExecutionStatus::TimedOut);
+    let error = ran.result.error.as_ref().unwrap();
+    assert_eq!(error.code, ErrorCode::BudgetExhausted);
+    assert!(
+        error.message.contains("totalSystemBudgetMs"),
+        "{}",
+        error.message
+    );
+    let ended = ran.fake.log.lock().unwrap()[0].2;
+    assert!(ended - started < Duration::from_millis(1_100));
 }
 
 #[tokio::test(start_paused = true)]

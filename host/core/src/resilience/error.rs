@@ -190,6 +190,19 @@ impl<E: Coded> Coded for ResilienceError<E> {
         }
     }
 
+    /// The last failure's own hint (an agent's retry-after, a busy host's
+    /// second), or when an open circuit lets a probe through.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ResilienceError::Failed {
+                last: AttemptError::Failed(e),
+                ..
+            } => e.retry_after(),
+            ResilienceError::CircuitOpen { retry_in, .. } => *retry_in,
+            _ => None,
+        }
+    }
+
     fn details(&self) -> Option<serde_json::Value> {
         let mut details = serde_json::json!({ "attempts": self.attempts() });
         if let Some(AttemptError::Failed(e)) = self.last() {

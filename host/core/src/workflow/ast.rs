@@ -284,9 +284,14 @@ impl Default for ConcurrencyPolicy {
 pub struct BudgetPolicy {
     /// Budget of one step call, attempts and backoff included, in milliseconds.
     pub per_execution_ms: u64,
-    /// Longest wait for a free sandbox slot, in milliseconds.
+    /// Longest wait of each attempt for room to run (a turn in its agent's
+    /// bulkhead, a sandbox slot, room in the host's memory budget), in
+    /// milliseconds; past it the attempt fails with OVERLOADED.
     pub queue_timeout_ms: u64,
-    /// Reserved: request-to-response budget of the REST API, in milliseconds.
+    /// Longest time from the request that started the execution to its end,
+    /// time spent queued included, in milliseconds; past it the execution
+    /// ends with BUDGET_EXHAUSTED. The execution ends at whichever of this
+    /// and `timeout.global` comes first.
     pub total_system_budget_ms: u64,
 }
 

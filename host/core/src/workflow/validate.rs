@@ -169,7 +169,7 @@ impl Workflow {
 
     fn check_policies(&self, c: &mut Checker) {
         let p = &self.policies;
-        let ranges: [(&str, u64, u64, u64); 4] = [
+        let ranges: [(&str, u64, u64, u64); 6] = [
             (
                 "$.policies.timeout.global",
                 p.timeout.global,
@@ -191,6 +191,18 @@ impl Workflow {
             (
                 "$.policies.resilienceBudget.perExecutionMs",
                 p.resilience_budget.per_execution_ms,
+                1_000,
+                24 * 3_600_000,
+            ),
+            (
+                "$.policies.resilienceBudget.queueTimeoutMs",
+                p.resilience_budget.queue_timeout_ms,
+                1,
+                24 * 3_600_000,
+            ),
+            (
+                "$.policies.resilienceBudget.totalSystemBudgetMs",
+                p.resilience_budget.total_system_budget_ms,
                 1_000,
                 24 * 3_600_000,
             ),

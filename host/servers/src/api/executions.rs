@@ -201,6 +201,7 @@ impl ExecutionService {
         wf: Plan,
         variables: BTreeMap<String, Value>,
     ) -> Result<(ExecutionId, Done), ApiError> {
+        let accepted = tokio::time::Instant::now();
         if self.stopping.is_cancelled() {
             return Err(
                 ApiError::new(ErrorCode::Overloaded, "the server is shutting down")
@@ -248,7 +249,7 @@ impl ExecutionService {
             // Cancelled while queued: the engine still records it, at once.
             let result = service
                 .orchestrator
-                .execute(exec_id.clone(), &wf, variables, cancel)
+                .execute(exec_id.clone(), &wf, variables, cancel, accepted)
                 .await;
             drop(permit);
             match result {

@@ -264,7 +264,7 @@ pub fn agent_document(info: &AgentInfo, secured: bool) -> Value {
         "400": d.error("Malformed JSON, or input the agent rejects (INVALID_INPUT)"),
         "413": d.error("Body too large"),
         "500": d.error("The agent failed (TRAP, FATAL, FUEL_EXHAUSTED, MEMORY_LIMIT, CAPABILITY_DENIED, INVALID_OUTPUT, …)"),
-        "503": d.error("Retryable failure or open circuit (`Retry-After`)"),
+        "503": d.error("Retryable failure (RETRYABLE), open circuit (CIRCUIT_OPEN), or the host too busy to start the agent within its queue timeout (OVERLOADED); `Retry-After` says when to try again"),
         "504": d.error("TIMEOUT or BUDGET_EXHAUSTED"),
     });
     let mut paths = Map::new();
