@@ -18,6 +18,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bare;
+#[path = "../common/shared.rs"]
+mod shared;
 #[path = "../../../../tests/benches/common/stats.rs"]
 mod stats;
 
@@ -33,17 +35,8 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::Component;
 
 use bare::Bare;
+use shared::{agent_path, peak_rss_mib, reset_peak_rss, rss_mib};
 use stats::{micros, percentile, ratio};
-
-fn agent_path(file: &str) -> PathBuf {
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../agents/target");
-    // Rust agents in cargo's folder; Python and TypeScript ones in guests/.
-    let path = ["wasm32-wasip2/release", "guests"]
-        .iter()
-        .map(|dir| built.join(dir).join(file))
-        .find(|p| p.is_file());
-    path.unwrap_or_else(|| panic!("{file} missing: run scripts/build-agents"))
-}
 
 fn sandbox(allocator: Allocator, max_instances: u32, cache: Option<PathBuf>) -> Sandbox {
     Sandbox::new(SandboxConfig {
@@ -64,20 +57,6 @@ fn bare(sandbox: &Sandbox, path: &Path) -> Bare {
         sandbox.config().max_instances as usize,
     )
     .unwrap()
-}
-
-/// Peak resident memory of this process since the last reset, in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 async fn invoke_once(sandbox: &Sandbox, agent: &LoadedAgent, input: Value) -> bool {
@@ -132,16 +111,6 @@ async fn load(cache: &Path) {
         bare_deserialize,
         start.elapsed(),
     );
-}
-
-/// Current resident memory of this process, in MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// A Python or TypeScript component: size, compile and cached-load times
