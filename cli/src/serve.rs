@@ -71,6 +71,15 @@ pub struct AgentServeArgs {
     /// failures are retried.
     #[arg(long, default_value_t = 1)]
     max_attempts: u32,
+    /// How long a call may wait for room to run (a turn under
+    /// --max-concurrency, a sandbox slot, room in --memory-budget-mb) before
+    /// it is answered 503 OVERLOADED with Retry-After.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    queue_timeout_ms: u64,
+    /// Calls of the agent allowed to run at once (a bulkhead); others wait
+    /// their turn [default: the agent's `max_concurrency`, else no limit]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrency: Option<u32>,
 }
 
 /// Checks the bind rule and opens the listener.
@@ -170,7 +179,10 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
 
 pub async fn agent_serve(args: AgentServeArgs, sandbox: Sandbox) -> Outcome {
     let (listener, http) = listen(&args.listen).await?;
-    let registered = resolve_agent(sandbox.clone(), &args.agent).await?;
+    let mut registered = resolve_agent(sandbox.clone(), &args.agent).await?;
+    if let Some(n) = args.max_concurrency {
+        registered.policy.limits.max_concurrency = Some(n);
+    }
     let mut resilience = ResiliencePolicy {
         timeout_ms: registered.policy.limits.timeout_ms,
         ..ResiliencePolicy::default()
@@ -184,6 +196,7 @@ pub async fn agent_serve(args: AgentServeArgs, sandbox: Sandbox) -> Outcome {
         Invoker::new(sandbox.clone(), chain.clone()),
         registered,
         resilience,
+        Duration::from_millis(args.queue_timeout_ms),
         Arc::new(Metrics::new(Some(chain))),
     );
     let router = service.router(&http);

@@ -553,6 +553,55 @@ fn an_agent_serves_process_and_health() {
     assert_eq!(get(&format!("{}/health", crash.base)).0, 200);
 }
 
+#[test]
+fn a_busy_agent_service_answers_503_overloaded_with_retry_after() {
+    let state = tempfile::tempdir().unwrap();
+    let agents = agents_dir();
+    let server = start(
+        &[
+            "agent",
+            "serve",
+            agents.join("hostile_tenant.wasm").to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+            "--max-concurrency",
+            "1",
+            "--queue-timeout-ms",
+            "200",
+        ],
+        state.path(),
+    );
+    let url = format!("{}/process", server.base);
+    let holder = {
+        let url = url.clone();
+        std::thread::spawn(move || post(&url, r#"{"attack": "fill", "mib": 1, "hold_ms": 3000}"#))
+    };
+    // Wait until the holder runs: then the next call finds no turn.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body, retry_after) = call(
+            "POST",
+            &url,
+            Some(r#"{"attack": "fill", "mib": 1, "hold_ms": 0}"#),
+            None,
+        );
+        if status == 503 {
+            assert_eq!(body["error"]["code"], "OVERLOADED", "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("maxConcurrency of 1"), "{message}");
+            assert_eq!(retry_after.as_deref(), Some("1"));
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(Instant::now() < deadline, "the holder never took the turn");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = holder.join().unwrap();
+    assert_eq!((status, &body["filled"]), (200, &json!(1)), "{body}");
+    let (status, _) = post(&url, r#"{"attack": "fill", "mib": 1, "hold_ms": 0}"#);
+    assert_eq!(status, 200);
+}
+
 /// 1,000 generated malformed bodies at every route: never a 5xx, never a
 /// crash, and the server still answers afterwards.
 #[test]

@@ -67,6 +67,7 @@ pub async fn start() -> Servers {
         Invoker::new(sandbox.clone(), chain.clone()),
         echo.clone(),
         ResiliencePolicy::default(),
+        orchestr8_host::sandbox::DEFAULT_QUEUE_TIMEOUT,
         Arc::new(Metrics::new(Some(chain))),
     );
     let process = spawn_server(agent_service.router(&HttpOptions::default())).await;

@@ -79,8 +79,12 @@ async fn latencies(
 ) -> (Duration, Duration) {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
-        let (sandbox, agent, policy, input) =
-            (sandbox.clone(), agent.clone(), policy.clone(), input.clone());
+        let (sandbox, agent, policy, input) = (
+            sandbox.clone(),
+            agent.clone(),
+            policy.clone(),
+            input.clone(),
+        );
         let start = Instant::now();
         let ok = tokio::spawn(async move { invoke(&sandbox, &agent, &policy, input).await })
             .await
@@ -189,7 +193,9 @@ async fn noisy_neighbours(quick: bool) {
 async fn memory_budget(quick: bool) {
     let calls = if quick { 20 } else { 50 };
     println!("\n## Memory budget: {calls} calls at once, each filling 60 MiB (cap 64 MiB)\n");
-    println!("| budget | RSS before | peak RSS of the process | succeeded | took |\n|---|---|---|---|---|");
+    println!(
+        "| budget | RSS before | peak RSS of the process | succeeded | took |\n|---|---|---|---|---|"
+    );
     for budget_mib in [1024u64, 64 * 1024] {
         let sandbox = sandbox(SandboxConfig {
             memory_budget_bytes: budget_mib << 20,

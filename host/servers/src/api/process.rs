@@ -23,21 +23,26 @@ pub struct AgentService {
     invoker: Invoker,
     agent: RegisteredAgent,
     resilience: ResiliencePolicy,
+    queue_timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
 impl AgentService {
-    /// Serves `agent` through `invoker` under `resilience`.
+    /// Serves `agent` through `invoker` under `resilience`; a call that
+    /// cannot start within `queue_timeout` (the agent's bulkhead, the
+    /// sandbox slots or the memory budget taken) is answered `503`.
     pub fn new(
         invoker: Invoker,
         agent: RegisteredAgent,
         resilience: ResiliencePolicy,
+        queue_timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         Arc::new(AgentService {
             invoker,
             agent,
             resilience,
+            queue_timeout,
             metrics,
         })
     }
@@ -81,6 +86,7 @@ async fn process(
 ) -> Result<Json<Value>, ApiError> {
     let mut call = AgentCall::new(&service.agent, input);
     call.resilience = service.resilience.clone();
+    call.queue_timeout = service.queue_timeout;
     call.cancel_grace = Duration::from_secs(2);
     // Log lines of this request carry the call's id, like an execution's.
     tracing::Span::current().record("execution_id", call.execution_id.as_str());
