@@ -319,6 +319,7 @@ impl EgressShared {
     /// invocations of that agent have together.
     pub(crate) fn share_for(&self, agent: &str) -> Share {
         let mut agents = self.agents.lock().unwrap_or_else(PoisonError::into_inner);
+        forget_idle(&mut agents);
         let per_agent = agents
             .entry(agent.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_agent)))
@@ -328,6 +329,19 @@ impl EgressShared {
             agent: per_agent,
             size: self.per_call,
         }
+    }
+}
+
+/// Most per-key semaphores kept before idle ones are forgotten: a server
+/// that loads agent after agent must not keep one for each forever.
+pub(crate) const MAX_IDLE_SHARES: usize = 1024;
+
+/// Drops the semaphores nobody holds (no invocation has a clone) once the
+/// map has grown past [`MAX_IDLE_SHARES`]; a later invocation of that key
+/// starts a fresh, full one, which is what an idle one is.
+pub(crate) fn forget_idle<K>(map: &mut HashMap<K, Arc<Semaphore>>) {
+    if map.len() > MAX_IDLE_SHARES {
+        map.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
     }
 }
 
@@ -669,5 +683,16 @@ mod tests {
             "\"https://*.example.com\""
         );
         assert!(serde_json::from_str::<HostPattern>("\"ftp://x\"").is_err());
+    }
+
+    #[test]
+    fn idle_shares_are_forgotten_once_there_are_many_and_held_ones_kept() {
+        let mut map: HashMap<usize, Arc<Semaphore>> = (0..=MAX_IDLE_SHARES)
+            .map(|i| (i, Arc::new(Semaphore::new(1))))
+            .collect();
+        let held = map[&7].clone();
+        forget_idle(&mut map);
+        assert_eq!(map.len(), 1);
+        assert!(Arc::ptr_eq(&map[&7], &held));
     }
 }

@@ -427,6 +427,7 @@ impl Sandbox {
             .bulkheads
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        super::egress::forget_idle(&mut bulkheads);
         bulkheads
             .entry((agent.to_string(), size))
             .or_insert_with(|| Arc::new(Semaphore::new(size as usize)))

@@ -25,6 +25,7 @@ use crate::workflow::{self, Plan};
 struct Fake {
     log: Mutex<Vec<(String, Instant, Instant)>>,
     running: Mutex<(usize, usize)>,
+    queue_timeouts: Mutex<Vec<Duration>>,
 }
 
 impl StepRunner for Fake {
@@ -34,6 +35,7 @@ impl StepRunner for Fake {
 
     fn run(&self, call: StepCall) -> Pin<Box<dyn Future<Output = StepOutcome> + Send + '_>> {
         Box::pin(async move {
+            self.queue_timeouts.lock().unwrap().push(call.queue_timeout);
             let start = Instant::now();
             {
                 let mut r = self.running.lock().unwrap();
@@ -552,6 +554,19 @@ async fn the_total_system_budget_counts_from_acceptance() {
     );
     let ended = ran.fake.log.lock().unwrap()[0].2;
     assert!(ended - started < Duration::from_millis(1_100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_step_call_carries_the_workflows_queue_timeout() {
+    let wf = workflow(
+        json!([step("a", "@t/echo", &[], json!({}))]),
+        json!({"resilienceBudget": {"queueTimeoutMs": 1_234}}),
+    );
+    let ran = run(&wf).await;
+    assert_eq!(
+        *ran.fake.queue_timeouts.lock().unwrap(),
+        vec![Duration::from_millis(1_234)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
