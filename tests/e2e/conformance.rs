@@ -16,7 +16,7 @@ use orchestr8_host::sandbox::{
 use serde_json::{Value, json};
 
 use crate::hostile::limits;
-use crate::support::{TestServer, call};
+use crate::support::{SilentServer, TestServer, call};
 
 struct Attack {
     /// What the agent tries, for people.
@@ -75,10 +75,10 @@ fn observe(outcome: &InvocationOutcome) -> String {
     seen
 }
 
-fn attacks(out: &std::path::Path, silent_port: u16) -> Vec<Attack> {
-    let silent = format!("127.0.0.1:{silent_port}");
+fn attacks(out: &std::path::Path, silent_server: &SilentServer) -> Vec<Attack> {
+    let silent = format!("127.0.0.1:{}", silent_server.port);
     let mut hog = limits(|l| l.timeout_ms = 1_000);
-    hog.grants.allowed_hosts.push(silent.parse().unwrap());
+    silent_server.grant(&mut hog);
     vec![
         Attack {
             attack: "endless loop, fuel budget of 50M",
@@ -219,25 +219,9 @@ fn attacks(out: &std::path::Path, silent_port: u16) -> Vec<Attack> {
     ]
 }
 
-/// A server that accepts connections and never answers.
-async fn silent_server() -> (u16, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
-    (port, task)
-}
-
 async fn normal_call_still_works(server: &TestServer) {
     let mut policy = SandboxPolicy::default();
-    policy
-        .grants
-        .allowed_hosts
-        .push(format!("127.0.0.1:{}", server.port).parse().unwrap());
+    server.grant(&mut policy);
     let url = format!("http://127.0.0.1:{}/", server.port);
     let outcome = call("hostile-fetch", json!({ "url": url }), &policy).await;
     assert_eq!(outcome.result.unwrap()["body"], "fine");
@@ -249,11 +233,11 @@ async fn every_attack_ends_as_published() {
     for dir in ["bytes", "files", "links"] {
         std::fs::create_dir(out.path().join(dir)).unwrap();
     }
-    let (silent_port, silent) = silent_server().await;
+    let silent = SilentServer::start().await;
     let server = TestServer::start("fine").await;
     let mut table = String::from("| Attack | Agent | Expected | Observed |\n|---|---|---|---|\n");
     let mut wrong = Vec::new();
-    for a in attacks(out.path(), silent_port) {
+    for a in attacks(out.path(), &silent) {
         let outcome = tokio::time::timeout(
             Duration::from_secs(60),
             call(a.agent, a.input.clone(), &a.policy),
@@ -274,7 +258,6 @@ async fn every_attack_ends_as_published() {
         ));
         normal_call_still_works(&server).await;
     }
-    silent.abort();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
     let page = format!("{}{table}", include_str!("conformance-header.md"));

@@ -3,8 +3,7 @@
 //! writable directories, a bulkhead, the circuit breaker. Each test runs the
 //! `hostile-tenant` agent at one of its attacks.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use orchestr8_host::call::{AgentCall, Invoker, RegisteredAgent};
@@ -12,55 +11,16 @@ use orchestr8_host::resilience::{
     CircuitBreakerPolicy, Resilience, ResiliencePolicy, RetryPolicy, ignore_events,
 };
 use orchestr8_host::sandbox::{
-    Capability, DirGrant, InvocationRequest, Sandbox, SandboxConfig, SandboxPolicy,
+    Capability, DirGrant, InvocationOutcome, InvocationRequest, LoadedAgent, Sandbox,
+    SandboxConfig, SandboxPolicy,
 };
 use orchestr8_host::{Coded, ErrorCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{TestServer, agent_path, call, sandbox};
+use crate::support::{SilentServer, TestServer, agent_path, call, sandbox};
 
 const TENANT: &str = "hostile-tenant";
-
-/// A server that accepts connections and never answers, counting them.
-struct SilentServer {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SilentServer {
-    async fn start() -> SilentServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        let task = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                held.push(stream);
-            }
-        });
-        SilentServer {
-            port,
-            accepted,
-            task,
-        }
-    }
-
-    fn grant(&self, policy: &mut SandboxPolicy) {
-        let host = format!("127.0.0.1:{}", self.port).parse().unwrap();
-        policy.grants.allowed_hosts.push(host);
-    }
-}
-
-impl Drop for SilentServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 fn writable(
     dir: &std::path::Path,
@@ -114,10 +74,7 @@ async fn a_connection_hog_is_refused_past_its_share_and_its_neighbour_is_served(
     }
     let server = TestServer::start("neighbour").await;
     let mut policy = SandboxPolicy::default();
-    policy
-        .grants
-        .allowed_hosts
-        .push(format!("127.0.0.1:{}", server.port).parse().unwrap());
+    server.grant(&mut policy);
     let url = format!("http://127.0.0.1:{}/", server.port);
     let neighbour = call("hostile-fetch", json!({ "url": url }), &policy).await;
     assert_eq!(neighbour.result.unwrap()["body"], "neighbour");
@@ -163,6 +120,20 @@ fn fill(mib: u64, hold_ms: u64, queue_timeout: Duration) -> InvocationRequest {
     request
 }
 
+/// After `delay`, a quick call that waits at most 100 ms for room to run.
+async fn impatient(
+    sandbox: &Sandbox,
+    agent: &LoadedAgent,
+    policy: &SandboxPolicy,
+    delay: Duration,
+) -> InvocationOutcome {
+    tokio::time::sleep(delay).await;
+    let request = fill(1, 0, Duration::from_millis(100));
+    sandbox
+        .invoke(agent, policy, request, &CancellationToken::new())
+        .await
+}
+
 #[tokio::test]
 async fn calls_past_the_memory_budget_wait_then_are_refused_as_overloaded() {
     let sandbox = small_sandbox(128);
@@ -174,17 +145,7 @@ async fn calls_past_the_memory_budget_wait_then_are_refused_as_overloaded() {
         sandbox.invoke(&agent, &policy, fill(8, 1500, long), &cancel),
         sandbox.invoke(&agent, &policy, fill(8, 1500, long), &cancel),
     ];
-    let refused = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        sandbox
-            .invoke(
-                &agent,
-                &policy,
-                fill(1, 0, Duration::from_millis(100)),
-                &cancel,
-            )
-            .await
-    };
+    let refused = impatient(&sandbox, &agent, &policy, Duration::from_millis(300));
     let waiter = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         sandbox
@@ -217,17 +178,7 @@ async fn a_bulkhead_lets_one_agent_run_only_so_many_calls_at_once() {
         fill(1, 1000, Duration::from_secs(30)),
         &cancel,
     );
-    let refused = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        sandbox
-            .invoke(
-                &agent,
-                &policy,
-                fill(1, 0, Duration::from_millis(100)),
-                &cancel,
-            )
-            .await
-    };
+    let refused = impatient(&sandbox, &agent, &policy, Duration::from_millis(200));
     let (held, refused) = tokio::join!(holder, refused);
     assert!(held.result.is_ok());
     let error = refused.result.unwrap_err();

@@ -114,9 +114,55 @@ impl TestServer {
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
     }
+
+    /// Lets `policy` reach this server.
+    pub fn grant(&self, policy: &mut SandboxPolicy) {
+        let host = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        policy.grants.allowed_hosts.push(host);
+    }
 }
 
 impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A server that accepts connections and never answers, counting them.
+pub struct SilentServer {
+    pub port: u16,
+    pub accepted: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    pub async fn start() -> SilentServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        SilentServer {
+            port,
+            accepted,
+            task,
+        }
+    }
+
+    /// Lets `policy` reach this server.
+    pub fn grant(&self, policy: &mut SandboxPolicy) {
+        let host = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        policy.grants.allowed_hosts.push(host);
+    }
+}
+
+impl Drop for SilentServer {
     fn drop(&mut self) {
         self.task.abort();
     }
