@@ -5,6 +5,7 @@ mod build;
 mod claude;
 mod distribute;
 mod error;
+mod executions;
 mod init;
 mod input;
 mod output;
@@ -139,11 +140,16 @@ enum Command {
         after_help = "Examples:\n  orchestr8 validate workflow.json\n  orchestr8 validate workflow.json --agents-dir agents/target/wasm32-wasip2/release --json"
     )]
     Validate(workflow::ValidateArgs),
-    /// Print an execution's journal as a timeline.
+    /// Print an execution's journal as a timeline (--follow: as it is written).
     #[command(
-        after_help = "Examples:\n  orchestr8 inspect --last\n  orchestr8 inspect 3f0c…-… --json"
+        after_help = "Examples:\n  orchestr8 inspect --last\n  orchestr8 inspect 3f0c…-… --json\n  orchestr8 inspect 3f0c…-… --follow"
     )]
-    Inspect(workflow::InspectArgs),
+    Inspect(executions::InspectArgs),
+    /// List recorded executions, newest first, with filters.
+    #[command(
+        after_help = "Examples:\n  orchestr8 executions\n  orchestr8 executions --status failed --since 2h\n  orchestr8 executions --workflow nightly-report --limit 50 --json"
+    )]
+    Executions(executions::ListArgs),
     /// Print the JSON Schema of workflow documents.
     #[command(
         after_help = "Examples:\n  orchestr8 schema > workflow.schema.json\n  orchestr8 schema --hash"
@@ -326,7 +332,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => workflow::run(args, config).await,
             Command::Validate(args) => workflow::validate(args, config).await,
-            Command::Inspect(args) => workflow::inspect(args),
+            Command::Inspect(args) => executions::inspect(args).await,
+            Command::Executions(args) => executions::list(args),
             Command::Schema(args) => workflow::schema(args),
             Command::Agent(cmd) => agent::run(cmd, config).await,
             Command::Init(args) => init::init(args),

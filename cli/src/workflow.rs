@@ -9,9 +9,9 @@ use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, S
 use orchestr8_host::journal::JournalUpdate;
 use orchestr8_host::record::{Note, Record};
 use orchestr8_host::resilience::ResilienceEvent;
-use orchestr8_host::runtime::{cancel_on_interrupt, database};
+use orchestr8_host::runtime::cancel_on_interrupt;
 use orchestr8_host::sandbox::{HttpFixtures, SandboxConfig};
-use orchestr8_host::store::{JournalEntry, SqliteStore, Store, now, process_alive};
+use orchestr8_host::store::JournalEntry;
 use orchestr8_host::workflow::{self, Plan, Workflow, WorkflowError};
 use orchestr8_host::{Coded, ErrorCode};
 use serde_json::Value;
@@ -55,21 +55,6 @@ pub struct ValidateArgs {
     #[arg(long = "agents-dir", value_name = "DIR")]
     agents_dirs: Vec<PathBuf>,
     /// Print the problems as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-pub struct InspectArgs {
-    /// The execution id.
-    #[arg(required_unless_present = "last")]
-    execution: Option<String>,
-    /// The most recent execution.
-    #[arg(long, conflicts_with = "execution")]
-    last: bool,
-    #[command(flatten)]
-    state: StateArgs,
-    /// Print the record and journal as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -438,67 +423,4 @@ pub fn timeline_line(e: &JournalEntry) -> String {
         took(e.duration_ms()),
         detail(&e.record)
     )
-}
-
-pub fn inspect(args: InspectArgs) -> Outcome {
-    let state_dir = args.state.dir();
-    let path = database(&state_dir);
-    if !path.is_file() {
-        return Err(report(
-            ErrorCode::NotFound,
-            &format!("no executions recorded in `{}`", state_dir.display()),
-            exit::FAILED,
-        ));
-    }
-    let store = SqliteStore::open(&path).map_err(|e| Failure::of(&e, exit::FAILED))?;
-    if let Err(e) = store.mark_interrupted(&now(), &process_alive) {
-        return Err(Failure::of(&e, exit::FAILED));
-    }
-    let id = match (args.execution, args.last) {
-        (Some(id), _) => id,
-        (None, _) => match store.last_execution() {
-            Ok(Some(id)) => id,
-            Ok(None) => {
-                return Err(report(
-                    ErrorCode::NotFound,
-                    "no executions recorded yet",
-                    exit::FAILED,
-                ));
-            }
-            Err(e) => return Err(Failure::of(&e, exit::FAILED)),
-        },
-    };
-    let record = match store.execution(&id) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return Err(report(
-                ErrorCode::NotFound,
-                &format!("unknown execution `{id}`"),
-                exit::FAILED,
-            ));
-        }
-        Err(e) => return Err(Failure::of(&e, exit::FAILED)),
-    };
-    let journal = store
-        .journal(&id, 0, usize::MAX >> 1)
-        .map_err(|e| Failure::of(&e, exit::FAILED))?;
-    if args.json {
-        let value = serde_json::json!({ "execution": record, "journal": journal });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
-    } else {
-        println!(
-            "execution {} of {} ({}): {}",
-            record.id,
-            record.workflow_name,
-            record.started_at,
-            record.status.as_str()
-        );
-        for entry in &journal {
-            println!("{}", timeline_line(entry));
-        }
-    }
-    Ok(exit::OK)
 }

@@ -179,6 +179,34 @@ fn execute_poll_and_read_the_journal_page_by_page() {
     assert_eq!(result["status"], "succeeded");
     assert_eq!(result["steps"]["a"]["output"]["words"], 3);
 
+    // Both executions are listed, newest first, a page at a time.
+    let second = result["executionId"].as_str().unwrap();
+    let (status, page) = get(&format!("{base}/executions?limit=1"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["executions"][0]["executionId"], second);
+    assert_eq!(page["executions"][0]["status"], "succeeded");
+    let cursor = page["nextCursor"].as_str().unwrap();
+    let (status, page) = get(&format!("{base}/executions?limit=1&cursor={cursor}"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["executions"][0]["executionId"], id.as_str());
+    assert!(page.get("nextCursor").is_none(), "{page}");
+    let (_, page) = get(&format!("{base}/executions?status=failed"));
+    assert_eq!(page["executions"], json!([]));
+    for bad in [
+        "status=done",
+        "since=yesterday",
+        "cursor=abc",
+        "limit=0",
+        "colour=red",
+    ] {
+        let (status, body) = get(&format!("{base}/executions?{bad}"));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("INVALID_INPUT")),
+            "{bad}: {body}"
+        );
+    }
+
     let (status, health) = get(&format!("{base}/health"));
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
     let (status, metrics) = get(&format!("{base}/metrics"));
@@ -194,6 +222,7 @@ fn execute_poll_and_read_the_journal_page_by_page() {
     assert_eq!(status, 200);
     for path in [
         "/workflows/execute",
+        "/executions",
         "/executions/{id}",
         "/executions/{id}/journal",
         "/executions/{id}/cancel",

@@ -232,3 +232,149 @@ fn a_killed_run_keeps_every_acknowledged_entry_and_reads_back_interrupted() {
     }
     assert_eq!(journal.last().unwrap()["kind"], "execution-interrupted");
 }
+
+/// A workflow of one step: `agent` with `mapping`, named `name`.
+fn one_step(state: &Path, name: &str, agent: &str, mapping: Value) -> PathBuf {
+    let wf = json!({
+        "version": "1.0.0",
+        "schemaVersion": "1.0.0",
+        "metadata": {"id": "6f9619ff-8b86-4d11-b42d-00c04fc964ff", "name": name},
+        "steps": [{"id": "only", "name": "only", "agent": {"id": agent}, "input": {"mapping": mapping}}]
+    });
+    let file = state.join(format!("{name}.json"));
+    std::fs::write(&file, wf.to_string()).unwrap();
+    file
+}
+
+fn listed(state: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["executions", "--json"];
+    all.extend_from_slice(args);
+    let out = run(state, &all);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ids(page: &Value) -> Vec<&str> {
+    page["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["executionId"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn executions_are_listed_newest_first_filtered_and_paged() {
+    let state = tempfile::tempdir().unwrap();
+    let agents = agents_dir();
+    let fine = one_step(
+        state.path(),
+        "fine",
+        "@orchestr8/text-stats",
+        json!({"text": "a b"}),
+    );
+    let broken = one_step(state.path(), "broken", "@hostile/panic", json!({}));
+    let mut started = Vec::new();
+    for file in [&fine, &broken, &fine] {
+        let out = run(
+            state.path(),
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--agents-dir",
+                &agents,
+                "--json",
+            ],
+        );
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        started.push(result["executionId"].as_str().unwrap().to_string());
+    }
+    started.reverse();
+
+    let all = listed(state.path(), &[]);
+    assert_eq!(ids(&all), started, "newest first");
+    assert_eq!(all["executions"][0]["status"], "succeeded");
+    assert!(all["executions"][0]["durationMs"].is_u64());
+    assert!(all.get("nextCursor").is_none());
+
+    let failed = listed(state.path(), &["--status", "failed"]);
+    assert_eq!(ids(&failed), [started[1].as_str()]);
+    assert_eq!(ids(&listed(state.path(), &["--workflow", "fine"])).len(), 2);
+    assert_eq!(ids(&listed(state.path(), &["--since", "1h"])).len(), 3);
+    assert!(ids(&listed(state.path(), &["--until", "2000-01-01T00:00:00Z"])).is_empty());
+
+    let first = listed(state.path(), &["--limit", "2"]);
+    assert_eq!(ids(&first), started[..2]);
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let rest = listed(state.path(), &["--limit", "2", "--cursor", cursor]);
+    assert_eq!(ids(&rest), started[2..]);
+
+    let table = run(state.path(), &["executions", "--status", "failed"]);
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        text.contains("STATUS") && text.contains(&started[1]) && text.contains("broken"),
+        "{text}"
+    );
+
+    for (args, message) in [
+        (
+            &["executions", "--since", "last tuesday"][..],
+            "neither an RFC 3339 time",
+        ),
+        (&["executions", "--status", "done"][..], "is not a status"),
+        (&["executions", "--limit", "0"][..], "0 is not in 1..=1000"),
+    ] {
+        let out = run(state.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn inspect_follow_prints_an_execution_live_until_it_ends() {
+    let state = tempfile::tempdir().unwrap();
+    let slow = one_step(
+        state.path(),
+        "slow",
+        "@hostile/sleep",
+        json!({"seconds": 2}),
+    );
+    let mut running = orchestr8(state.path())
+        .args(["run", slow.to_str().unwrap(), "--agents-dir", &agents_dir()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = loop {
+        if state.path().join("orchestr8.db").is_file() {
+            let page = listed(state.path(), &["--status", "running"]);
+            if let Some(id) = ids(&page).first() {
+                break id.to_string();
+            }
+        }
+        assert!(
+            running.try_wait().unwrap().is_none(),
+            "the run ended too soon"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = run(state.path(), &["inspect", &id, "--follow", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let entries: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"step-succeeded"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"execution-finished"), "{kinds:?}");
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "each entry once, in order"
+    );
+    assert!(running.wait().unwrap().success());
+}

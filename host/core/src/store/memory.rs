@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
 use super::{
-    Applied, Change, ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry,
+    Applied, Change, ExecutionPage, ExecutionQuery, ExecutionRecord, JournalEntry, NewEntry, Store,
+    StoreError, interrupted_entry, page,
 };
 use crate::execution::ExecutionStatus;
 
@@ -119,6 +120,19 @@ impl Store for MemoryStore {
             .iter()
             .max_by_key(|(_, (created, _))| *created)
             .map(|(id, _)| id.clone()))
+    }
+
+    fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+        let inner = self.lock();
+        let mut found: Vec<_> = inner
+            .executions
+            .values()
+            .filter(|(created, r)| query.matches(r, *created))
+            .map(|(created, r)| (r.summary(), *created))
+            .collect();
+        found.sort_by_key(|(_, created)| std::cmp::Reverse(*created));
+        found.truncate(query.limit + 1);
+        Ok(page(found, query.limit))
     }
 
     fn mark_interrupted(

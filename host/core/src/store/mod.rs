@@ -49,6 +49,105 @@ pub struct ExecutionRecord {
     pub owner_pid: u32,
 }
 
+/// Which executions [`Store::list_executions`] returns, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecutionQuery {
+    /// Only executions with this status.
+    pub status: Option<ExecutionStatus>,
+    /// Only executions of this workflow: its metadata id or its name.
+    pub workflow: Option<String>,
+    /// Only executions started at or after this instant (as [`now`] writes
+    /// it: RFC 3339, UTC, milliseconds).
+    pub since: Option<String>,
+    /// Only executions started before this instant (same form).
+    pub until: Option<String>,
+    /// Only executions older than this cursor (a page's `next`).
+    pub before: Option<u64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// One execution in a list: what it is and where it is, without its input,
+/// result or journal.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionSummary {
+    /// The execution id.
+    pub execution_id: ExecutionId,
+    /// The workflow's metadata id.
+    pub workflow_id: String,
+    /// The workflow's name.
+    pub workflow_name: String,
+    /// Where it is.
+    pub status: ExecutionStatus,
+    /// When it was accepted (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// How long it ran, once finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// A page of executions, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionPage {
+    /// The executions.
+    pub executions: Vec<ExecutionSummary>,
+    /// Pass as `before` for the next (older) page; `None` on the last.
+    pub next: Option<u64>,
+}
+
+impl ExecutionQuery {
+    /// Whether `record`, created `created`-th, is one this query selects
+    /// (what the SQLite store's `WHERE` says, for stores that filter in
+    /// memory).
+    pub fn matches(&self, record: &ExecutionRecord, created: u64) -> bool {
+        self.status.is_none_or(|s| s == record.status)
+            && self
+                .workflow
+                .as_ref()
+                .is_none_or(|w| *w == record.workflow_id || *w == record.workflow_name)
+            && self.since.as_ref().is_none_or(|t| record.started_at >= *t)
+            && self.until.as_ref().is_none_or(|t| record.started_at < *t)
+            && self.before.is_none_or(|c| created < c)
+    }
+}
+
+impl ExecutionRecord {
+    /// The record as a list shows it.
+    pub fn summary(&self) -> ExecutionSummary {
+        ExecutionSummary {
+            execution_id: self.id.clone(),
+            workflow_id: self.workflow_id.clone(),
+            workflow_name: self.workflow_name.clone(),
+            status: self.status,
+            started_at: self.started_at.clone(),
+            finished_at: self.finished_at.clone(),
+            duration_ms: self
+                .result
+                .as_ref()
+                .and_then(|r| r.get("durationMs"))
+                .and_then(Value::as_u64),
+        }
+    }
+}
+
+/// A page from up to `limit + 1` executions, newest first, each with its
+/// creation number: the extra one only says another page follows.
+pub(crate) fn page(mut found: Vec<(ExecutionSummary, u64)>, limit: usize) -> ExecutionPage {
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next = more
+        .then(|| found.last().map(|(_, created)| *created))
+        .flatten();
+    ExecutionPage {
+        executions: found.into_iter().map(|(summary, _)| summary).collect(),
+        next,
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -171,6 +270,8 @@ pub trait Store: Send + Sync {
     fn journal(&self, id: &str, after: u64, limit: usize) -> Result<Vec<JournalEntry>, StoreError>;
     /// The most recently started execution.
     fn last_execution(&self) -> Result<Option<String>, StoreError>;
+    /// The executions `query` selects, newest first, a page at a time.
+    fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError>;
     /// Marks executions left `running` by a process that is no longer
     /// alive (`alive` says) as `interrupted`, with a journal entry saying
     /// so; returns their ids.
@@ -209,6 +310,17 @@ pub(crate) fn interrupted_entry(at: &str) -> NewEntry {
             reason: "the process running this execution stopped before it finished".into(),
         }),
     }
+}
+
+/// `text` (RFC 3339, a date and time with or without a zone or fraction,
+/// read as UTC when it has none) in the form the stores keep, so it
+/// compares as text: `None` when it is not a time.
+pub fn stored_time(text: &str) -> Option<String> {
+    let text = text.trim();
+    let parsed = humantime::parse_rfc3339_weak(text)
+        .or_else(|_| humantime::parse_rfc3339(text))
+        .ok()?;
+    Some(humantime::format_rfc3339_millis(parsed).to_string())
 }
 
 /// Now, as RFC 3339 with milliseconds.

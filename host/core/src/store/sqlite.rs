@@ -35,7 +35,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::{
-    Applied, Change, ExecutionRecord, JournalEntry, NewEntry, Store, StoreError, interrupted_entry,
+    Applied, Change, ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionSummary,
+    JournalEntry, NewEntry, Store, StoreError, interrupted_entry, page,
 };
 use crate::execution::ExecutionStatus;
 use crate::record::Record;
@@ -55,6 +56,7 @@ CREATE TABLE IF NOT EXISTS executions (
     created INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS executions_created ON executions(created);
+CREATE INDEX IF NOT EXISTS executions_status ON executions(status, created);
 CREATE TABLE IF NOT EXISTS journal (
     execution_id TEXT NOT NULL REFERENCES executions(id),
     seq INTEGER NOT NULL,
@@ -425,6 +427,52 @@ impl Store for SqliteStore {
             )
             .optional()
             .map_err(db)
+    }
+
+    fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, workflow_id, workflow_name, status, started_at, finished_at,
+                        json_extract(result, '$.durationMs'), created
+                 FROM executions
+                 WHERE (?1 IS NULL OR status = ?1)
+                   AND (?2 IS NULL OR workflow_id = ?2 OR workflow_name = ?2)
+                   AND (?3 IS NULL OR started_at >= ?3)
+                   AND (?4 IS NULL OR started_at < ?4)
+                   AND (?5 IS NULL OR created < ?5)
+                 ORDER BY created DESC LIMIT ?6",
+            )
+            .map_err(db)?;
+        // One more than asked tells whether another page follows.
+        let rows = stmt
+            .query_map(
+                params![
+                    query.status.map(ExecutionStatus::as_str),
+                    query.workflow,
+                    query.since,
+                    query.until,
+                    query.before.map(|c| c as i64),
+                    query.limit as i64 + 1,
+                ],
+                |row| {
+                    Ok((
+                        ExecutionSummary {
+                            execution_id: ExecutionId::from(row.get::<_, String>(0)?),
+                            workflow_id: row.get(1)?,
+                            workflow_name: row.get(2)?,
+                            status: status(&row.get::<_, String>(3)?),
+                            started_at: row.get(4)?,
+                            finished_at: row.get(5)?,
+                            duration_ms: row.get::<_, Option<i64>>(6)?.map(|d| d.max(0) as u64),
+                        },
+                        row.get::<_, i64>(7)? as u64,
+                    ))
+                },
+            )
+            .map_err(db)?;
+        let found: Vec<(ExecutionSummary, u64)> = rows.collect::<Result<_, _>>().map_err(db)?;
+        Ok(page(found, query.limit))
     }
 
     fn mark_interrupted(

@@ -71,6 +71,80 @@ fn exercise(store: &dyn Store) {
     ));
 }
 
+/// Five executions of two workflows, listed a page at a time and filtered.
+fn list(store: &dyn Store) {
+    let at = |minute: u32| format!("2026-12-03T10:{minute:02}:00.000Z");
+    for (i, (workflow, status)) in [
+        ("alpha", ExecutionStatus::Succeeded),
+        ("beta", ExecutionStatus::Failed),
+        ("alpha", ExecutionStatus::Succeeded),
+        ("alpha", ExecutionStatus::Running),
+        ("beta", ExecutionStatus::Succeeded),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = record(&format!("e{i}"));
+        r.workflow_name = workflow.into();
+        r.started_at = at(i as u32);
+        store.create_execution(&r).unwrap();
+        if status.is_final() {
+            let result = json!({"durationMs": 10 * i});
+            store
+                .finish_execution(&r.id, status, &at(i as u32 + 1), &result)
+                .unwrap();
+        }
+    }
+    let ids = |page: &ExecutionPage| -> Vec<String> {
+        page.executions
+            .iter()
+            .map(|e| e.execution_id.to_string())
+            .collect()
+    };
+    let query = |f: &dyn Fn(&mut ExecutionQuery)| {
+        let mut q = ExecutionQuery {
+            limit: 2,
+            ..ExecutionQuery::default()
+        };
+        f(&mut q);
+        store.list_executions(&q).unwrap()
+    };
+
+    let first = query(&|_| {});
+    assert_eq!(ids(&first), ["e4", "e3"], "newest first");
+    let second = query(&|q| q.before = first.next);
+    assert_eq!(ids(&second), ["e2", "e1"]);
+    let last = query(&|q| q.before = second.next);
+    assert_eq!((ids(&last), last.next), (vec!["e0".to_string()], None));
+    assert_eq!(last.executions[0].duration_ms, Some(0));
+    assert_eq!(first.executions[1].duration_ms, None, "still running");
+
+    let alpha_done = query(&|q| {
+        q.workflow = Some("alpha".into());
+        q.status = Some(ExecutionStatus::Succeeded);
+        q.limit = 10;
+    });
+    assert_eq!(ids(&alpha_done), ["e2", "e0"]);
+    let window = query(&|q| {
+        q.since = Some(at(1));
+        q.until = Some(at(3));
+        q.limit = 10;
+    });
+    assert_eq!(ids(&window), ["e2", "e1"]);
+    assert!(
+        query(&|q| q.workflow = Some("gamma".into()))
+            .executions
+            .is_empty()
+    );
+}
+
+#[test]
+fn both_stores_list_executions_newest_first_with_filters_and_cursors() {
+    list(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    list(&SqliteStore::open(&dir.path().join("orchestr8.db")).unwrap());
+}
+
 #[test]
 fn the_memory_store_keeps_executions_and_journals() {
     exercise(&MemoryStore::new());

@@ -28,8 +28,8 @@ use tracing::Instrument;
 use super::extract::{ApiPath, ApiQuery, JsonBody};
 use super::metrics::metrics_response;
 use super::model::{
-    Accepted, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionView, Health, JournalPage,
-    JournalQuery,
+    Accepted, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionList, ExecutionView, Health,
+    JournalPage, JournalQuery, ListQuery,
 };
 use super::{ApiError, HttpOptions, Metrics, harden, openapi};
 use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
@@ -37,7 +37,7 @@ use orchestr8_host::error::ErrorCode;
 use orchestr8_host::ids::ExecutionId;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::record::Record;
-use orchestr8_host::store::{ExecutionRecord, JournalEntry};
+use orchestr8_host::store::{ExecutionQuery, ExecutionRecord, JournalEntry, stored_time};
 use orchestr8_host::workflow::{self, Plan};
 
 /// How the server admits and waits for executions.
@@ -133,6 +133,7 @@ impl ExecutionService {
         let document = Arc::new(openapi::document(http.token.is_some()));
         let router = Router::new()
             .route("/workflows/execute", post(execute))
+            .route("/executions", get(list))
             .route("/executions/{id}", get(status))
             .route("/executions/{id}/journal", get(journal))
             .route("/executions/{id}/cancel", post(cancel))
@@ -465,6 +466,48 @@ fn steps_so_far(journal: &[JournalEntry]) -> BTreeMap<String, Value> {
         steps.insert(step.clone(), view);
     }
     steps
+}
+
+async fn list(
+    State(service): State<Arc<ExecutionService>>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ExecutionList>, ApiError> {
+    let bad = |message: String| ApiError::new(ErrorCode::InvalidInput, message);
+    if !(1..=1000).contains(&query.limit) {
+        return Err(bad("`limit` must be between 1 and 1000".into()));
+    }
+    let time = |name: &str, value: Option<String>| match value {
+        None => Ok(None),
+        Some(text) => stored_time(&text).map(Some).ok_or_else(|| {
+            bad(format!(
+                "`{name}` must be an RFC 3339 time such as 2026-12-03T10:00:00Z, got `{text}`"
+            ))
+        }),
+    };
+    let before = match &query.cursor {
+        None => None,
+        Some(text) => Some(text.parse::<u64>().map_err(|_| {
+            bad(format!(
+                "`cursor` must be the `nextCursor` of a previous page, got `{text}`"
+            ))
+        })?),
+    };
+    let page = service
+        .orchestrator
+        .store()
+        .list_executions(&ExecutionQuery {
+            status: query.status,
+            workflow: query.workflow,
+            since: time("since", query.since)?,
+            until: time("until", query.until)?,
+            before,
+            limit: query.limit,
+        })
+        .map_err(|e| ApiError::from(&e))?;
+    Ok(Json(ExecutionList {
+        executions: page.executions,
+        next_cursor: page.next.map(|n| n.to_string()),
+    }))
 }
 
 async fn journal(

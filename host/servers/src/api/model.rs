@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use orchestr8_host::engine::ExecutionStatus;
 use orchestr8_host::ids::ExecutionId;
-use orchestr8_host::store::JournalEntry;
+use orchestr8_host::store::{ExecutionSummary, JournalEntry};
 
 /// `POST /workflows/execute` body: exactly one of `workflow` and
 /// `workflowFile`.
@@ -95,6 +95,41 @@ pub struct ExecutionView {
     /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+}
+
+/// `GET /executions?status=…&workflow=…&since=…&until=…&limit=…&cursor=…`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only executions with this status.
+    pub status: Option<ExecutionStatus>,
+    /// Only executions of this workflow: its `metadata.id` or its name.
+    pub workflow: Option<String>,
+    /// Only executions started at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only executions started before this time (RFC 3339).
+    pub until: Option<String>,
+    /// At most this many, 1 to 1000 [default 50].
+    #[serde(default = "default_list_limit")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: usize,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn default_list_limit() -> usize {
+    50
+}
+
+/// `GET /executions`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionList {
+    /// The executions, newest first.
+    pub executions: Vec<ExecutionSummary>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// `?after=N&limit=M` on the journal.

@@ -22,8 +22,8 @@ use serde_json::{Map, Value, json};
 
 use super::ErrorEnvelope;
 use super::model::{
-    Accepted, AgentHealth, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionView, Health,
-    JournalPage, JournalQuery,
+    Accepted, AgentHealth, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionList, ExecutionView,
+    Health, JournalPage, JournalQuery, ListQuery,
 };
 use orchestr8_host::engine::ExecutionResult;
 use orchestr8_host::sandbox::AgentInfo;
@@ -184,6 +184,8 @@ pub fn document(secured: bool) -> Value {
     let accepted = d.sent::<Accepted>();
     let cancelling = d.sent::<Cancelling>();
     let view = d.sent::<ExecutionView>();
+    let list_params = d.params::<ListQuery>();
+    let list = d.sent::<ExecutionList>();
     let page = d.sent::<JournalPage>();
     let health = d.sent::<Health>();
 
@@ -194,6 +196,10 @@ pub fn document(secured: bool) -> Value {
         "404": d.error("`workflowFile` names no file of the project"),
         "413": d.error("Body too large"),
         "503": d.error("The queue is full or the server is shutting down (`Retry-After`)"),
+    });
+    let listed = json!({
+        "200": Doc::json(list, "A page of executions, newest first"),
+        "400": d.error("A bad filter or paging parameter (`limit` outside 1 to 1000, a `since` or `until` that is not RFC 3339, an unknown `status`, a `cursor` this server did not give, an unknown parameter)"),
     });
     let status = json!({
         "200": Doc::json(view, "The execution"),
@@ -217,6 +223,14 @@ pub fn document(secured: bool) -> Value {
             "parameters": execute_query,
             "requestBody": { "required": true, "content": { "application/json": { "schema": execute_body } } },
             "responses": d.responses(execute),
+        }}),
+    );
+    paths.insert(
+        "/executions".into(),
+        json!({ "get": {
+            "summary": "List executions, newest first, with filters and cursor paging",
+            "parameters": list_params,
+            "responses": d.responses(listed),
         }}),
     );
     paths.insert(
