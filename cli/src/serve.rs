@@ -104,11 +104,21 @@ async fn listen(args: &ListenArgs) -> Result<(TcpListener, HttpOptions), Failure
         ));
     }
     let listener = TcpListener::bind(args.bind).await.map_err(|e| {
-        report(
-            ErrorCode::InvalidConfig,
-            &format!("cannot listen on {}: {e}", args.bind),
-            exit::USAGE,
-        )
+        let message = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "port {} is already in use (another orchestr8 serve or agent serve?): pick another with --bind {}:PORT, or --bind {}:0 for any free port",
+                args.bind.port(),
+                args.bind.ip(),
+                args.bind.ip()
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "not allowed to listen on port {}: ports below 1024 need privileges; pick another with --bind {}:PORT",
+                args.bind.port(),
+                args.bind.ip()
+            ),
+            _ => format!("cannot listen on {}: {e} (set another address with --bind)", args.bind),
+        };
+        report(ErrorCode::InvalidConfig, &message, exit::USAGE)
     })?;
     let options = HttpOptions {
         token: args.token.clone(),

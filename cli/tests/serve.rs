@@ -469,6 +469,34 @@ fn an_empty_token_is_refused_at_startup() {
 }
 
 #[test]
+fn a_port_in_use_is_named_with_the_flag_that_changes_it() {
+    let state = tempfile::tempdir().unwrap();
+    let agents = agents_dir();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let bind = format!("127.0.0.1:{port}");
+    let component = agents.join("text_stats.wasm");
+    for command in [
+        vec!["serve", "--agents-dir", agents.to_str().unwrap()],
+        vec!["agent", "serve", component.to_str().unwrap()],
+    ] {
+        let out = orchestr8()
+            .args(&command)
+            .args(["--bind", &bind])
+            .env("ORCHESTR8_STATE_DIR", state.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("port {port} is already in use"))
+                && stderr.contains("--bind 127.0.0.1:PORT"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn graceful_shutdown_cancels_what_outlives_the_grace_period() {
     let state = tempfile::tempdir().unwrap();
     let mut server = serve(&["--grace-ms", "300"], state.path());
