@@ -266,7 +266,58 @@ fn print_result(wf: &Workflow, result: &ExecutionResult) {
     );
     if let Some(e) = &result.error {
         output::error(e.code, &e.message);
+        if let Some(hint) = e.details.as_ref().and_then(grant_hint) {
+            output::notice(&hint);
+        }
     }
+}
+
+/// For a refusal that one grant would have let through, the lines to add
+/// to `orchestr8.toml`, from the denials in an execution error's details.
+fn grant_hint(details: &Value) -> Option<String> {
+    let agent = details.get("agentId")?.as_str()?;
+    // The denials of the step's last attempt, under the chain's `cause`.
+    let denials = details
+        .pointer("/cause/details/denials")
+        .or_else(|| details.get("denials"))?
+        .as_array()?;
+    let mut hosts: Vec<&str> = Vec::new();
+    let mut secrets: Vec<&str> = Vec::new();
+    for d in denials {
+        let (Some(grant), Some(capability)) = (
+            d.get("grant").and_then(Value::as_str),
+            d.get("capability").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let list = if capability == "secret" {
+            &mut secrets
+        } else {
+            &mut hosts
+        };
+        if !list.contains(&grant) {
+            list.push(grant);
+        }
+    }
+    if hosts.is_empty() && secrets.is_empty() {
+        return None;
+    }
+    let quoted = |items: &[&str]| {
+        items
+            .iter()
+            .map(|i| serde_json::to_string(i).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut hint =
+        format!("hint: to grant it, add to orchestr8.toml:\n  [agents.\"{agent}\".grants]");
+    if !hosts.is_empty() {
+        hint.push_str(&format!("\n  allowed_hosts = [{}]", quoted(&hosts)));
+    }
+    if !secrets.is_empty() {
+        hint.push_str(&format!("\n  secrets = [{}]", quoted(&secrets)));
+    }
+    Some(hint)
 }
 
 /// How `run` shows progress.

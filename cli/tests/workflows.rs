@@ -378,3 +378,33 @@ fn inspect_follow_prints_an_execution_live_until_it_ends() {
     );
     assert!(running.wait().unwrap().success());
 }
+
+#[test]
+fn a_refused_grant_is_named_with_its_step_and_the_line_to_add() {
+    let state = tempfile::tempdir().unwrap();
+    let fetch = one_step(
+        state.path(),
+        "fetching",
+        "@hostile/fetch",
+        json!({"url": "http://127.0.0.1:9/x"}),
+    );
+    let out = run(
+        state.path(),
+        &[
+            "run",
+            fetch.to_str().unwrap(),
+            "--agents-dir",
+            &agents_dir(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error[CAPABILITY_DENIED]: step `only` (@hostile/fetch): capability denied: GET http://127.0.0.1:9/x (host is not on the agent's allowlist: grant `127.0.0.1:9` in allowed_hosts)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[agents.\"@hostile/fetch\".grants]\n  allowed_hosts = [\"127.0.0.1:9\"]"),
+        "{err}"
+    );
+}

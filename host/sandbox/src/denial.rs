@@ -38,6 +38,10 @@ pub struct Denial {
     pub target: String,
     /// Why it was refused.
     pub reason: String,
+    /// What to grant to allow it, when one grant would: a host pattern for
+    /// `allowed_hosts`, or a secret's name for `secrets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 /// The denials of one invocation, shared by the places that can refuse.
@@ -56,6 +60,21 @@ impl DenialLog {
     /// Records a refusal; `target` is cut to [`MAX_TARGET_BYTES`] (saying
     /// how much was cut) before anything keeps or logs it.
     pub(crate) fn record(&self, capability: Capability, target: &str, reason: String) {
+        self.push(capability, target, reason, None);
+    }
+
+    /// Records a refusal that granting `grant` would have let through.
+    pub(crate) fn record_grantable(
+        &self,
+        capability: Capability,
+        target: &str,
+        reason: String,
+        grant: &str,
+    ) {
+        self.push(capability, target, reason, Some(bounded(grant)));
+    }
+
+    fn push(&self, capability: Capability, target: &str, reason: String, grant: Option<String>) {
         let mut entries = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.kept.len() >= MAX_DENIALS {
             entries.dropped += 1;
@@ -67,6 +86,7 @@ impl DenialLog {
             capability,
             target,
             reason,
+            grant,
         });
     }
 

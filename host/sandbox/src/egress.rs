@@ -67,6 +67,13 @@ impl Scheme {
             Scheme::Https => 443,
         }
     }
+
+    fn name(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +170,17 @@ impl HostPattern {
         }
     }
 
+    /// What the grant lets through, in words: `http and https on their
+    /// default ports`, `https on port 443`, `port 8080`.
+    fn covers(&self) -> String {
+        match (self.scheme, self.port) {
+            (None, None) => "http and https on their default ports (80, 443)".into(),
+            (Some(s), None) => format!("{} on port {}", s.name(), s.default_port()),
+            (None, Some(port)) => format!("port {port}"),
+            (Some(s), Some(port)) => format!("{} on port {port}", s.name()),
+        }
+    }
+
     /// Whether this grant names `addr` itself, which lets an agent reach an
     /// internal address that was granted on purpose.
     fn names_address(&self, addr: SocketAddr, scheme: Scheme) -> bool {
@@ -207,6 +225,21 @@ struct Target {
 }
 
 impl Target {
+    /// The narrowest grant that lets this request through: the host, with
+    /// its port when it is not the scheme's default.
+    fn grant(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == self.scheme.default_port() {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
     fn from_uri(uri: &http::Uri) -> Option<Target> {
         let scheme = match uri.scheme_str()? {
             "http" => Scheme::Http,
@@ -231,6 +264,27 @@ impl Target {
             port,
             display,
         })
+    }
+}
+
+/// Why `target` is refused, and the grant that would let it through: when a
+/// grant names the same host for another port or scheme, it says so (a
+/// grant of `127.0.0.1` covers only ports 80 and 443).
+fn refusal(allowed: &[HostPattern], target: &Target) -> String {
+    let grant = target.grant();
+    let near = allowed.iter().find(|p| match &p.host {
+        HostMatch::Exact(h) => *h == target.host,
+        HostMatch::Address(ip) => target.host.parse::<IpAddr>().is_ok_and(|t| t == *ip),
+        HostMatch::Suffix(_) => false,
+    });
+    match near {
+        Some(p) => format!(
+            "the grant `{p}` covers {}, not {}:{}: grant `{grant}` in allowed_hosts",
+            p.covers(),
+            target.scheme.name(),
+            target.port
+        ),
+        None => format!("host is not on the agent's allowlist: grant `{grant}` in allowed_hosts"),
     }
 }
 
@@ -399,10 +453,11 @@ impl WasiHttpHooks for EgressHooks {
             return Box::new(std::future::ready(Err(HttpError::HttpRequestUriInvalid)));
         };
         if !self.allowed.iter().any(|p| p.matches(&target)) {
-            self.denials.record(
+            self.denials.record_grantable(
                 Capability::Http,
                 &format!("{} {}", request.method(), target.display),
-                "host is not on the agent's allowlist".into(),
+                refusal(&self.allowed, &target),
+                &target.grant(),
             );
             return Box::new(std::future::ready(Err(HttpError::HttpRequestDenied)));
         }
@@ -694,5 +749,35 @@ mod tests {
         forget_idle(&mut map);
         assert_eq!(map.len(), 1);
         assert!(Arc::ptr_eq(&map[&7], &held));
+    }
+
+    #[test]
+    fn a_refusal_names_the_grant_that_would_let_it_through() {
+        let patterns = |list: &[&str]| -> Vec<HostPattern> {
+            list.iter().map(|p| p.parse().unwrap()).collect()
+        };
+        let none = refusal(&[], &target("http://127.0.0.1:8080/x"));
+        assert!(
+            none.contains("not on the agent's allowlist: grant `127.0.0.1:8080`"),
+            "{none}"
+        );
+        let portless = refusal(
+            &patterns(&["127.0.0.1"]),
+            &target("http://127.0.0.1:8080/x"),
+        );
+        assert!(
+            portless.contains("the grant `127.0.0.1` covers http and https on their default ports (80, 443), not http:8080: grant `127.0.0.1:8080`"),
+            "{portless}"
+        );
+        let scheme = refusal(
+            &patterns(&["https://api.example.com"]),
+            &target("http://api.example.com/"),
+        );
+        assert!(
+            scheme.contains("covers https on port 443, not http:80: grant `api.example.com`"),
+            "{scheme}"
+        );
+        let v6 = refusal(&[], &target("http://[::1]:9000/"));
+        assert!(v6.contains("grant `[::1]:9000`"), "{v6}");
     }
 }

@@ -252,10 +252,11 @@ impl host::Host for AgentState {
 
     fn get_secret(&mut self, name: String) -> Result<String, SecretError> {
         if !self.granted_secrets.contains(&name) {
-            self.denials.record(
+            self.denials.record_grantable(
                 Capability::Secret,
                 &name,
-                "secret is not granted to this agent".into(),
+                "secret is not granted to this agent: grant it in secrets".into(),
+                &name,
             );
             return Err(SecretError::NotGranted);
         }

@@ -590,7 +590,7 @@ impl<'a> Run<'a> {
             OnError::Fallback => {
                 let Some(j) = self.plan(i).fallback else {
                     self.record_failure(i, e.clone(), attempts, false);
-                    return Some(e);
+                    return Some(self.ended_by(i, e));
                 };
                 // The original's input; when it failed before one was built,
                 // the fallback's own mapping builds it.
@@ -603,7 +603,7 @@ impl<'a> Run<'a> {
                     Err(fallback_error) => {
                         self.record_failure(j, fallback_error, 0, false);
                         self.record_failure(i, e.clone(), attempts, false);
-                        return Some(e);
+                        return Some(self.ended_by(i, e));
                     }
                 };
                 self.emit(ExecutionEvent::StepFailed {
@@ -627,8 +627,31 @@ impl<'a> Run<'a> {
             }
             OnError::Fail | OnError::Retry => {
                 self.record_failure(i, e.clone(), attempts, false);
-                Some(e)
+                Some(self.ended_by(i, e))
             }
+        }
+    }
+
+    /// The execution's own error when step `i`'s failure ends it: the
+    /// step's error, its message led by the step and its agent, and both in
+    /// the details, so the last line a user reads says where it happened.
+    fn ended_by(&self, i: usize, e: ErrorBody) -> ErrorBody {
+        let step = self.step(i);
+        let mut details = match e.details {
+            Some(Value::Object(map)) => map,
+            None => serde_json::Map::new(),
+            Some(other) => {
+                let mut map = serde_json::Map::new();
+                map.insert("cause".into(), other);
+                map
+            }
+        };
+        details.insert("stepId".into(), step.id.clone().into());
+        details.insert("agentId".into(), step.agent.id.clone().into());
+        ErrorBody {
+            code: e.code,
+            message: format!("step `{}` ({}): {}", step.id, step.agent.id, e.message),
+            details: Some(Value::Object(details)),
         }
     }
 
