@@ -182,6 +182,12 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
         Ok(wf) => wf,
         Err(e) => return invalid(&args.workflow, &e, false),
     };
+    // A misspelt variable would otherwise run silently with its default.
+    for key in variables.keys().filter(|k| !wf.reads_variable(k)) {
+        output::notice(&format!(
+            "warning: --input key `{key}` is not read by the workflow (no `${{variables.{key}}}` in its mappings, no condition names it)"
+        ));
+    }
     let orchestrator = runtime
         .orchestrator()
         .map_err(|e| Failure::of(&e, exit::LOAD))?;

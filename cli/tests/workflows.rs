@@ -408,3 +408,32 @@ fn a_refused_grant_is_named_with_its_step_and_the_line_to_add() {
         "{err}"
     );
 }
+
+#[test]
+fn an_input_key_the_workflow_never_reads_is_warned_about() {
+    let state = tempfile::tempdir().unwrap();
+    let file = one_step(
+        state.path(),
+        "defaults",
+        "@orchestr8/text-stats",
+        json!({"text": "${variables.text ?? \"a default\"}"}),
+    );
+    let out = run(
+        state.path(),
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--agents-dir",
+            &agents_dir(),
+            "--input",
+            r#"{"txt": "misspelt", "text": "read"}"#,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("warning: --input key `txt` is not read by the workflow"),
+        "{err}"
+    );
+    assert!(!err.contains("key `text`"), "{err}");
+}

@@ -7,7 +7,7 @@
 //! capture paths parsed, dependencies and fallbacks resolved to indexes.
 //! The engine cannot meet an unchecked expression.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Deref;
 
 use serde_json::Value;
@@ -91,6 +91,41 @@ impl Plan {
             steps,
             fallback_only,
         })
+    }
+
+    /// Whether the workflow can read the variable `name`: a mapping's
+    /// `${variables.name…}`, or a condition that mentions it (conditions are
+    /// JMESPath, so any mention counts).
+    pub fn reads_variable(&self, name: &str) -> bool {
+        self.variables_in_mappings().contains(name) || self.conditions_mention(name)
+    }
+
+    /// The first key of every `${variables.…}` in the mappings.
+    fn variables_in_mappings(&self) -> BTreeSet<String> {
+        let mut read = BTreeSet::new();
+        for step in &self.workflow.steps {
+            let Some(input) = &step.input else { continue };
+            for value in input.mapping.values() {
+                for e in mapping::expressions(value).unwrap_or_default() {
+                    if let (Root::Variables, Some(mapping::Segment::Key(name))) =
+                        (&e.root, e.path.first())
+                    {
+                        read.insert(name.clone());
+                    }
+                }
+            }
+        }
+        read
+    }
+
+    fn conditions_mention(&self, name: &str) -> bool {
+        self.workflow
+            .steps
+            .iter()
+            .filter_map(|s| s.condition.as_ref())
+            .flat_map(|c| [c.if_.as_deref(), c.unless.as_deref()])
+            .flatten()
+            .any(|c| c.contains(name))
     }
 
     /// The document.
