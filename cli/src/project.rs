@@ -45,6 +45,25 @@ pub struct ProjectArgs {
     pub agents_dirs: Vec<PathBuf>,
     #[command(flatten)]
     pub state: StateArgs,
+    #[command(flatten)]
+    pub build: BuildCheck,
+}
+
+/// Whether a command rebuilds agents whose sources changed since their
+/// last build before it runs them.
+#[derive(Args, Clone, Copy, Default)]
+pub struct BuildCheck {
+    /// Run the agents as last built even when their sources changed since
+    /// (by default such agents are rebuilt first).
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+impl BuildCheck {
+    /// Rebuilds the stale agents of `project` (or warns, with --no-build).
+    pub async fn apply(self, project: &Project, config: &SandboxConfig) -> Result<(), Failure> {
+        crate::build::rebuild_stale(project, self.no_build, config.clone()).await
+    }
 }
 
 impl ProjectArgs {
@@ -63,6 +82,11 @@ impl ProjectArgs {
         config: SandboxConfig,
         fixtures: Option<HttpFixtures>,
     ) -> Result<Runtime, Failure> {
+        if self.agents_dirs.is_empty()
+            && let Some(project) = current_project()?
+        {
+            self.build.apply(&project, &config).await?;
+        }
         let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
         Runtime::open(sandbox, self.place(fixtures))
             .await

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Failure, Outcome, exit, report};
 use crate::output;
-use crate::project::{self, ProjectArgs};
+use crate::project::{self, BuildCheck, ProjectArgs};
 
 /// Where and how a server listens.
 #[derive(Args, Clone)]
@@ -80,6 +80,8 @@ pub struct AgentServeArgs {
     /// their turn [default: the agent's `max_concurrency`, else no limit]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrency: Option<u32>,
+    #[command(flatten)]
+    build: BuildCheck,
 }
 
 /// Checks the bind rule and opens the listener.
@@ -189,7 +191,7 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
 
 pub async fn agent_serve(args: AgentServeArgs, sandbox: Sandbox) -> Outcome {
     let (listener, http) = listen(&args.listen).await?;
-    let mut registered = resolve_agent(sandbox.clone(), &args.agent).await?;
+    let mut registered = resolve_agent(sandbox.clone(), &args.agent, args.build).await?;
     if let Some(n) = args.max_concurrency {
         registered.policy.limits.max_concurrency = Some(n);
     }
@@ -222,7 +224,11 @@ pub async fn agent_serve(args: AgentServeArgs, sandbox: Sandbox) -> Outcome {
 }
 
 /// A project agent by id or name, or a component file with nothing granted.
-async fn resolve_agent(sandbox: Sandbox, name: &str) -> Result<RegisteredAgent, Failure> {
+async fn resolve_agent(
+    sandbox: Sandbox,
+    name: &str,
+    build: BuildCheck,
+) -> Result<RegisteredAgent, Failure> {
     let path = PathBuf::from(name);
     if path.extension().is_some_and(|x| x == "wasm") {
         let agent = sandbox
@@ -242,6 +248,7 @@ async fn resolve_agent(sandbox: Sandbox, name: &str) -> Result<RegisteredAgent, 
     if project.agent(name).is_none() {
         return Err(unknown());
     }
+    build.apply(&project, sandbox.config()).await?;
     let runtime = Runtime::open(sandbox, Place::at(&project.root))
         .await
         .map_err(|e| Failure::of(&e, exit::LOAD))?;

@@ -37,7 +37,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Failure, Outcome, exit, report};
-use crate::project::require_project;
+use crate::project::{BuildCheck, require_project};
 
 #[derive(Args)]
 pub struct TestArgs {
@@ -49,6 +49,8 @@ pub struct TestArgs {
     /// Print the results as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    build: BuildCheck,
 }
 
 /// One test case as written.
@@ -133,6 +135,7 @@ pub async fn test(args: TestArgs, config: SandboxConfig) -> Outcome {
             exit::FAILED,
         ));
     }
+    args.build.apply(&project, &config).await?;
     let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
     // Cases give their own secret values: a missing one is no reason to warn.
     let runtime = Runtime::open_quietly(sandbox, Place::at(&project.root))

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Failure, Outcome, exit, report};
 use crate::input::json_arg;
 use crate::output;
-use crate::project::{self, ProjectArgs, StateArgs};
+use crate::project::{self, ProjectArgs};
 use crate::testing;
 
 #[derive(Args)]
@@ -110,7 +110,7 @@ pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> Outcome {
     let result = if !args.agents_dirs.is_empty() {
         let dirs = ProjectArgs {
             agents_dirs: args.agents_dirs.clone(),
-            state: StateArgs::default(),
+            ..ProjectArgs::default()
         };
         let runtime = dirs.open(config, None).await?;
         let ids: HashSet<String> = runtime.into_agents().into_keys().collect();

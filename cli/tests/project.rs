@@ -38,6 +38,15 @@ fn command(dir: &Path, args: &[&str]) -> Command {
     command
 }
 
+/// Stdout and stderr of a command that succeeded.
+fn both(out: Output) -> (String, String) {
+    assert!(out.status.success(), "{}", text(&out));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn text(out: &Output) -> String {
     format!(
         "stdout:\n{}\nstderr:\n{}",
@@ -283,6 +292,51 @@ fn a_new_user_goes_from_nothing_to_a_tested_agent() {
     ));
     let summary: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["passed"], 2);
+
+    // An edited agent is rebuilt before it runs, never run stale; with
+    // --no-build the last build runs, with a warning.
+    let hello = project.join("agents/hello/src/lib.rs");
+    let original = std::fs::read_to_string(&hello).unwrap();
+    let edited = original.replace("format!(\"Hello, {name}!\")", "format!(\"Howdy, {name}!\")");
+    assert_ne!(edited, original);
+    std::fs::write(&hello, &edited).unwrap();
+    let (out, err) = both(orchestr8(
+        &project,
+        &["test", "--filter", "hello greets", "--no-build"],
+    ));
+    assert!(
+        err.contains(
+            "@demo/hello changed since its last build; running the last build (--no-build)"
+        ),
+        "{err}"
+    );
+    assert!(
+        out.contains("1 passed"),
+        "the last build still says Hello:\n{out}"
+    );
+    let (out, err) = both(orchestr8(
+        &project,
+        &["run", "workflows/hello.json", "--json"],
+    ));
+    assert!(
+        err.contains("rebuilding @demo/hello (changed since the last build)"),
+        "{err}"
+    );
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        result["steps"]["echo"]["output"]["greeting"],
+        "Howdy, Howdy, world!!"
+    );
+    // One that no longer builds is refused, saying how to run the last build.
+    std::fs::write(&hello, edited.replace("Ok(Output {", "Ok(Outptu {")).unwrap();
+    let all = fails(
+        orchestr8(&project, &["run", "workflows/hello.json"]),
+        1,
+        "does not build now",
+    );
+    assert!(all.contains("--no-build"), "{all}");
+    std::fs::write(&hello, &original).unwrap();
+    ok(orchestr8(&project, &["build", "hello"]));
 
     // A wrong expectation and an unmatched outbound request fail clearly.
     std::fs::write(

@@ -74,35 +74,121 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
             exit::USAGE,
         ));
     }
+    let built = build_agents(&project, &selected, args.toolchains_dir.clone(), config).await?;
+    if args.json {
+        let list: Vec<Value> = built.iter().map(Built::to_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&Value::from(list)).unwrap_or_default()
+        );
+    } else {
+        for b in &built {
+            let shown = b
+                .component
+                .strip_prefix(&project.root)
+                .unwrap_or(&b.component);
+            println!(
+                "built {} {} → {} (sha256:{})",
+                b.id,
+                b.version,
+                shown.display(),
+                &b.digest[..12.min(b.digest.len())]
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// One agent `build_agents` made.
+pub struct Built {
+    id: String,
+    version: String,
+    component: PathBuf,
+    digest: String,
+}
+
+impl Built {
+    fn to_json(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "version": self.version,
+            "component": self.component,
+            "digest": format!("sha256:{}", self.digest),
+        })
+    }
+}
+
+/// Rebuilds the agents of the project whose sources changed since their
+/// component was built, before a command runs them: saying so, and, when
+/// one no longer builds, refusing with what to do. With `skip` it only
+/// warns that the last build runs.
+pub async fn rebuild_stale(
+    project: &Project,
+    skip: bool,
+    config: SandboxConfig,
+) -> Result<(), Failure> {
+    let stale = project.stale_agents();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = stale.iter().map(|s| s.id.as_str()).collect();
+    if skip {
+        output::notice(&format!(
+            "warning: {} changed since {} last build; running the last build (--no-build)",
+            names.join(", "),
+            if names.len() == 1 { "its" } else { "their" }
+        ));
+        return Ok(());
+    }
+    output::notice(&format!(
+        "rebuilding {} (changed since the last build)…",
+        names.join(", ")
+    ));
+    build_agents(project, &stale, None, config)
+        .await
+        .map(drop)
+        .map_err(|f| Failure {
+            message: format!(
+                "{}\n{} changed since {} last build and does not build now: fix it, or pass --no-build to run the last good build",
+                f.message,
+                names.join(", "),
+                if names.len() == 1 { "its" } else { "their" }
+            ),
+            ..f
+        })
+}
+
+/// Builds `selected`: toolchains installed on first use, each component
+/// placed where the host loads it, compiled into the cache, and its id
+/// checked against `orchestr8.toml`.
+async fn build_agents(
+    project: &Project,
+    selected: &[&AgentSpec],
+    toolchains_dir: Option<PathBuf>,
+    config: SandboxConfig,
+) -> Result<Vec<Built>, Failure> {
     let crates: Vec<&AgentSpec> = selected
         .iter()
         .copied()
         .filter(|s| matches!(s.source, AgentSource::Crate(_)))
         .collect();
     if !crates.is_empty() {
-        restore_sdk(&project)?;
+        restore_sdk(project)?;
         ensure_target(&project.root)?;
     }
-    let toolchains = args
-        .toolchains_dir
-        .clone()
+    let toolchains = toolchains_dir
         .or_else(|| default_cache_dir()?.parent().map(|d| d.join("toolchains")))
         .unwrap_or_else(|| project.state_dir().join("toolchains"));
     let uses = |f: fn(&AgentSource) -> bool| selected.iter().any(|s| f(&s.source));
     let python = if uses(|s| matches!(s, AgentSource::Python(_))) {
-        refresh_sdk(
-            &project,
-            "Python",
-            PY_SDK_DIR,
-            &scaffold::python_sdk_files(),
-        )?;
+        refresh_sdk(project, "Python", PY_SDK_DIR, &scaffold::python_sdk_files())?;
         Some(PythonToolchain::ensure(&toolchains)?)
     } else {
         None
     };
     let typescript = if uses(|s| matches!(s, AgentSource::TypeScript(_))) {
         refresh_sdk(
-            &project,
+            project,
             "TypeScript",
             TS_SDK_DIR,
             &scaffold::typescript_sdk_files(),
@@ -113,7 +199,7 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
     };
     let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
     let mut built = Vec::new();
-    for spec in selected {
+    for &spec in selected {
         let path = project.component_path(spec);
         match (&spec.source, &python, &typescript) {
             (AgentSource::Crate(dir), _, _) => {
@@ -137,37 +223,21 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
                 ErrorCode::InvalidAgent,
                 &format!(
                     "the agent built from `{}` says it is `{}`, but orchestr8.toml registers it as `{}`: change its `ID` or the key in orchestr8.toml",
-                    source_display(&project, spec),
+                    source_display(project, spec),
                     agent.info().id,
                     spec.id
                 ),
                 exit::LOAD,
             ));
         }
-        let shown = path.strip_prefix(&project.root).unwrap_or(&path);
-        if !args.json {
-            println!(
-                "built {} {} → {} (sha256:{})",
-                spec.id,
-                agent.info().version,
-                shown.display(),
-                &agent.digest()[..12]
-            );
-        }
-        built.push(serde_json::json!({
-            "id": spec.id,
-            "version": agent.info().version,
-            "component": path,
-            "digest": format!("sha256:{}", agent.digest()),
-        }));
+        built.push(Built {
+            id: spec.id.clone(),
+            version: agent.info().version.clone(),
+            component: path,
+            digest: agent.digest().to_string(),
+        });
     }
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&Value::from(built)).unwrap_or_default()
-        );
-    }
-    Ok(exit::OK)
+    Ok(built)
 }
 
 fn source_display(project: &Project, spec: &AgentSpec) -> String {

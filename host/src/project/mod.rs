@@ -272,6 +272,21 @@ impl Project {
         }
     }
 
+    /// The agents built from sources whose sources changed after their
+    /// component was last built: what running them now would get wrong.
+    /// An agent never built is not here (it is simply missing).
+    pub fn stale_agents(&self) -> Vec<&AgentSpec> {
+        self.agents
+            .values()
+            .filter(|spec| spec.source.is_built())
+            .filter(|spec| {
+                let built = std::fs::metadata(self.component_path(spec)).and_then(|m| m.modified());
+                built
+                    .is_ok_and(|built| newest_change(spec.source.path()).is_some_and(|t| t > built))
+            })
+            .collect()
+    }
+
     /// The project's secret values (environment, then `.orchestr8/secrets.toml`).
     pub fn secrets(&self) -> Result<Secrets, ConfigError> {
         Secrets::load(&self.state_dir().join("secrets.toml"))
@@ -445,6 +460,34 @@ fn agent_spec(
         config,
         component_id,
     })
+}
+
+/// When anything under `dir` last changed, leaving out build output and
+/// caches (`target`, `node_modules`, `__pycache__`, hidden folders).
+fn newest_change(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.')
+                || ["target", "node_modules", "__pycache__"].contains(&name.as_ref())
+            {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                pending.push(entry.path());
+            } else if let Ok(modified) = meta.modified() {
+                newest = newest.max(Some(modified));
+            }
+        }
+    }
+    newest
 }
 
 #[cfg(test)]
