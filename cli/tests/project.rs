@@ -392,6 +392,30 @@ fn a_new_user_goes_from_nothing_to_a_tested_agent() {
 }
 
 #[test]
+fn agent_builds_of_every_project_share_one_target_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    ok(orchestr8(tmp.path(), &["init", "shared"]));
+    let project = tmp.path().join("shared");
+    // The user's cache, whose agent-target is the tests' warm one.
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir_all(cache.join("orchestr8")).unwrap();
+    let warm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/scaffolded-agents");
+    std::fs::create_dir_all(&warm).unwrap();
+    std::os::unix::fs::symlink(&warm, cache.join("orchestr8/agent-target")).unwrap();
+    let out = command(&project, &["build"])
+        .env_remove("CARGO_TARGET_DIR")
+        .env("XDG_CACHE_HOME", &cache)
+        .output()
+        .unwrap();
+    assert!(ok(out).contains("built @shared/hello"));
+    assert!(
+        !project.join("target").exists(),
+        "the project has no target/ of its own"
+    );
+    assert!(warm.join("wasm32-wasip2/release/hello.wasm").is_file());
+}
+
+#[test]
 fn init_and_create_refuse_to_overwrite_and_reject_bad_names() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

@@ -325,10 +325,26 @@ fn ensure_target(root: &Path) -> Result<(), Failure> {
 
 /// Runs cargo for one crate, its diagnostics shown as cargo prints them, and
 /// returns the `.wasm` it produced.
+/// One cargo target directory for the agents of every project of this user
+/// (`~/.cache/orchestr8/agent-target`), so that a new project's first build
+/// reuses the dependencies (the SDK's serde, wit-bindgen, …) an earlier
+/// project compiled, instead of taking minutes again. A `CARGO_TARGET_DIR`
+/// of the user's own wins.
+fn shared_target_dir() -> Option<PathBuf> {
+    if std::env::var_os("CARGO_TARGET_DIR").is_some() {
+        return None;
+    }
+    Some(default_cache_dir()?.parent()?.join("agent-target"))
+}
+
 fn cargo_build(root: &Path, dir: &Path, id: &str) -> Result<PathBuf, Failure> {
     let manifest = dir.join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let child = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    if let Some(shared) = shared_target_dir() {
+        command.env("CARGO_TARGET_DIR", shared);
+    }
+    let child = command
         .args(["build", "--release", "--target", WASM_TARGET])
         .arg("--manifest-path")
         .arg(&manifest)
