@@ -58,7 +58,7 @@ pub struct InstallArgs {
 }
 
 pub async fn mcp(args: McpArgs, config: SandboxConfig) -> Outcome {
-    let runtime = args.project.open(config, None).await?;
+    let runtime = args.project.open(config, None, None).await?;
     let invoker = runtime.invoker();
     let mut agents = runtime.into_agents();
     if !args.agents.is_empty() {

@@ -2,6 +2,7 @@
 //! project command takes, turned into the library's [`Place`], and the
 //! [`Runtime`] opened there.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -31,7 +32,7 @@ impl StateArgs {
             dir: std::env::current_dir().unwrap_or_default(),
             agents_dirs,
             state_dir: self.state_dir.clone(),
-            fixtures: None,
+            ..Place::default()
         }
     }
 }
@@ -60,9 +61,15 @@ pub struct BuildCheck {
 }
 
 impl BuildCheck {
-    /// Rebuilds the stale agents of `project` (or warns, with --no-build).
-    pub async fn apply(self, project: &Project, config: &SandboxConfig) -> Result<(), Failure> {
-        crate::build::rebuild_stale(project, self.no_build, config.clone()).await
+    /// Rebuilds the stale agents of `project` among `only` (all when
+    /// `None`), or warns about them with --no-build.
+    pub async fn apply(
+        self,
+        project: &Project,
+        config: &SandboxConfig,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<(), Failure> {
+        crate::build::rebuild_stale(project, only, self.no_build, config.clone()).await
     }
 }
 
@@ -76,19 +83,25 @@ impl ProjectArgs {
         }
     }
 
-    /// A runtime opened at that place, in a new sandbox.
+    /// A runtime opened at that place, in a new sandbox, with the agents
+    /// `only` names (all when `None`) rebuilt first if they are stale.
     pub async fn open(
         &self,
         config: SandboxConfig,
         fixtures: Option<HttpFixtures>,
+        only: Option<BTreeSet<String>>,
     ) -> Result<Runtime, Failure> {
         if self.agents_dirs.is_empty()
             && let Some(project) = current_project()?
         {
-            self.build.apply(&project, &config).await?;
+            self.build.apply(&project, &config, only.as_ref()).await?;
         }
         let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
-        Runtime::open(sandbox, self.place(fixtures))
+        let place = Place {
+            only,
+            ..self.place(fixtures)
+        };
+        Runtime::open(sandbox, place)
             .await
             .map_err(|e| Failure::of(&e, exit::LOAD))
     }

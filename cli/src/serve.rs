@@ -1,7 +1,7 @@
 //! `orchestr8 serve` (the REST API) and `orchestr8 agent serve` (one agent
 //! as a microservice).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,7 +139,7 @@ fn announce(listener: &TcpListener) {
 
 pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
     let (listener, http) = listen(&args.listen).await?;
-    let runtime = args.project.open(config, None).await?;
+    let runtime = args.project.open(config, None, None).await?;
     let ids: HashSet<String> = runtime.agents().keys().cloned().collect();
     let orchestrator = runtime
         .orchestrator()
@@ -245,11 +245,17 @@ async fn resolve_agent(
         )
     };
     let project = project::require_project()?;
-    if project.agent(name).is_none() {
+    let Some(spec) = project.agent(name) else {
         return Err(unknown());
-    }
-    build.apply(&project, sandbox.config()).await?;
-    let runtime = Runtime::open(sandbox, Place::at(&project.root))
+    };
+    // Only this agent: the project's others do not matter here.
+    let only: BTreeSet<String> = [spec.id.clone()].into();
+    build.apply(&project, sandbox.config(), Some(&only)).await?;
+    let place = Place {
+        only: Some(only),
+        ..Place::at(&project.root)
+    };
+    let runtime = Runtime::open(sandbox, place)
         .await
         .map_err(|e| Failure::of(&e, exit::LOAD))?;
     runtime.agent(name).cloned().ok_or_else(unknown)

@@ -13,7 +13,7 @@
 //!   "expect": { "outputMatches": { "stars": 104000 } } }
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -135,10 +135,17 @@ pub async fn test(args: TestArgs, config: SandboxConfig) -> Outcome {
             exit::FAILED,
         ));
     }
-    args.build.apply(&project, &config).await?;
+    // Only the agents the chosen cases use: an unbuilt or broken one that
+    // none of them needs must not stop the others.
+    let needed = agents_used(&project, &cases);
+    args.build.apply(&project, &config, Some(&needed)).await?;
     let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
+    let place = Place {
+        only: Some(needed),
+        ..Place::at(&project.root)
+    };
     // Cases give their own secret values: a missing one is no reason to warn.
-    let runtime = Runtime::open_quietly(sandbox, Place::at(&project.root))
+    let runtime = Runtime::open_quietly(sandbox, place)
         .await
         .map_err(|e| Failure::of(&e, exit::LOAD))?;
     let mut verdicts = Vec::new();
@@ -386,6 +393,26 @@ async fn run_agent(
         .call(registered, call, &|_| {})
         .await;
     Ok(outcome.result.map_err(|e| e.to_body()))
+}
+
+/// The project's agents `cases` call: their own agent, or the agents of
+/// their workflow's steps.
+fn agents_used(project: &Project, cases: &[Loaded]) -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    for case in cases.iter().filter_map(|c| c.case.as_ref().ok()) {
+        if let Some(spec) = case.agent.as_deref().and_then(|a| project.agent(a)) {
+            used.insert(spec.id.clone());
+        }
+        let doc = case
+            .workflow
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(project.root.join(f)).ok())
+            .and_then(|text| workflow::parse(&text).ok());
+        if let Some(doc) = doc {
+            used.extend(doc.steps.iter().map(|s| s.agent.id.clone()));
+        }
+    }
+    used
 }
 
 /// Runs a workflow case; its output is `{step id: output}` of the steps

@@ -112,7 +112,7 @@ pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> Outcome {
             agents_dirs: args.agents_dirs.clone(),
             ..ProjectArgs::default()
         };
-        let runtime = dirs.open(config, None).await?;
+        let runtime = dirs.open(config, None, None).await?;
         let ids: HashSet<String> = runtime.into_agents().into_keys().collect();
         workflow::load(&text, &ids)
     } else {
@@ -176,7 +176,13 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
         }
         Some(HttpFixtures::new(all))
     };
-    let runtime = args.project.open(config, fixtures.clone()).await?;
+    // Only the agents the workflow names: one the workflow does not use
+    // (unbuilt, broken) must not stop it. A document that does not parse
+    // is reported by the validation below.
+    let needed = workflow::parse(&text)
+        .ok()
+        .map(|wf| wf.steps.iter().map(|s| s.agent.id.clone()).collect());
+    let runtime = args.project.open(config, fixtures.clone(), needed).await?;
     let ids: HashSet<String> = runtime.agents().keys().cloned().collect();
     let wf: Plan = match workflow::load(&text, &ids) {
         Ok(wf) => wf,

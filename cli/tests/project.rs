@@ -389,6 +389,36 @@ fn a_new_user_goes_from_nothing_to_a_tested_agent() {
         2,
         "no agent `nobody` in orchestr8.toml",
     );
+
+    // An agent the workflow does not use, not built yet, does not stop it.
+    ok(orchestr8(&project, &["create", "unused"]));
+    let out = ok(orchestr8(
+        &project,
+        &["run", "workflows/hello.json", "--json"],
+    ));
+    let result: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(result["status"], "succeeded");
+    // Nor testing the others.
+    let out = ok(orchestr8(&project, &["test", "--filter", "greeter"]));
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+    // Nor serving another agent.
+    let mut serve = command(
+        &project,
+        &["agent", "serve", "hello", "--bind", "127.0.0.1:0"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::inherit())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serve.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert!(line.starts_with("listening on "), "{line:?}");
 }
 
 #[test]

@@ -40,6 +40,10 @@ pub struct Place {
     pub state_dir: Option<PathBuf>,
     /// Answer every agent's outbound HTTP from these recorded fixtures.
     pub fixtures: Option<HttpFixtures>,
+    /// Load only these of the project's agents (by id), not all: what a
+    /// command needs, so an unbuilt or broken agent it does not use cannot
+    /// stop it. `None`: every agent.
+    pub only: Option<std::collections::BTreeSet<String>>,
 }
 
 impl Place {
@@ -176,14 +180,8 @@ impl Runtime {
                 Project::find(&place.dir).ok_or(RuntimeError::NoProject(place.dir.clone()))?;
             let project = Project::load(&root)?;
             let secrets = project.secrets()?;
-            let agents = load_project_agents(
-                &sandbox,
-                &project,
-                &secrets,
-                place.fixtures.as_ref(),
-                warn_missing,
-            )
-            .await?;
+            let agents =
+                load_project_agents(&sandbox, &project, &secrets, &place, warn_missing).await?;
             (Some(project), agents)
         } else {
             let project = match Project::find(&place.dir) {
@@ -286,11 +284,13 @@ async fn load_project_agents(
     sandbox: &Sandbox,
     project: &Project,
     secrets: &Secrets,
-    fixtures: Option<&HttpFixtures>,
+    place: &Place,
     warn_missing: bool,
 ) -> Result<HashMap<String, RegisteredAgent>, RuntimeError> {
+    let fixtures = place.fixtures.as_ref();
+    let wanted = |id: &str| place.only.as_ref().is_none_or(|only| only.contains(id));
     let mut agents = HashMap::new();
-    for spec in project.agents.values() {
+    for spec in project.agents.values().filter(|s| wanted(&s.id)) {
         let path = project.component_path(spec);
         if !path.is_file() {
             return Err(if spec.source.is_built() {

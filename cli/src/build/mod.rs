@@ -5,6 +5,7 @@
 mod python;
 mod typescript;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -124,10 +125,12 @@ impl Built {
 /// warns that the last build runs.
 pub async fn rebuild_stale(
     project: &Project,
+    only: Option<&BTreeSet<String>>,
     skip: bool,
     config: SandboxConfig,
 ) -> Result<(), Failure> {
-    let stale = project.stale_agents();
+    let mut stale = project.stale_agents();
+    stale.retain(|s| only.is_none_or(|only| only.contains(&s.id)));
     if stale.is_empty() {
         return Ok(());
     }
