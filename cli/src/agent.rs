@@ -17,6 +17,7 @@ use orchestr8_host::{Coded, ErrorCode};
 use crate::error::{Failure, Outcome, exit, report};
 use crate::input::json_arg;
 use crate::output;
+use crate::project::{BuildCheck, resolve_agent};
 
 #[derive(Subcommand)]
 pub enum AgentCommand {
@@ -25,7 +26,8 @@ pub enum AgentCommand {
         after_help = "Examples:\n  orchestr8 agent info agents/target/wasm32-wasip2/release/text_stats.wasm\n  orchestr8 agent info text_stats.wasm --json"
     )]
     Info {
-        /// The agent component (.wasm).
+        /// The agent: a component file (.wasm), or inside a project an
+        /// agent's id or name.
         agent: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -63,7 +65,9 @@ FATAL, CANCELLED, BUDGET_EXHAUSTED) is printed and the exit code is 1.";
 
 #[derive(Args)]
 pub struct CallArgs {
-    /// The agent component (.wasm).
+    /// The agent: a component file (.wasm, nothing granted but the flags),
+    /// or inside a project an agent's id or name (its limits, grants,
+    /// secrets and config; flags given replace its limits and add grants).
     agent: PathBuf,
     /// The input: JSON text, @file, or @- for stdin.
     #[arg(long, short, default_value = "{}")]
@@ -129,8 +133,20 @@ async fn load(sandbox: &Sandbox, path: &PathBuf) -> Result<LoadedAgent, Failure>
         .map_err(|e| Failure::of(&e, exit::LOAD))
 }
 
+/// Whether `agent` names a component file rather than a project's agent.
+fn is_component(agent: &std::path::Path) -> bool {
+    agent.extension().is_some_and(|x| x == "wasm")
+}
+
 async fn info(sandbox: &Sandbox, path: PathBuf, json: bool) -> Outcome {
-    let agent = load(sandbox, &path).await?;
+    let agent = if is_component(&path) {
+        load(sandbox, &path).await?
+    } else {
+        let name = path.to_string_lossy();
+        resolve_agent(sandbox.clone(), &name, BuildCheck::default())
+            .await?
+            .agent
+    };
     let info = agent.info();
     if json {
         let mut value = serde_json::to_value(info).unwrap_or_default();
@@ -157,8 +173,9 @@ async fn info(sandbox: &Sandbox, path: PathBuf, json: bool) -> Outcome {
     Ok(exit::OK)
 }
 
-fn policy(args: &CallArgs) -> Result<SandboxPolicy, String> {
-    let mut policy = SandboxPolicy::default();
+/// The flags' limits and grants over `policy`: a limit given replaces the
+/// policy's, grants given are added to its own.
+fn apply_flags(policy: &mut SandboxPolicy, args: &CallArgs) -> Result<(), String> {
     let limits = &mut policy.limits;
     if let Some(ms) = args.timeout_ms {
         limits.timeout_ms = ms;
@@ -172,20 +189,27 @@ fn policy(args: &CallArgs) -> Result<SandboxPolicy, String> {
     if let Some(bytes) = args.max_output_bytes {
         limits.output_bytes = bytes;
     }
-    policy.grants.allowed_hosts = args.allow_hosts.clone();
+    policy
+        .grants
+        .allowed_hosts
+        .extend(args.allow_hosts.iter().cloned());
     for spec in &args.dirs {
         policy.grants.dirs.push(parse_dir(spec)?);
     }
-    policy.grants.env = args.env.clone();
-    policy.resolve_env_from_host();
-    policy.grants.secrets = args.secrets.clone();
+    for name in &args.env {
+        if let Ok(value) = std::env::var(name) {
+            policy.env_values.insert(name.clone(), value);
+        }
+        policy.grants.env.push(name.clone());
+    }
+    policy.grants.secrets.extend(args.secrets.iter().cloned());
     let secrets = Secrets::from_env();
     for name in &args.secrets {
         if let Some(value) = secrets.get(name) {
             policy.secret_values.insert(name.clone(), value);
         }
     }
-    Ok(policy)
+    Ok(())
 }
 
 fn parse_dir(spec: &str) -> Result<DirGrant, String> {
@@ -226,8 +250,17 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> Outcome {
             ));
         }
     };
-    let policy =
-        policy(&args).map_err(|message| report(ErrorCode::InvalidConfig, &message, exit::USAGE))?;
+    // A component file runs with what the flags grant; a project's agent
+    // with its own limits, grants, secrets and config, the flags on top.
+    let mut agent = if is_component(&args.agent) {
+        RegisteredAgent::new(load(sandbox, &args.agent).await?, SandboxPolicy::default())
+    } else {
+        let name = args.agent.to_string_lossy();
+        resolve_agent(sandbox.clone(), &name, BuildCheck::default()).await?
+    };
+    apply_flags(&mut agent.policy, &args)
+        .map_err(|message| report(ErrorCode::InvalidConfig, &message, exit::USAGE))?;
+    let policy = &agent.policy;
     if let Err(e) = policy.validate(sandbox.config().max_memory_bytes) {
         return Err(report(
             ErrorCode::InvalidConfig,
@@ -249,8 +282,6 @@ async fn call(sandbox: &Sandbox, args: CallArgs) -> Outcome {
     if let Err(message) = resilience.validate() {
         return Err(report(ErrorCode::InvalidConfig, &message, exit::USAGE));
     }
-    let agent = load(sandbox, &args.agent).await?;
-    let agent = RegisteredAgent::new(agent, policy);
     let mut call = AgentCall::new(&agent, input);
     if let Some(config) = config {
         call.config = config;

@@ -6,11 +6,13 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use clap::Args;
+use orchestr8_host::ErrorCode;
+use orchestr8_host::call::RegisteredAgent;
 use orchestr8_host::project::{ConfigError, Project};
 use orchestr8_host::runtime::{Place, Runtime};
-use orchestr8_host::sandbox::{HttpFixtures, Sandbox, SandboxConfig};
+use orchestr8_host::sandbox::{HttpFixtures, Sandbox, SandboxConfig, SandboxPolicy};
 
-use crate::error::{Failure, exit};
+use crate::error::{Failure, exit, report};
 
 /// Where executions and journals are kept.
 #[derive(Args, Clone, Default)]
@@ -125,4 +127,44 @@ pub fn require_project() -> Result<Project, Failure> {
         let cwd = std::env::current_dir().unwrap_or_default();
         Failure::of(&ConfigError::NotFound(cwd), exit::LOAD)
     })
+}
+
+/// The agent `name` names: a component file (`.wasm`, nothing granted), or
+/// inside a project an agent's id or name, with its limits, grants, secrets
+/// and config, rebuilt first when stale, loaded alone.
+pub async fn resolve_agent(
+    sandbox: Sandbox,
+    name: &str,
+    build: BuildCheck,
+) -> Result<RegisteredAgent, Failure> {
+    let path = PathBuf::from(name);
+    if path.extension().is_some_and(|x| x == "wasm") {
+        let agent = sandbox
+            .load(&path)
+            .await
+            .map_err(|e| Failure::of(&e, exit::LOAD))?;
+        return Ok(RegisteredAgent::new(agent, SandboxPolicy::default()));
+    }
+    let unknown = || {
+        report(
+            ErrorCode::AgentNotFound,
+            &format!("no agent `{name}` in orchestr8.toml; give its id, its name, or a .wasm file"),
+            exit::USAGE,
+        )
+    };
+    let project = require_project()?;
+    let Some(spec) = project.agent(name) else {
+        return Err(unknown());
+    };
+    // Only this agent: the project's others do not matter here.
+    let only: BTreeSet<String> = [spec.id.clone()].into();
+    build.apply(&project, sandbox.config(), Some(&only)).await?;
+    let place = Place {
+        only: Some(only),
+        ..Place::at(&project.root)
+    };
+    let runtime = Runtime::open(sandbox, place)
+        .await
+        .map_err(|e| Failure::of(&e, exit::LOAD))?;
+    runtime.agent(name).cloned().ok_or_else(unknown)
 }

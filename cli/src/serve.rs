@@ -1,19 +1,17 @@
 //! `orchestr8 serve` (the REST API) and `orchestr8 agent serve` (one agent
 //! as a microservice).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use orchestr8_host::ErrorCode;
 use orchestr8_host::call::Invoker;
-use orchestr8_host::engine::RegisteredAgent;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
-use orchestr8_host::runtime::{Place, Runtime, shutdown_signal};
-use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
+use orchestr8_host::runtime::shutdown_signal;
+use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
 use orchestr8_servers::api::{
     self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
 };
@@ -191,7 +189,7 @@ pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
 
 pub async fn agent_serve(args: AgentServeArgs, sandbox: Sandbox) -> Outcome {
     let (listener, http) = listen(&args.listen).await?;
-    let mut registered = resolve_agent(sandbox.clone(), &args.agent, args.build).await?;
+    let mut registered = project::resolve_agent(sandbox.clone(), &args.agent, args.build).await?;
     if let Some(n) = args.max_concurrency {
         registered.policy.limits.max_concurrency = Some(n);
     }
@@ -221,42 +219,4 @@ pub async fn agent_serve(args: AgentServeArgs, sandbox: Sandbox) -> Outcome {
             exit::FAILED,
         )),
     }
-}
-
-/// A project agent by id or name, or a component file with nothing granted.
-async fn resolve_agent(
-    sandbox: Sandbox,
-    name: &str,
-    build: BuildCheck,
-) -> Result<RegisteredAgent, Failure> {
-    let path = PathBuf::from(name);
-    if path.extension().is_some_and(|x| x == "wasm") {
-        let agent = sandbox
-            .load(&path)
-            .await
-            .map_err(|e| Failure::of(&e, exit::LOAD))?;
-        return Ok(RegisteredAgent::new(agent, SandboxPolicy::default()));
-    }
-    let unknown = || {
-        report(
-            ErrorCode::AgentNotFound,
-            &format!("no agent `{name}` in orchestr8.toml; give its id, its name, or a .wasm file"),
-            exit::USAGE,
-        )
-    };
-    let project = project::require_project()?;
-    let Some(spec) = project.agent(name) else {
-        return Err(unknown());
-    };
-    // Only this agent: the project's others do not matter here.
-    let only: BTreeSet<String> = [spec.id.clone()].into();
-    build.apply(&project, sandbox.config(), Some(&only)).await?;
-    let place = Place {
-        only: Some(only),
-        ..Place::at(&project.root)
-    };
-    let runtime = Runtime::open(sandbox, place)
-        .await
-        .map_err(|e| Failure::of(&e, exit::LOAD))?;
-    runtime.agent(name).cloned().ok_or_else(unknown)
 }

@@ -401,6 +401,18 @@ fn a_new_user_goes_from_nothing_to_a_tested_agent() {
     // Nor testing the others.
     let out = ok(orchestr8(&project, &["test", "--filter", "greeter"]));
     assert!(out.contains("2 passed, 0 failed"), "{out}");
+    // Inside a project, agent call and agent info take an agent's name.
+    let out = ok(orchestr8(
+        &project,
+        &["agent", "call", "greeter", "--input", r#"{"name": "Ada"}"#],
+    ));
+    assert!(out.contains("Hello, Ada!"), "{out}");
+    let out = ok(orchestr8(
+        &project,
+        &["agent", "info", "@demo/hello", "--json"],
+    ));
+    let info: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(info["id"], "@demo/hello");
     // Nor serving another agent.
     let mut serve = command(
         &project,
