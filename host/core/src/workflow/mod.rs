@@ -78,6 +78,11 @@ impl Coded for WorkflowError {
 pub fn parse(text: &str) -> Result<Workflow, WorkflowError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(de).map_err(|e| {
+        // Serde stops at the first problem; the published schema, checked
+        // over the whole document, names them all.
+        if let Some(issues) = schema_issues(text) {
+            return WorkflowError { issues };
+        }
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = if inner.is_syntax() || inner.is_eof() {
@@ -101,6 +106,88 @@ pub fn parse(text: &str) -> Result<Workflow, WorkflowError> {
             }],
         }
     })
+}
+
+/// Every place `text` (valid JSON) breaks the workflow schema, or `None`
+/// when it is not JSON or the schema finds nothing (serde's own message
+/// then stands).
+fn schema_issues(text: &str) -> Option<Vec<Issue>> {
+    let document: serde_json::Value = serde_json::from_str(text).ok()?;
+    let schema = json_schema();
+    let validator = jsonschema::validator_for(&schema).ok()?;
+    let mut issues = Vec::new();
+    for e in validator.iter_errors(&document) {
+        let at = json_path(&e.instance_path().to_string());
+        let rule = e.schema_path().to_string();
+        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+            e.kind()
+        {
+            // As serde words it, at the field itself, with what is allowed.
+            let parent = rule.trim_end_matches("/additionalProperties");
+            let known = schema
+                .pointer(&format!("{parent}/properties"))
+                .and_then(serde_json::Value::as_object)
+                .map(|p| {
+                    p.keys()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
+            for field in unexpected {
+                issues.push(Issue {
+                    path: format!("{at}.{field}"),
+                    message: match &known {
+                        Some(known) => format!("unknown field `{field}`, expected one of {known}"),
+                        None => format!("unknown field `{field}`"),
+                    },
+                });
+            }
+            continue;
+        }
+        if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_string);
+            issues.push(Issue {
+                path: at,
+                message: format!("missing field `{name}`"),
+            });
+            continue;
+        }
+        let message = match choices(&schema, &rule) {
+            Some(allowed) => format!("{} is not one of {allowed}", e.instance()),
+            None => e.to_string(),
+        };
+        issues.push(Issue { path: at, message });
+    }
+    (!issues.is_empty()).then_some(issues)
+}
+
+/// For a `oneOf` of constants (how an enum with documented values is
+/// published), the values it allows: `"fail", "continue", …`.
+fn choices(schema: &serde_json::Value, schema_path: &str) -> Option<String> {
+    let alternatives = schema.pointer(schema_path)?.as_array()?;
+    let values: Option<Vec<String>> = alternatives
+        .iter()
+        .map(|a| a.get("const").map(ToString::to_string))
+        .collect();
+    values.filter(|v| !v.is_empty()).map(|v| v.join(", "))
+}
+
+/// A JSON pointer (`/steps/1/agent`) as the JSON path issues use
+/// (`$.steps[1].agent`).
+fn json_path(pointer: &str) -> String {
+    let mut path = String::from("$");
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if token.parse::<usize>().is_ok() {
+            path.push_str(&format!("[{token}]"));
+        } else {
+            path.push('.');
+            path.push_str(&token);
+        }
+    }
+    path
 }
 
 /// Parses, validates and compiles in one go: the [`Plan`] an engine runs.

@@ -151,6 +151,32 @@ fn every_problem_is_reported_at_once() {
 }
 
 #[test]
+fn every_unknown_missing_or_mistyped_field_is_reported_at_once() {
+    let mut doc = base();
+    set(&mut doc, "/metadata/nmae", json!("typo"));
+    set(&mut doc, "/steps/0/agnet", json!({"id": "@x/y"}));
+    set(&mut doc, "/steps/1/onError", json!("explode"));
+    doc["steps"][1].as_object_mut().unwrap().remove("name");
+    let err = parse(&doc.to_string()).unwrap_err();
+    let found: Vec<(&str, &str)> = err
+        .issues
+        .iter()
+        .map(|i| (i.path.as_str(), i.message.as_str()))
+        .collect();
+    for (path, start) in [
+        ("$.metadata.nmae", "unknown field `nmae`, expected one of `id`, `name`"),
+        ("$.steps[0].agnet", "unknown field `agnet`, expected one of"),
+        ("$.steps[1]", "missing field `name`"),
+        ("$.steps[1].onError", "\"explode\" is not one of \"fail\", \"continue\""),
+    ] {
+        assert!(
+            found.iter().any(|(p, m)| *p == path && m.starts_with(start)),
+            "{path}: {start}… not in {found:?}"
+        );
+    }
+}
+
+#[test]
 fn malformed_json_says_where() {
     let err = parse("{\"version\": ").unwrap_err();
     assert!(err.issues[0].message.starts_with("not valid JSON"), "{err}");
