@@ -1,16 +1,18 @@
 //! `orchestr8 run`, `validate`, `inspect` and `schema`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use orchestr8_host::call::RegisteredAgent;
 use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::journal::JournalUpdate;
+use orchestr8_host::project::Project;
 use orchestr8_host::record::{Note, Record};
 use orchestr8_host::resilience::ResilienceEvent;
 use orchestr8_host::runtime::cancel_on_interrupt;
-use orchestr8_host::sandbox::{HttpFixtures, SandboxConfig};
+use orchestr8_host::sandbox::{HttpFixtures, Sandbox, SandboxConfig};
 use orchestr8_host::store::JournalEntry;
 use orchestr8_host::workflow::{self, Plan, Workflow, WorkflowError};
 use orchestr8_host::{Coded, ErrorCode};
@@ -105,6 +107,35 @@ pub fn schema(args: SchemaArgs) -> Outcome {
     Ok(exit::OK)
 }
 
+/// Loaded agents by id, with their input schemas: a catalog that checks
+/// each step's mapping against its agent before anything runs.
+fn input_schemas(agents: &HashMap<String, RegisteredAgent>) -> HashMap<String, Value> {
+    agents
+        .iter()
+        .map(|(id, a)| (id.clone(), a.agent.info().input_schema.clone()))
+        .collect()
+}
+
+/// The project's agents by id; those already built with their input
+/// schemas (read from the compile cache), the others with none (`true`,
+/// which accepts any input).
+async fn built_input_schemas(project: &Project, config: SandboxConfig) -> HashMap<String, Value> {
+    let sandbox = Sandbox::new(config).ok();
+    let mut catalog = HashMap::new();
+    for spec in project.agents.values() {
+        let path = project.component_path(spec);
+        let schema = match &sandbox {
+            Some(sandbox) if path.is_file() => sandbox
+                .load(&path)
+                .await
+                .map_or(Value::Bool(true), |a| a.info().input_schema.clone()),
+            _ => Value::Bool(true),
+        };
+        catalog.insert(spec.id.clone(), schema);
+    }
+    catalog
+}
+
 pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> Outcome {
     let text = read_workflow(&args.workflow)?;
     let result = if !args.agents_dirs.is_empty() {
@@ -113,14 +144,10 @@ pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> Outcome {
             ..ProjectArgs::default()
         };
         let runtime = dirs.open(config, None, None).await?;
-        let ids: HashSet<String> = runtime.into_agents().into_keys().collect();
-        workflow::load(&text, &ids)
+        workflow::load(&text, &input_schemas(runtime.agents()))
     } else {
         match project::current_project()? {
-            Some(p) => {
-                let ids: HashSet<String> = p.agents.into_keys().collect();
-                workflow::load(&text, &ids)
-            }
+            Some(p) => workflow::load(&text, &built_input_schemas(&p, config).await),
             None => workflow::load(&text, &()),
         }
     };
@@ -183,8 +210,7 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
         .ok()
         .map(|wf| wf.steps.iter().map(|s| s.agent.id.clone()).collect());
     let runtime = args.project.open(config, fixtures.clone(), needed).await?;
-    let ids: HashSet<String> = runtime.agents().keys().cloned().collect();
-    let wf: Plan = match workflow::load(&text, &ids) {
+    let wf: Plan = match workflow::load(&text, &input_schemas(runtime.agents())) {
         Ok(wf) => wf,
         Err(e) => return invalid(&args.workflow, &e, false),
     };

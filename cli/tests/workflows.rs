@@ -437,3 +437,54 @@ fn an_input_key_the_workflow_never_reads_is_warned_about() {
     );
     assert!(!err.contains("key `text`"), "{err}");
 }
+
+#[test]
+fn validate_checks_each_steps_mapping_against_its_agents_input_schema() {
+    let state = tempfile::tempdir().unwrap();
+    let wf = json!({
+        "version": "1.0.0",
+        "schemaVersion": "1.0.0",
+        "metadata": {"id": "6f9619ff-8b86-4d11-b42d-00c04fc964ff", "name": "inputs"},
+        "steps": [
+            {"id": "a", "name": "a", "agent": {"id": "@orchestr8/text-stats"}, "input": {"mapping": {"txt": "hello"}}},
+            {"id": "b", "name": "b", "agent": {"id": "@orchestr8/text-stats"}, "input": {"mapping": {"text": 42}}},
+            {"id": "c", "name": "c", "agent": {"id": "@orchestr8/text-stats"}, "input": {"mapping": {"text": "${variables.x ?? \"ok\"}"}}}
+        ]
+    });
+    let file = state.path().join("inputs.json");
+    std::fs::write(&file, wf.to_string()).unwrap();
+    let out = run(
+        state.path(),
+        &[
+            "validate",
+            file.to_str().unwrap(),
+            "--agents-dir",
+            &agents_dir(),
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let issues: Vec<(String, String)> = report["details"]["issues"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"))
+        .iter()
+        .map(|i| {
+            (
+                i["path"].as_str().unwrap().to_string(),
+                i["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(issues.len(), 3, "{issues:?}");
+    assert!(
+        issues[0].1.contains("requires the input `text`"),
+        "{issues:?}"
+    );
+    assert_eq!(issues[1].0, "$.steps[0].input.mapping.txt");
+    assert_eq!(issues[2].0, "$.steps[1].input.mapping.text");
+    assert!(
+        issues[2].1.contains("is not of type \"string\""),
+        "{issues:?}"
+    );
+}

@@ -164,13 +164,21 @@ fn every_unknown_missing_or_mistyped_field_is_reported_at_once() {
         .map(|i| (i.path.as_str(), i.message.as_str()))
         .collect();
     for (path, start) in [
-        ("$.metadata.nmae", "unknown field `nmae`, expected one of `id`, `name`"),
+        (
+            "$.metadata.nmae",
+            "unknown field `nmae`, expected one of `id`, `name`",
+        ),
         ("$.steps[0].agnet", "unknown field `agnet`, expected one of"),
         ("$.steps[1]", "missing field `name`"),
-        ("$.steps[1].onError", "\"explode\" is not one of \"fail\", \"continue\""),
+        (
+            "$.steps[1].onError",
+            "\"explode\" is not one of \"fail\", \"continue\"",
+        ),
     ] {
         assert!(
-            found.iter().any(|(p, m)| *p == path && m.starts_with(start)),
+            found
+                .iter()
+                .any(|(p, m)| *p == path && m.starts_with(start)),
             "{path}: {start}… not in {found:?}"
         );
     }

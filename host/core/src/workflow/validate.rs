@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ast::{OnError, SCHEMA_MAJOR, Step, Workflow};
@@ -13,6 +14,23 @@ use crate::resilience::{CircuitBreakerPolicy, RetryPolicy};
 pub trait AgentCatalog {
     /// Whether an agent with this id can be run.
     fn contains(&self, id: &str) -> bool;
+
+    /// The agent's input JSON Schema, when it is known: then a step's
+    /// mapping is checked against it before anything runs.
+    fn input_schema(&self, _id: &str) -> Option<&Value> {
+        None
+    }
+}
+
+/// Agents by id, with their input schemas.
+impl<S: std::hash::BuildHasher> AgentCatalog for HashMap<String, Value, S> {
+    fn contains(&self, id: &str) -> bool {
+        self.contains_key(id)
+    }
+
+    fn input_schema(&self, id: &str) -> Option<&Value> {
+        self.get(id)
+    }
 }
 
 /// Every agent id is accepted (validation of the document alone).
@@ -305,6 +323,62 @@ impl Workflow {
     }
 }
 
+/// What can be known of a step's input before it runs, against its agent's
+/// input schema: required fields the mapping never gives, fields the agent
+/// does not take (when its schema closes the object), and literal values of
+/// the wrong shape. Mapped values (`${…}`) are checked when the step runs.
+fn check_input(c: &mut Checker, i: usize, step: &Step, schema: &Value) {
+    let empty = BTreeMap::new();
+    let mapping = step.input.as_ref().map_or(&empty, |input| &input.mapping);
+    let agent = &step.agent.id;
+    let at = |field: &str| format!("$.steps[{i}].input.mapping{field}");
+    for required in schema["required"].as_array().into_iter().flatten() {
+        if let Some(name) = required.as_str()
+            && !mapping.contains_key(name)
+        {
+            c.issue(
+                at(""),
+                format!("`{agent}` requires the input `{name}`, which the mapping does not give"),
+            );
+        }
+    }
+    if let Some(properties) = schema["properties"].as_object()
+        && schema["additionalProperties"] == Value::Bool(false)
+    {
+        for field in mapping.keys().filter(|k| !properties.contains_key(*k)) {
+            let takes: Vec<&str> = properties.keys().map(String::as_str).collect();
+            c.issue(
+                at(&format!(".{field}")),
+                format!(
+                    "`{agent}` takes no input `{field}` (it takes: {})",
+                    takes.join(", ")
+                ),
+            );
+        }
+    }
+    // The literal fields alone, against the schema without `required`.
+    let literals: serde_json::Map<String, Value> = mapping
+        .iter()
+        .filter(|(_, v)| mapping::expressions(v).is_ok_and(|e| e.is_empty()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut open = schema.clone();
+    if let Some(object) = open.as_object_mut() {
+        object.remove("required");
+    }
+    let Ok(validator) = jsonschema::validator_for(&open) else {
+        return;
+    };
+    for e in validator.iter_errors(&Value::Object(literals)) {
+        let pointer = e.instance_path().to_string();
+        let path = pointer.replace('/', ".");
+        if path.is_empty() {
+            continue; // about the object as a whole: reported above
+        }
+        c.issue(at(&path), format!("{e} (the input `{agent}` takes)"));
+    }
+}
+
 fn check_step(
     c: &mut Checker,
     i: usize,
@@ -323,6 +397,8 @@ fn check_step(
         );
     } else if !agents.contains(&step.agent.id) {
         c.issue(at("agent.id"), format!("unknown agent `{}`", step.agent.id));
+    } else if let Some(schema) = agents.input_schema(&step.agent.id) {
+        check_input(c, i, step, schema);
     }
     if let Some(v) = &step.agent.version
         && !is_agent_version(v)
