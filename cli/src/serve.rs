@@ -1,7 +1,7 @@
 //! `orchestr8 serve` (the REST API) and `orchestr8 agent serve` (one agent
 //! as a microservice).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,7 +138,11 @@ fn announce(listener: &TcpListener) {
 pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
     let (listener, http) = listen(&args.listen).await?;
     let runtime = args.project.open(config, None, None).await?;
-    let ids: HashSet<String> = runtime.agents().keys().cloned().collect();
+    let ids: HashMap<String, serde_json::Value> = runtime
+        .agents()
+        .iter()
+        .map(|(id, a)| (id.clone(), a.agent.info().input_schema.clone()))
+        .collect();
     let orchestrator = runtime
         .orchestrator()
         .map_err(|e| Failure::of(&e, exit::LOAD))?;

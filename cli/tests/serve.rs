@@ -275,6 +275,18 @@ fn bad_requests_get_the_error_shape_and_the_right_status() {
     assert!(text.contains("$.steps[1].dependencies[0]"), "{text}");
     assert!(text.contains("$.steps[0].agent.id"), "{text}");
 
+    // A mapping its agent's input schema refuses is refused before it runs.
+    let mut mistyped = stats_workflow();
+    mistyped["steps"][0]["input"]["mapping"] = json!({ "text": 42 });
+    let (status, body) = post(&execute, &json!({ "workflow": mistyped }).to_string());
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("VALIDATION")),
+        "{body}"
+    );
+    let text = body["error"]["details"].to_string();
+    assert!(text.contains("$.steps[0].input.mapping.text"), "{text}");
+
     let huge = json!({ "workflow": stats_workflow(), "input": { "pad": "x".repeat(8192) } });
     let (status, body) = post(&execute, &huge.to_string());
     assert_eq!(status, 413, "{body}");

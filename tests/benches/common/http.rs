@@ -3,7 +3,7 @@
 //! journal) and `POST /workflows/execute?wait=true` of a one-step workflow
 //! journaled to a SQLite file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +61,7 @@ pub async fn start() -> Servers {
         SandboxPolicy::default(),
     );
     let id = echo.agent.info().id.clone();
+    let echo_input = echo.agent.info().input_schema.clone();
 
     let chain = Resilience::default();
     let agent_service = AgentService::new(
@@ -82,7 +83,7 @@ pub async fn start() -> Servers {
     let orchestrator = Orchestrator::new(Engine::new(Arc::new(runner)), Arc::new(store)).unwrap();
     let service = ExecutionService::new(
         Arc::new(orchestrator),
-        HashSet::from([id.clone()]),
+        HashMap::from([(id.clone(), echo_input)]),
         ServiceOptions {
             max_running: 256,
             queue_capacity: 4096,

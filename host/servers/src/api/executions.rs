@@ -7,7 +7,7 @@
 //! up to `queue_capacity` more wait (recorded `pending`); past that the
 //! server answers 503 with `Retry-After` instead of degrading everyone.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,7 +75,8 @@ struct Live {
 /// The orchestrator behind the REST API.
 pub struct ExecutionService {
     orchestrator: Arc<Orchestrator>,
-    agents: HashSet<String>,
+    /// The agents it can run, by id, with their input schemas.
+    agents: HashMap<String, Value>,
     options: ServiceOptions,
     metrics: Arc<Metrics>,
     live: Mutex<HashMap<ExecutionId, Live>>,
@@ -87,10 +88,12 @@ pub struct ExecutionService {
 }
 
 impl ExecutionService {
-    /// A service over `orchestrator`, which can run the agents in `agents`.
+    /// A service over `orchestrator`, which can run the agents in `agents`
+    /// (by id, with their input schemas, which each step's mapping is
+    /// checked against before an execution is accepted).
     pub fn new(
         orchestrator: Arc<Orchestrator>,
-        agents: HashSet<String>,
+        agents: HashMap<String, Value>,
         options: ServiceOptions,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
