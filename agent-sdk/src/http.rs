@@ -263,8 +263,35 @@ impl Request {
             ErrorCode::HttpRequestDenied => HttpError::Denied {
                 url: self.url.clone(),
             },
-            other => HttpError::Transport(format!("{other:?}")),
+            other => HttpError::Transport(describe(&other)),
         }
+    }
+}
+
+/// A `wasi:http` error code in words, not as Rust debug output.
+fn describe(code: &ErrorCode) -> String {
+    match code {
+        ErrorCode::DnsTimeout => "looking up the host name timed out".into(),
+        ErrorCode::DnsError(_) => "the host name could not be looked up".into(),
+        ErrorCode::DestinationNotFound => "the host was not found".into(),
+        ErrorCode::DestinationUnavailable => "the host is unavailable".into(),
+        ErrorCode::DestinationIpUnroutable => "the host's address cannot be reached".into(),
+        ErrorCode::ConnectionRefused => "the connection was refused".into(),
+        ErrorCode::ConnectionTerminated => "the connection was closed".into(),
+        ErrorCode::ConnectionTimeout => "connecting timed out".into(),
+        ErrorCode::ConnectionReadTimeout => "the server did not answer in time".into(),
+        ErrorCode::ConnectionWriteTimeout => "sending the request timed out".into(),
+        ErrorCode::ConnectionLimitReached => {
+            "too many connections open at once (the host's share per call)".into()
+        }
+        ErrorCode::TlsProtocolError | ErrorCode::TlsAlertReceived(_) => {
+            "the TLS handshake failed".into()
+        }
+        ErrorCode::TlsCertificateError => "the server's TLS certificate is not valid".into(),
+        ErrorCode::HttpResponseTimeout => "the response did not arrive in time".into(),
+        ErrorCode::HttpProtocolError => "the server broke the HTTP protocol".into(),
+        ErrorCode::InternalError(Some(message)) => message.clone(),
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 

@@ -161,11 +161,37 @@ pub mod __private {
         }
     }
 
+    /// A serde error as a person reads it: no position in JSON they never
+    /// wrote, no Rust type names.
+    fn plain(e: &serde_json::Error) -> String {
+        let text = e.to_string();
+        let text = text.split(" at line ").next().unwrap_or(&text);
+        [
+            ("expected u8", "expected a whole number from 0 to 255"),
+            ("expected u16", "expected a whole number from 0 to 65535"),
+            ("expected u32", "expected a whole number of 0 or more"),
+            ("expected u64", "expected a whole number of 0 or more"),
+            ("expected usize", "expected a whole number of 0 or more"),
+            ("expected i8", "expected a whole number"),
+            ("expected i16", "expected a whole number"),
+            ("expected i32", "expected a whole number"),
+            ("expected i64", "expected a whole number"),
+            ("expected f32", "expected a number"),
+            ("expected f64", "expected a number"),
+            ("expected a sequence", "expected an array"),
+            ("expected a map", "expected an object"),
+            ("expected struct ", "expected an object "),
+        ]
+        .iter()
+        .fold(text.to_string(), |t, (rust, words)| t.replace(rust, words))
+    }
+
     pub fn process<A: Agent>(invocation: wit::Invocation) -> Result<String, wit::AgentError> {
         let input: A::Input = serde_json::from_str(&invocation.input).map_err(|e| {
             wit::AgentError::from(AgentError::invalid_input(format!(
-                "input does not match {}'s input schema: {e}",
-                A::ID
+                "input does not match {}'s input schema: {}",
+                A::ID,
+                plain(&e)
             )))
         })?;
         let ctx = Context::from_invocation(&invocation)?;
@@ -175,5 +201,19 @@ pub mod __private {
                 "cannot serialize the output: {e}"
             )))
         })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::plain;
+
+        #[test]
+        fn input_errors_leave_out_positions_and_rust_types() {
+            let e = serde_json::from_str::<u32>("\"three\"").unwrap_err();
+            assert_eq!(
+                plain(&e),
+                "invalid type: string \"three\", expected a whole number of 0 or more"
+            );
+        }
     }
 }

@@ -75,7 +75,7 @@ pub fn database(state_dir: &Path) -> PathBuf {
 pub enum RuntimeError {
     /// No project, and no component directories instead.
     #[error(
-        "no orchestr8.toml in `{}` or any parent: create a project with `orchestr8 init`, or pass --agents-dir DIR",
+        "no orchestr8.toml in `{}` or any parent: run this inside a project (or point at one with -C DIR), create one with `orchestr8 init`, or pass --agents-dir DIR",
         .0.display()
     )]
     NoProject(PathBuf),
