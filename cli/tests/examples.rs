@@ -54,6 +54,10 @@ fn the_research_example_runs_on_fixtures_without_a_key_and_says_so() {
     let state = tempfile::tempdir().unwrap();
     let out = Command::new(example.join("run"))
         .env("ORCHESTR8", env!("CARGO_BIN_EXE_orchestr8"))
+        .env(
+            "CARGO_TARGET_DIR",
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/scaffolded-agents"),
+        )
         .env_remove("CONTEXT7_API_KEY")
         .env(
             "ORCHESTR8_CACHE_DIR",

@@ -23,6 +23,12 @@ pub fn orchestr8() -> Command {
             "ORCHESTR8_TOOLCHAINS_DIR",
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/toolchains"),
         )
+        // Agent crates build in the tests' one warm target directory, not
+        // in the user's ~/.cache (as `orchestr8 build` would by default).
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffolded-agents"),
+        )
         .env("NO_COLOR", "1")
         .env_remove("ORCHESTR8_TOKEN");
     command
