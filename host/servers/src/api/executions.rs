@@ -393,13 +393,12 @@ async fn status(
     ApiPath(id): ApiPath<ExecutionId>,
 ) -> Result<Json<ExecutionView>, ApiError> {
     let record = service.record(&id)?;
-    let (steps, duration_ms, error) = match &record.result {
+    let (steps, error) = match &record.result {
         Some(r) => (
             r["steps"]
                 .as_object()
                 .map(|m| m.clone().into_iter().collect())
                 .unwrap_or_default(),
-            r["durationMs"].as_u64(),
             r.get("error").filter(|e| !e.is_null()).cloned(),
         ),
         None => {
@@ -408,17 +407,11 @@ async fn status(
                 .store()
                 .journal(&id, 0, 100_000)
                 .map_err(|e| ApiError::from(&e))?;
-            (steps_so_far(&journal), None, None)
+            (steps_so_far(&journal), None)
         }
     };
     Ok(Json(ExecutionView {
-        execution_id: record.id,
-        workflow_id: record.workflow_id,
-        workflow_name: record.workflow_name,
-        status: record.status,
-        started_at: record.started_at,
-        finished_at: record.finished_at,
-        duration_ms,
+        summary: record.summary(),
         input: record.input,
         steps,
         error,

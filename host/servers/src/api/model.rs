@@ -68,26 +68,14 @@ pub struct Cancelling {
     pub location: String,
 }
 
-/// `GET /executions/{id}`.
+/// `GET /executions/{id}`: what a list shows of it, and its input, steps
+/// and error.
 #[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionView {
-    /// The execution id.
-    pub execution_id: ExecutionId,
-    /// The workflow's metadata id.
-    pub workflow_id: String,
-    /// The workflow's name.
-    pub workflow_name: String,
-    /// Where it is.
-    pub status: ExecutionStatus,
-    /// When it was accepted (RFC 3339).
-    pub started_at: String,
-    /// When it ended (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
-    /// How long it ran, once finished.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
+    /// Id, workflow, status and timings, as `GET /executions` lists them.
+    #[serde(flatten)]
+    pub summary: ExecutionSummary,
     /// The variables it ran with.
     pub input: Value,
     /// Each step that has started: status, output or error, attempts, duration.
