@@ -206,6 +206,7 @@ async fn build_agents(
         let path = project.component_path(spec);
         match (&spec.source, &python, &typescript) {
             (AgentSource::Crate(dir), _, _) => {
+                let _held = lock_target();
                 let artifact = cargo_build(&project.root, dir, &spec.id)?;
                 place(&artifact, &path)?;
             }
@@ -326,8 +327,6 @@ fn ensure_target(root: &Path) -> Result<(), Failure> {
     }
 }
 
-/// Runs cargo for one crate, its diagnostics shown as cargo prints them, and
-/// returns the `.wasm` it produced.
 /// One cargo target directory for the agents of every project of this user
 /// (`~/.cache/orchestr8/agent-target`), so that a new project's first build
 /// reuses the dependencies (the SDK's serde, wit-bindgen, …) an earlier
@@ -340,6 +339,27 @@ fn shared_target_dir() -> Option<PathBuf> {
     Some(default_cache_dir()?.parent()?.join("agent-target"))
 }
 
+/// Holds the agents' target directory through one build and its copy.
+/// Crates of the same name from two projects share `release/<name>.wasm`
+/// there, so another `orchestr8 build` must not replace it between cargo
+/// and the copy. Best effort: without a lock the build still runs.
+fn lock_target() -> Option<std::fs::File> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(shared_target_dir)?;
+    std::fs::create_dir_all(&dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(dir.join(".orchestr8-build.lock"))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
+}
+
+/// Runs cargo for one crate, its diagnostics shown as cargo prints them, and
+/// returns the `.wasm` it produced.
 fn cargo_build(root: &Path, dir: &Path, id: &str) -> Result<PathBuf, Failure> {
     let manifest = dir.join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
