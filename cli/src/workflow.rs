@@ -116,16 +116,21 @@ fn input_schemas(agents: &HashMap<String, RegisteredAgent>) -> HashMap<String, V
         .collect()
 }
 
-/// The project's agents by id; those already built with their input
-/// schemas (read from the compile cache), the others with none (`true`,
-/// which accepts any input).
-async fn built_input_schemas(project: &Project, config: SandboxConfig) -> HashMap<String, Value> {
+/// The project's agents by id; those the workflow names and that are
+/// already built with their input schemas (read from the compile cache),
+/// the others with none (`true`, which accepts any input): an agent the
+/// workflow does not use is never loaded.
+async fn built_input_schemas(
+    project: &Project,
+    named: &HashSet<String>,
+    config: SandboxConfig,
+) -> HashMap<String, Value> {
     let sandbox = Sandbox::new(config).ok();
     let mut catalog = HashMap::new();
     for spec in project.agents.values() {
         let path = project.component_path(spec);
         let schema = match &sandbox {
-            Some(sandbox) if path.is_file() => sandbox
+            Some(sandbox) if named.contains(&spec.id) && path.is_file() => sandbox
                 .load(&path)
                 .await
                 .map_or(Value::Bool(true), |a| a.info().input_schema.clone()),
@@ -147,7 +152,12 @@ pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> Outcome {
         workflow::load(&text, &input_schemas(runtime.agents()))
     } else {
         match project::current_project()? {
-            Some(p) => workflow::load(&text, &built_input_schemas(&p, config).await),
+            Some(p) => {
+                let named: HashSet<String> = workflow::parse(&text)
+                    .map(|wf| wf.steps.iter().map(|s| s.agent.id.clone()).collect())
+                    .unwrap_or_default();
+                workflow::load(&text, &built_input_schemas(&p, &named, config).await)
+            }
             None => workflow::load(&text, &()),
         }
     };
