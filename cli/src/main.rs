@@ -3,6 +3,7 @@
 mod agent;
 mod build;
 mod claude;
+mod dev;
 mod distribute;
 mod error;
 mod executions;
@@ -162,6 +163,10 @@ enum Command {
     /// journal, cancel them; plus /health, /metrics and /openapi.json.
     #[command(after_help = SERVE_HELP)]
     Serve(serve::ServeArgs),
+    /// Build, serve and watch: the REST API as `serve` gives it, with every
+    /// agent rebuilt and swapped in as soon as its sources change.
+    #[command(after_help = DEV_HELP)]
+    Dev(dev::DevArgs),
     /// Package a built agent for other projects: its component and a
     /// manifest (id, version, schemas, grants it asks for, limits, digest).
     #[command(
@@ -211,13 +216,30 @@ Examples:
        -d '{\"workflowFile\": \"workflows/hello.json\", \"input\": {\"name\": \"Ada\"}}'
   curl -s localhost:7878/executions/<id>/journal?after=0&limit=100
 
-Routes: POST /workflows/execute, GET /executions/{id},
+Routes: POST /workflows/execute, GET /executions, GET /executions/{id},
 GET /executions/{id}/journal, POST /executions/{id}/cancel, GET /health,
 GET /metrics, GET /openapi.json. Every error is
 {\"error\": {\"code\", \"message\", \"details\"}}. A full queue answers 503 with
-Retry-After. On SIGINT/SIGTERM running executions get --grace-ms to finish,
+Retry-After. Before it accepts an execution the server loads its agents
+again if orchestr8.toml, the secrets file or a component changed (a new
+`orchestr8 build` is served at once; running calls finish on their build);
+an agent that cannot load fails only the workflows that use it. On SIGINT/SIGTERM running executions get --grace-ms to finish,
 then are cancelled (the journal says so). Binding a non-loopback address
 needs a token (--token or ORCHESTR8_TOKEN), checked on every route but /health.";
+
+const DEV_HELP: &str = "\
+Examples:
+  orchestr8 dev
+  orchestr8 dev --bind 127.0.0.1:0 --poll-ms 1000
+
+Agents never built, or whose sources changed since their last build, are
+built first (cargo, componentize-py or ComponentizeJS, as `orchestr8 build`
+does), then the REST API is served (see `orchestr8 serve --help`). Every
+--poll-ms the sources and orchestr8.toml are looked at again: a changed or
+new agent is rebuilt and swapped in, while calls already running finish on
+the build they started with; each attempt's `attempt-started` journal
+entry names the component it ran (`agentDigest`). A build that fails is
+shown, and the last good build keeps serving until the sources change.";
 
 const INSTALL_HELP: &str = "\
 Examples:
@@ -341,6 +363,7 @@ fn main() -> ExitCode {
             Command::Build(args) => build::build(args, config).await,
             Command::Test(args) => testing::test(args, config).await,
             Command::Serve(args) => serve::serve(args, config).await,
+            Command::Dev(args) => dev::dev(args, config).await,
             Command::Mcp(args) => claude::mcp(args, config).await,
             Command::Package(args) => distribute::package(args, config).await,
             Command::Install(args) => distribute::install(args, config).await,

@@ -24,6 +24,11 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
+    /// The state folder given (flag or environment), if any.
+    pub fn given(&self) -> Option<PathBuf> {
+        self.state_dir.clone()
+    }
+
     /// The state folder: as given, else the project's, else `./.orchestr8`.
     pub fn dir(&self) -> PathBuf {
         self.place(Vec::new()).state_dir()
@@ -109,6 +114,23 @@ impl ProjectArgs {
     }
 }
 
+impl ProjectArgs {
+    /// A runtime for a server, opened at that place with every agent (the
+    /// stale ones rebuilt first): its agents are reloaded whenever their
+    /// files change, and one that cannot load is set aside, not fatal.
+    pub async fn open_live(&self, config: SandboxConfig) -> Result<Runtime, Failure> {
+        if self.agents_dirs.is_empty()
+            && let Some(project) = current_project()?
+        {
+            self.build.apply(&project, &config, None).await?;
+        }
+        let sandbox = Sandbox::new(config).map_err(|e| Failure::of(&e, exit::LOAD))?;
+        Runtime::open_live(sandbox, self.place(None))
+            .await
+            .map_err(|e| Failure::of(&e, exit::LOAD))
+    }
+}
+
 /// The project at or above the current directory, if there is one; an
 /// invalid `orchestr8.toml` is a failure.
 pub fn current_project() -> Result<Option<Project>, Failure> {
@@ -166,5 +188,5 @@ pub async fn resolve_agent(
     let runtime = Runtime::open(sandbox, place)
         .await
         .map_err(|e| Failure::of(&e, exit::LOAD))?;
-    runtime.agent(name).cloned().ok_or_else(unknown)
+    runtime.agent(name).ok_or_else(unknown)
 }

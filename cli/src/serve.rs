@@ -1,7 +1,6 @@
 //! `orchestr8 serve` (the REST API) and `orchestr8 agent serve` (one agent
 //! as a microservice).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +9,7 @@ use clap::Args;
 use orchestr8_host::ErrorCode;
 use orchestr8_host::call::Invoker;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
-use orchestr8_host::runtime::shutdown_signal;
+use orchestr8_host::runtime::{Runtime, shutdown_signal};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig};
 use orchestr8_servers::api::{
     self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
@@ -41,12 +40,11 @@ pub struct ListenArgs {
     grace_ms: u64,
 }
 
+/// How the REST API server admits and waits for executions.
 #[derive(Args)]
-pub struct ServeArgs {
+pub struct ServerArgs {
     #[command(flatten)]
     listen: ListenArgs,
-    #[command(flatten)]
-    project: ProjectArgs,
     /// Executions running at once.
     #[arg(long, default_value_t = 64)]
     max_running: usize,
@@ -56,6 +54,21 @@ pub struct ServeArgs {
     /// The longest `?wait=true` waits, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     max_wait_ms: u64,
+}
+
+impl ServerArgs {
+    /// Where and how it listens.
+    pub fn listen(&self) -> &ListenArgs {
+        &self.listen
+    }
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    project: ProjectArgs,
 }
 
 #[derive(Args)]
@@ -83,7 +96,7 @@ pub struct AgentServeArgs {
 }
 
 /// Checks the bind rule and opens the listener.
-async fn listen(args: &ListenArgs) -> Result<(TcpListener, HttpOptions), Failure> {
+pub async fn listen(args: &ListenArgs) -> Result<(TcpListener, HttpOptions), Failure> {
     // An empty token (`ORCHESTR8_TOKEN=`) would start a server that refuses
     // every request: say so instead.
     if args.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
@@ -136,20 +149,31 @@ fn announce(listener: &TcpListener) {
 }
 
 pub async fn serve(args: ServeArgs, config: SandboxConfig) -> Outcome {
-    let (listener, http) = listen(&args.listen).await?;
-    let runtime = args.project.open(config, None, None).await?;
-    let ids: HashMap<String, serde_json::Value> = runtime
-        .agents()
-        .iter()
-        .map(|(id, a)| (id.clone(), a.agent.info().input_schema.clone()))
-        .collect();
+    let (listener, http) = listen(&args.server.listen).await?;
+    let runtime = args.project.open_live(config).await?;
+    serve_api(listener, http, runtime, &args.server).await
+}
+
+/// Serves the REST API over `runtime` (its agents reloaded as they change)
+/// until SIGINT or SIGTERM, then drains.
+pub async fn serve_api(
+    listener: TcpListener,
+    http: HttpOptions,
+    runtime: Runtime,
+    args: &ServerArgs,
+) -> Outcome {
+    for (id, why) in runtime.agents().broken() {
+        output::notice(&format!(
+            "warning: agent `{id}` is not loaded ({why}); workflows that use it fail until it is fixed"
+        ));
+    }
     let orchestrator = runtime
         .orchestrator()
         .map_err(|e| Failure::of(&e, exit::LOAD))?;
     let workflows_root = runtime.project().map(|p| p.root.clone());
     let service = ExecutionService::new(
         Arc::new(orchestrator),
-        ids,
+        runtime.registry().clone(),
         ServiceOptions {
             max_running: args.max_running,
             queue_capacity: args.queue,

@@ -25,6 +25,7 @@ use orchestr8_host::call::AgentCall;
 use orchestr8_host::engine::{ExecutionStatus, RegisteredAgent, StepStatus};
 use orchestr8_host::error::ErrorBody;
 use orchestr8_host::project::Project;
+use orchestr8_host::registry::AgentRegistry;
 use orchestr8_host::runtime::{Place, Runtime};
 use orchestr8_host::sandbox::{
     HttpFixture, HttpFixtures, Sandbox, SandboxConfig, SecretValue, json_contains,
@@ -437,7 +438,7 @@ async fn run_workflow(
     let orchestrator = runtime
         .orchestrator_with(
             runtime.isolated_invoker(),
-            agents,
+            Arc::new(AgentRegistry::fixed(agents)),
             Arc::new(MemoryStore::new()),
         )
         .map_err(|e| e.to_string())?;

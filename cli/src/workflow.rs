@@ -5,7 +5,6 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use orchestr8_host::call::RegisteredAgent;
 use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::journal::JournalUpdate;
 use orchestr8_host::project::Project;
@@ -107,15 +106,6 @@ pub fn schema(args: SchemaArgs) -> Outcome {
     Ok(exit::OK)
 }
 
-/// Loaded agents by id, with their input schemas: a catalog that checks
-/// each step's mapping against its agent before anything runs.
-fn input_schemas(agents: &HashMap<String, RegisteredAgent>) -> HashMap<String, Value> {
-    agents
-        .iter()
-        .map(|(id, a)| (id.clone(), a.agent.info().input_schema.clone()))
-        .collect()
-}
-
 /// The project's agents by id; those the workflow names and that are
 /// already built with their input schemas (read from the compile cache),
 /// the others with none (`true`, which accepts any input): an agent the
@@ -149,7 +139,7 @@ pub async fn validate(args: ValidateArgs, config: SandboxConfig) -> Outcome {
             ..ProjectArgs::default()
         };
         let runtime = dirs.open(config, None, None).await?;
-        workflow::load(&text, &input_schemas(runtime.agents()))
+        workflow::load(&text, runtime.agents().as_ref())
     } else {
         match project::current_project()? {
             Some(p) => {
@@ -220,7 +210,7 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
         .ok()
         .map(|wf| wf.steps.iter().map(|s| s.agent.id.clone()).collect());
     let runtime = args.project.open(config, fixtures.clone(), needed).await?;
-    let wf: Plan = match workflow::load(&text, &input_schemas(runtime.agents())) {
+    let wf: Plan = match workflow::load(&text, runtime.agents().as_ref()) {
         Ok(wf) => wf,
         Err(e) => return invalid(&args.workflow, &e, false),
     };

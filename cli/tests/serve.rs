@@ -800,3 +800,181 @@ fn the_wal_stays_bounded_while_thousands_of_executions_run() {
     let (status, health) = get(&format!("{}/health", server.base));
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
 }
+
+/// The digests of the components each `attempt-started` entry of an
+/// execution's journal says it ran, in order.
+fn attempt_digests(base: &str, id: &str) -> Vec<String> {
+    let (status, page) = get(&format!("{base}/executions/{id}/journal?limit=1000"));
+    assert_eq!(status, 200, "{page}");
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["data"]["event"]["type"] == "attempt-started")
+        .map(|e| {
+            e["data"]["event"]["agentDigest"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    format!(
+        "sha256:{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Replaces `file` at once (as a build's copy does) with `bytes`.
+fn replace(file: &Path, bytes: &[u8]) {
+    let next = file.with_extension("next");
+    std::fs::write(&next, bytes).unwrap();
+    std::fs::rename(&next, file).unwrap();
+}
+
+/// `serve` picks up what changes under it without a restart: a rebuilt
+/// component is served to the next execution while one already running
+/// finishes on the build it started with (the journal names each attempt's
+/// digest); a new agent in orchestr8.toml runs at once; a broken one fails
+/// only the workflows that use it; a typo saved in orchestr8.toml is the
+/// answer until it is fixed, and nothing already recorded is lost.
+#[test]
+fn serve_swaps_in_changed_agents_while_running_calls_keep_their_build() {
+    let project = tempfile::tempdir().unwrap();
+    let root = project.path();
+    let sleep = root.join("sleep.wasm");
+    std::fs::copy(agents_dir().join("hostile_sleep.wasm"), &sleep).unwrap();
+    let manifest = root.join("orchestr8.toml");
+    let toml =
+        "[project]\nname = \"reload\"\n\n[agents.\"@hostile/sleep\"]\ncomponent = \"sleep.wasm\"\n";
+    std::fs::write(&manifest, toml).unwrap();
+    let mut command = orchestr8();
+    command
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(root)
+        .env_remove("ORCHESTR8_STATE_DIR")
+        .stderr(Stdio::inherit());
+    let server = Server::start(command);
+    let base = server.base.as_str();
+    let first = sha256(&sleep);
+
+    // A slow execution starts on the first build…
+    let (status, accepted) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": sleep_workflow(1) }).to_string(),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let slow = accepted["executionId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while attempt_digests(base, &slow).is_empty() {
+        assert!(Instant::now() < deadline, "the slow step never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // …then the component is rebuilt (here: a custom section appended,
+    // which changes its digest and nothing else).
+    let mut bytes = std::fs::read(&sleep).unwrap();
+    bytes.extend_from_slice(&[0x00, 0x03, 0x01, b'x', b'1']);
+    replace(&sleep, &bytes);
+    let second = sha256(&sleep);
+    assert_ne!(first, second);
+    let (status, result) = post(
+        &format!("{base}/workflows/execute?wait=true"),
+        &json!({ "workflow": sleep_workflow(0) }).to_string(),
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["status"], "succeeded", "{result}");
+    let fresh = result["executionId"].as_str().unwrap();
+    assert_eq!(attempt_digests(base, fresh), [second.clone()]);
+    let view = poll_until_final(base, &slow);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(attempt_digests(base, &slow), [first]);
+
+    // A new agent runs without a restart; an unknown one is named with
+    // the agents there are.
+    let stats = agents_dir().join("text_stats.wasm");
+    let toml = format!(
+        "{toml}\n[agents.\"@orchestr8/text-stats\"]\ncomponent = \"{}\"\n",
+        stats.display()
+    );
+    std::fs::write(&manifest, &toml).unwrap();
+    let (status, result) = post(
+        &format!("{base}/workflows/execute?wait=true"),
+        &json!({ "workflow": stats_workflow() }).to_string(),
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["steps"]["b"]["output"]["words"], 2, "{result}");
+    let unknown = workflow(json!([
+        { "id": "a", "name": "a", "agent": { "id": "@orchestr8/nope" }, "input": { "mapping": {} } }
+    ]));
+    let (status, error) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": unknown }).to_string(),
+    );
+    assert_eq!(status, 400, "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("unknown agent `@orchestr8/nope`: the agents here are @hostile/sleep, @orchestr8/text-stats"),
+        "{message}"
+    );
+
+    // An agent whose component is missing fails only its workflows.
+    let broken = format!("{toml}\n[agents.\"@reload/gone\"]\ncomponent = \"gone.wasm\"\n");
+    std::fs::write(&manifest, &broken).unwrap();
+    let (status, result) = post(
+        &format!("{base}/workflows/execute?wait=true"),
+        &json!({ "workflow": stats_workflow() }).to_string(),
+    );
+    assert_eq!(status, 200, "{result}");
+    let gone = workflow(json!([
+        { "id": "a", "name": "a", "agent": { "id": "@reload/gone" }, "input": { "mapping": {} } }
+    ]));
+    let (status, error) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": gone }).to_string(),
+    );
+    assert_eq!(status, 400, "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message
+            .contains("`@reload/gone`: it cannot be loaded: the component of agent `@reload/gone`")
+            && message.contains("does not exist"),
+        "{message}"
+    );
+
+    // A typo in orchestr8.toml is the answer (naming the file) until it is
+    // fixed; what was recorded stays.
+    std::fs::write(
+        &manifest,
+        format!("{toml}\n[agents.\"@reload/typo\"\ncrate = 1\n"),
+    )
+    .unwrap();
+    let (status, error) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": stats_workflow() }).to_string(),
+    );
+    assert_eq!(status, 500, "{error}");
+    assert_eq!(error["error"]["code"], "INVALID_CONFIG", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("orchestr8.toml"),
+        "{error}"
+    );
+    std::fs::write(&manifest, &toml).unwrap();
+    let (status, result) = post(
+        &format!("{base}/workflows/execute?wait=true"),
+        &json!({ "workflow": stats_workflow() }).to_string(),
+    );
+    assert_eq!(status, 200, "{result}");
+    let (status, view) = get(&format!("{base}/executions/{slow}"));
+    assert_eq!((status, &view["status"]), (200, &json!("succeeded")));
+}

@@ -213,12 +213,14 @@ impl Invoker {
             .join(",");
         let key = policy.circuit_breaker.key(&agent.info().id, Some(&target));
         let attempts: Arc<Mutex<Vec<InvocationOutcome>>> = Arc::default();
+        let digest = format!("sha256:{}", agent.digest());
         let call = Call {
             key: &key,
             cancel,
             cancel_grace: request.cancel_grace,
             timeout_grace: SANDBOX_TIMEOUT_GRACE,
             events,
+            agent_digest: Some(&digest),
         };
         let result = self
             .resilience

@@ -7,6 +7,7 @@
 //! - [`call`]: the one way an agent is called (`Invoker::call`), whatever
 //!   calls it, through the resilience chain into a fresh sandbox;
 //! - [`runner`]: the engine's step runner, which is that call path;
+//! - [`registry`]: the agents a runtime runs, fixed or reloaded on change;
 //! - [`project`]: `orchestr8.toml`, its agents, secrets, and edits to it;
 //! - [`package`]: packages, installing and restoring them, `orchestr8.lock`;
 //! - [`claude`]: the Claude Code integration (sub-agents, `.mcp.json`);
@@ -24,6 +25,7 @@ pub mod call;
 pub mod claude;
 pub mod package;
 pub mod project;
+pub mod registry;
 pub mod telemetry;
 
 pub mod runner;

@@ -5,34 +5,45 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use orchestr8_core::engine::{ExecutionEvent, StepCall, StepOutcome, StepRunner};
 
 use crate::call::{AgentCall, Invoker, RegisteredAgent};
 use crate::error::Coded;
+use crate::registry::AgentRegistry;
 use crate::resilience::ResilienceEvent;
 use crate::sandbox::{AgentObserver, AgentRecord};
+use crate::workflow::AgentCatalog;
 
-/// Runs steps' agents with an [`Invoker`], looking agents up by id.
+/// Runs steps' agents with an [`Invoker`], looking agents up by id in the
+/// registry as it is when each step starts (a step keeps that version to
+/// its end, retries included).
 pub struct AgentStepRunner {
     invoker: Invoker,
-    agents: HashMap<String, RegisteredAgent>,
+    agents: Arc<AgentRegistry>,
 }
 
 impl AgentStepRunner {
     /// A runner for these agents, keyed by agent id.
     pub fn new(invoker: Invoker, agents: HashMap<String, RegisteredAgent>) -> Self {
+        Self::over(invoker, Arc::new(AgentRegistry::fixed(agents)))
+    }
+
+    /// A runner for the agents of `registry`, as they change.
+    pub fn over(invoker: Invoker, agents: Arc<AgentRegistry>) -> Self {
         AgentStepRunner { invoker, agents }
     }
 }
 
 impl StepRunner for AgentStepRunner {
     fn has_agent(&self, agent_id: &str) -> bool {
-        self.agents.contains_key(agent_id)
+        self.agents.current().contains_key(agent_id)
     }
 
     fn secret_values(&self) -> Vec<String> {
         self.agents
+            .current()
             .values()
             .flat_map(|a| a.policy.secret_values.values())
             .map(|v| v.expose().to_string())
@@ -41,11 +52,16 @@ impl StepRunner for AgentStepRunner {
 
     fn run(&self, call: StepCall) -> Pin<Box<dyn Future<Output = StepOutcome> + Send + '_>> {
         Box::pin(async move {
-            let Some(registered) = self.agents.get(call.agent_id.as_str()) else {
+            let agents = self.agents.current();
+            let Some(registered) = agents.get(call.agent_id.as_str()) else {
+                let hint = agents
+                    .unknown_hint(call.agent_id.as_str())
+                    .map(|h| format!(": {h}"))
+                    .unwrap_or_default();
                 return StepOutcome {
                     result: Err(crate::error::ErrorBody {
                         code: crate::error::ErrorCode::InvalidAgent,
-                        message: format!("agent `{}` is not registered", call.agent_id),
+                        message: format!("agent `{}` is not registered{hint}", call.agent_id),
                         details: None,
                     }),
                     attempts: 0,

@@ -19,9 +19,10 @@ use crate::call::{Invoker, RegisteredAgent};
 use crate::engine::{AgentStepRunner, Engine};
 use crate::error::{Coded, ErrorCode};
 use crate::orchestrator::Orchestrator;
-use crate::project::{ConfigError, Project, STATE_DIR, Secrets, secret_env_var};
+use crate::project::{AgentSpec, ConfigError, Project, STATE_DIR, Secrets, secret_env_var};
+use crate::registry::{AgentRegistry, AgentSet};
 use crate::resilience::Resilience;
-use crate::sandbox::{HttpFixtures, LoadError, Sandbox, SandboxPolicy};
+use crate::sandbox::{HttpFixtures, LoadError, LoadedAgent, Sandbox, SandboxPolicy};
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// The file of the embedded store, in the state directory.
@@ -152,7 +153,7 @@ pub struct Runtime {
     resilience: Resilience,
     project: Option<Project>,
     state_dir: PathBuf,
-    agents: HashMap<String, RegisteredAgent>,
+    agents: Arc<AgentRegistry>,
 }
 
 impl Runtime {
@@ -195,7 +196,30 @@ impl Runtime {
             resilience: Resilience::default(),
             project,
             state_dir,
-            agents,
+            agents: Arc::new(AgentRegistry::fixed(agents)),
+        })
+    }
+
+    /// Opens the place as [`Runtime::open`] does, for a server: its agents
+    /// are loaded again whenever their files change (see
+    /// [`crate::registry`]), and an agent that cannot load is set aside
+    /// (its workflows fail, saying why) instead of stopping the rest.
+    pub async fn open_live(sandbox: Sandbox, place: Place) -> Result<Runtime, RuntimeError> {
+        let state_dir = place.state_dir();
+        let project = match Project::find(&place.dir) {
+            Some(root) => Some(Project::load(&root)?),
+            None if place.agents_dirs.is_empty() => {
+                return Err(RuntimeError::NoProject(place.dir.clone()));
+            }
+            None => None,
+        };
+        let agents = AgentRegistry::live(sandbox.clone(), place).await?;
+        Ok(Runtime {
+            sandbox,
+            resilience: Resilience::default(),
+            project,
+            state_dir,
+            agents: Arc::new(agents),
         })
     }
 
@@ -214,22 +238,29 @@ impl Runtime {
         &self.state_dir
     }
 
-    /// The agents, by id.
-    pub fn agents(&self) -> &HashMap<String, RegisteredAgent> {
+    /// The agents, by id, as they are now.
+    pub fn agents(&self) -> Arc<AgentSet> {
+        self.agents.current()
+    }
+
+    /// The agents as they change (a server's), shared.
+    pub fn registry(&self) -> &Arc<AgentRegistry> {
         &self.agents
     }
 
     /// Takes the agents out (for a server or a test that owns them).
     pub fn into_agents(self) -> HashMap<String, RegisteredAgent> {
-        self.agents
+        AgentSet::clone(&self.agents.current()).into_agents()
     }
 
     /// An agent by id, or by a name the project gives it.
-    pub fn agent(&self, name: &str) -> Option<&RegisteredAgent> {
-        self.agents.get(name).or_else(|| {
-            let id = &self.project.as_ref()?.agent(name)?.id;
-            self.agents.get(id)
-        })
+    pub fn agent(&self, name: &str) -> Option<RegisteredAgent> {
+        let agents = self.agents.current();
+        let id = match agents.contains_key(name) {
+            true => name,
+            false => &self.project.as_ref()?.agent(name)?.id,
+        };
+        agents.get(id).cloned()
     }
 
     /// The one agent-call path over this runtime's sandbox and circuits.
@@ -253,10 +284,10 @@ impl Runtime {
     pub fn orchestrator_with(
         &self,
         invoker: Invoker,
-        agents: HashMap<String, RegisteredAgent>,
+        agents: Arc<AgentRegistry>,
         store: Arc<dyn Store>,
     ) -> Result<Orchestrator, RuntimeError> {
-        let runner = AgentStepRunner::new(invoker, agents);
+        let runner = AgentStepRunner::over(invoker, agents);
         Orchestrator::new(Engine::new(Arc::new(runner)), store).map_err(|source| {
             RuntimeError::Store {
                 dir: self.state_dir.clone(),
@@ -278,8 +309,9 @@ impl Runtime {
     }
 }
 
-/// Loads every agent of `project` with its policy, secrets filled in and
-/// `fixtures` (test mode) when given.
+/// Loads every agent of `project` that `place` wants (all, or those
+/// `place.only` names) with its policy, secrets filled in and the place's
+/// fixtures (test mode) when given; the first that cannot load fails all.
 async fn load_project_agents(
     sandbox: &Sandbox,
     project: &Project,
@@ -287,48 +319,73 @@ async fn load_project_agents(
     place: &Place,
     warn_missing: bool,
 ) -> Result<HashMap<String, RegisteredAgent>, RuntimeError> {
-    let fixtures = place.fixtures.as_ref();
     let wanted = |id: &str| place.only.as_ref().is_none_or(|only| only.contains(id));
     let mut agents = HashMap::new();
     for spec in project.agents.values().filter(|s| wanted(&s.id)) {
-        let path = project.component_path(spec);
-        if !path.is_file() {
-            return Err(if spec.source.is_built() {
-                RuntimeError::NotBuilt(spec.id.clone())
-            } else {
-                RuntimeError::MissingComponent {
-                    id: spec.id.clone(),
-                    path,
-                }
-            });
-        }
-        let agent = sandbox.load(&path).await?;
-        if agent.info().id != spec.component_id {
-            return Err(RuntimeError::WrongId {
-                reported: agent.info().id.clone(),
-                registered: spec.component_id.clone(),
-                path,
-            });
-        }
-        let (mut policy, missing) = project.policy(spec, secrets);
-        for name in missing.iter().filter(|_| warn_missing) {
-            tracing::warn!(
-                agent = %spec.id,
-                "secret `{name}` is granted but has no value: set {} or add it to .orchestr8/secrets.toml",
-                secret_env_var(name)
-            );
-        }
-        policy.http_fixtures = fixtures.cloned();
-        let mut registered = RegisteredAgent::new(agent, policy);
-        registered.config = spec.config.clone();
+        let agent = load_component(sandbox, project, spec).await?;
+        let registered = register(project, spec, secrets, place, agent, warn_missing);
         agents.insert(spec.id.clone(), registered);
     }
     Ok(agents)
 }
 
+/// The component of `spec`, loaded and checked to be the agent the project
+/// says it is.
+pub(crate) async fn load_component(
+    sandbox: &Sandbox,
+    project: &Project,
+    spec: &AgentSpec,
+) -> Result<LoadedAgent, RuntimeError> {
+    let path = project.component_path(spec);
+    if !path.is_file() {
+        return Err(if spec.source.is_built() {
+            RuntimeError::NotBuilt(spec.id.clone())
+        } else {
+            RuntimeError::MissingComponent {
+                id: spec.id.clone(),
+                path,
+            }
+        });
+    }
+    let agent = sandbox.load(&path).await?;
+    if agent.info().id != spec.component_id {
+        return Err(RuntimeError::WrongId {
+            reported: agent.info().id.clone(),
+            registered: spec.component_id.clone(),
+            path,
+        });
+    }
+    Ok(agent)
+}
+
+/// `agent` registered under `spec`'s policy (secret values filled in,
+/// the place's fixtures) and config; warns about granted secrets without a
+/// value when `warn_missing`.
+pub(crate) fn register(
+    project: &Project,
+    spec: &AgentSpec,
+    secrets: &Secrets,
+    place: &Place,
+    agent: LoadedAgent,
+    warn_missing: bool,
+) -> RegisteredAgent {
+    let (mut policy, missing) = project.policy(spec, secrets);
+    for name in missing.iter().filter(|_| warn_missing) {
+        tracing::warn!(
+            agent = %spec.id,
+            "secret `{name}` is granted but has no value: set {} or add it to .orchestr8/secrets.toml",
+            secret_env_var(name)
+        );
+    }
+    policy.http_fixtures = place.fixtures.clone();
+    let mut registered = RegisteredAgent::new(agent, policy);
+    registered.config = spec.config.clone();
+    registered
+}
+
 /// Loads every component in `dirs`, keyed by the id it reports; nothing
 /// granted.
-async fn scan_dirs(
+pub(crate) async fn scan_dirs(
     sandbox: &Sandbox,
     dirs: &[PathBuf],
 ) -> Result<HashMap<String, RegisteredAgent>, RuntimeError> {

@@ -64,6 +64,7 @@ fn main() {
                 cancel_grace: Duration::ZERO,
                 timeout_grace: Duration::ZERO,
                 events: &ignore_events,
+                agent_digest: None,
             };
             chain.run(&policy, call, |_| op(i)).await.unwrap();
         }

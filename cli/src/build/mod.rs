@@ -102,10 +102,10 @@ pub async fn build(args: BuildArgs, config: SandboxConfig) -> Outcome {
 
 /// One agent `build_agents` made.
 pub struct Built {
-    id: String,
-    version: String,
-    component: PathBuf,
-    digest: String,
+    pub id: String,
+    pub version: String,
+    pub component: PathBuf,
+    pub digest: String,
 }
 
 impl Built {
@@ -164,7 +164,7 @@ pub async fn rebuild_stale(
 /// Builds `selected`: toolchains installed on first use, each component
 /// placed where the host loads it, compiled into the cache, and its id
 /// checked against `orchestr8.toml`.
-async fn build_agents(
+pub async fn build_agents(
     project: &Project,
     selected: &[&AgentSpec],
     toolchains_dir: Option<PathBuf>,

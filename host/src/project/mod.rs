@@ -39,6 +39,8 @@ use manifest::{AgentTable, Manifest};
 pub const MANIFEST_FILE: &str = "orchestr8.toml";
 /// The project's folder for state, build output and secrets.
 pub const STATE_DIR: &str = ".orchestr8";
+/// The git-ignored file of secret values, in the state folder.
+pub const SECRETS_FILE: &str = "secrets.toml";
 
 /// The module a Python agent's directory must hold: componentize-py builds
 /// it, and it exports the agent as `Handler`.
@@ -281,15 +283,24 @@ impl Project {
             .filter(|spec| spec.source.is_built())
             .filter(|spec| {
                 let built = std::fs::metadata(self.component_path(spec)).and_then(|m| m.modified());
-                built
-                    .is_ok_and(|built| newest_change(spec.source.path()).is_some_and(|t| t > built))
+                built.is_ok_and(|built| self.sources_changed(spec).is_some_and(|t| t > built))
             })
             .collect()
     }
 
+    /// When the sources of `spec` last changed (the newest modification
+    /// time among its files, build output and dependencies left out); `None`
+    /// for a prebuilt component.
+    pub fn sources_changed(&self, spec: &AgentSpec) -> Option<std::time::SystemTime> {
+        spec.source
+            .is_built()
+            .then(|| newest_change(spec.source.path()))
+            .flatten()
+    }
+
     /// The project's secret values (environment, then `.orchestr8/secrets.toml`).
     pub fn secrets(&self) -> Result<Secrets, ConfigError> {
-        Secrets::load(&self.state_dir().join("secrets.toml"))
+        Secrets::load(&self.state_dir().join(SECRETS_FILE))
     }
 
     /// The policy `spec` runs under, with the values of its granted

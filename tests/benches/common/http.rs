@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use orchestr8_host::call::Invoker;
 use orchestr8_host::engine::{AgentStepRunner, Engine, RegisteredAgent};
 use orchestr8_host::orchestrator::Orchestrator;
+use orchestr8_host::registry::AgentRegistry;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
 use orchestr8_host::store::SqliteStore;
@@ -61,7 +62,6 @@ pub async fn start() -> Servers {
         SandboxPolicy::default(),
     );
     let id = echo.agent.info().id.clone();
-    let echo_input = echo.agent.info().input_schema.clone();
 
     let chain = Resilience::default();
     let agent_service = AgentService::new(
@@ -76,14 +76,13 @@ pub async fn start() -> Servers {
     let state = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&state.path().join("orchestr8.db")).unwrap();
     let chain = Resilience::default();
-    let runner = AgentStepRunner::new(
-        Invoker::new(sandbox.clone(), chain.clone()),
-        HashMap::from([(id.clone(), echo)]),
-    );
+    let agents = Arc::new(AgentRegistry::fixed(HashMap::from([(id.clone(), echo)])));
+    let runner =
+        AgentStepRunner::over(Invoker::new(sandbox.clone(), chain.clone()), agents.clone());
     let orchestrator = Orchestrator::new(Engine::new(Arc::new(runner)), Arc::new(store)).unwrap();
     let service = ExecutionService::new(
         Arc::new(orchestrator),
-        HashMap::from([(id.clone(), echo_input)]),
+        agents,
         ServiceOptions {
             max_running: 256,
             queue_capacity: 4096,

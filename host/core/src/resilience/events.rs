@@ -24,6 +24,10 @@ pub enum ResilienceEvent {
         timeout_ms: u64,
         /// Whether it is a half-open circuit's probe.
         probe: bool,
+        /// The digest of the agent component it runs (`sha256:…`), which
+        /// tells which build ran when a server reloads agents.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent_digest: Option<String>,
     },
     /// An attempt succeeded.
     AttemptSucceeded {

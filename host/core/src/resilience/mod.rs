@@ -134,6 +134,9 @@ pub struct Call<'a> {
     pub timeout_grace: Duration,
     /// Receives every decision.
     pub events: &'a dyn EventSink,
+    /// What each attempt runs, recorded with its start: an agent
+    /// component's digest (`sha256:…`).
+    pub agent_digest: Option<&'a str>,
 }
 
 /// The chain: the process-wide breaker registry and the jitter source.
@@ -229,6 +232,7 @@ impl Resilience {
                 attempt: attempts,
                 timeout_ms: timeout.as_millis() as u64,
                 probe: admission.probe,
+                agent_digest: call.agent_digest.map(str::to_string),
             });
             let started = Instant::now();
             let attempt = Attempt {

@@ -98,6 +98,7 @@ where
         cancel_grace: Duration::ZERO,
         timeout_grace: Duration::ZERO,
         events,
+        agent_digest: None,
     };
     chain.run(policy, call, op).await
 }
@@ -369,6 +370,7 @@ async fn cancellation_ends_a_backoff_wait_at_once() {
         cancel_grace: Duration::ZERO,
         timeout_grace: Duration::ZERO,
         events: &events,
+        agent_digest: None,
     };
     let calls = Arc::new(AtomicU32::new(0));
     let result = chain().run(&p, call, flaky(99, calls)).await;
@@ -390,6 +392,7 @@ async fn cancellation_interrupts_a_running_attempt_after_the_grace_period() {
         cancel_grace: Duration::from_millis(50),
         timeout_grace: Duration::ZERO,
         events: &ignore_events,
+        agent_digest: None,
     };
     let start = Instant::now();
     let saw_cancel = Arc::new(AtomicU32::new(0));

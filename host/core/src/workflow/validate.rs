@@ -20,6 +20,22 @@ pub trait AgentCatalog {
     fn input_schema(&self, _id: &str) -> Option<&Value> {
         None
     }
+
+    /// What to tell a workflow that names `id` when it is not here: why
+    /// it cannot load, or which agents there are.
+    fn unknown_hint(&self, _id: &str) -> Option<String> {
+        None
+    }
+}
+
+/// `the agents here are a, b` (sorted), for a hint.
+fn known_agents<'a>(ids: impl Iterator<Item = &'a String>) -> String {
+    let mut ids: Vec<&str> = ids.map(String::as_str).collect();
+    ids.sort_unstable();
+    match ids.as_slice() {
+        [] => "there are no agents here".into(),
+        ids => format!("the agents here are {}", ids.join(", ")),
+    }
 }
 
 /// Agents by id, with their input schemas.
@@ -30,6 +46,10 @@ impl<S: std::hash::BuildHasher> AgentCatalog for HashMap<String, Value, S> {
 
     fn input_schema(&self, id: &str) -> Option<&Value> {
         self.get(id)
+    }
+
+    fn unknown_hint(&self, _id: &str) -> Option<String> {
+        Some(known_agents(self.keys()))
     }
 }
 
@@ -43,6 +63,10 @@ impl AgentCatalog for () {
 impl<S: std::hash::BuildHasher> AgentCatalog for std::collections::HashSet<String, S> {
     fn contains(&self, id: &str) -> bool {
         std::collections::HashSet::contains(self, id)
+    }
+
+    fn unknown_hint(&self, _id: &str) -> Option<String> {
+        Some(known_agents(self.iter()))
     }
 }
 
@@ -396,7 +420,14 @@ fn check_step(
             format!("`{}` is not an agent id like @scope/name", step.agent.id),
         );
     } else if !agents.contains(&step.agent.id) {
-        c.issue(at("agent.id"), format!("unknown agent `{}`", step.agent.id));
+        let hint = agents
+            .unknown_hint(&step.agent.id)
+            .map(|h| format!(": {h}"))
+            .unwrap_or_default();
+        c.issue(
+            at("agent.id"),
+            format!("unknown agent `{}`{hint}", step.agent.id),
+        );
     } else if let Some(schema) = agents.input_schema(&step.agent.id) {
         check_input(c, i, step, schema);
     }

@@ -37,6 +37,7 @@ use orchestr8_host::error::ErrorCode;
 use orchestr8_host::ids::ExecutionId;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::record::Record;
+use orchestr8_host::registry::AgentRegistry;
 use orchestr8_host::store::{ExecutionQuery, ExecutionRecord, JournalEntry, stored_time};
 use orchestr8_host::workflow::{self, Plan};
 
@@ -75,8 +76,8 @@ struct Live {
 /// The orchestrator behind the REST API.
 pub struct ExecutionService {
     orchestrator: Arc<Orchestrator>,
-    /// The agents it can run, by id, with their input schemas.
-    agents: HashMap<String, Value>,
+    /// The agents it can run (those of the orchestrator's step runner).
+    agents: Arc<AgentRegistry>,
     options: ServiceOptions,
     metrics: Arc<Metrics>,
     live: Mutex<HashMap<ExecutionId, Live>>,
@@ -88,12 +89,13 @@ pub struct ExecutionService {
 }
 
 impl ExecutionService {
-    /// A service over `orchestrator`, which can run the agents in `agents`
-    /// (by id, with their input schemas, which each step's mapping is
-    /// checked against before an execution is accepted).
+    /// A service over `orchestrator`, which runs the agents of `agents`:
+    /// a workflow is checked against them (ids, and each step's mapping
+    /// against its agent's input schema) before it is accepted, after they
+    /// are reloaded if their files changed.
     pub fn new(
         orchestrator: Arc<Orchestrator>,
-        agents: HashMap<String, Value>,
+        agents: Arc<AgentRegistry>,
         options: ServiceOptions,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
@@ -185,7 +187,7 @@ impl ExecutionService {
         self.metrics.set_load(queued, running);
     }
 
-    fn resolve(&self, request: &ExecuteRequest) -> Result<Plan, ApiError> {
+    async fn resolve(&self, request: &ExecuteRequest) -> Result<Plan, ApiError> {
         let text = match (&request.workflow, &request.workflow_file) {
             (Some(doc), None) => doc.to_string(),
             (None, Some(file)) => read_workflow_file(self.options.workflows_root.as_deref(), file)?,
@@ -196,7 +198,12 @@ impl ExecutionService {
                 ));
             }
         };
-        workflow::load(&text, &self.agents).map_err(|e| ApiError::from(&e))
+        let agents = self
+            .agents
+            .refreshed()
+            .await
+            .map_err(|e| ApiError::from(&e))?;
+        workflow::load(&text, agents.as_ref()).map_err(|e| ApiError::from(&e))
     }
 
     /// Accepts an execution and starts it in the background.
@@ -355,7 +362,7 @@ async fn execute(
     ApiQuery(query): ApiQuery<ExecuteQuery>,
     JsonBody(request): JsonBody<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
-    let wf = service.resolve(&request)?;
+    let wf = service.resolve(&request).await?;
     let (id, mut done) = service.start(wf, request.input).await?;
     tracing::Span::current().record("execution_id", id.as_str());
     if query.wait {
@@ -575,7 +582,7 @@ async fn health(State(service): State<Arc<ExecutionService>>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION").into(),
         running,
         queued,
-        agents: service.agents.len(),
+        agents: service.agents.current().len(),
     })
 }
 
