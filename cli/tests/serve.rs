@@ -978,3 +978,109 @@ fn serve_swaps_in_changed_agents_while_running_calls_keep_their_build() {
     let (status, view) = get(&format!("{base}/executions/{slow}"));
     assert_eq!((status, &view["status"]), (200, &json!("succeeded")));
 }
+
+/// Lines a process writes on stderr, read as they come.
+struct Lines(std::sync::mpsc::Receiver<String>, Vec<String>);
+
+impl Lines {
+    fn of(child: &mut std::process::Child) -> Lines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("dev: {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx, Vec::new())
+    }
+
+    /// Waits (up to a minute: a build may run) for a line containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.1.push(line),
+                Err(_) => panic!("no line with `{needle}`; seen:\n{}", self.1.join("\n")),
+            }
+        }
+    }
+}
+
+/// `orchestr8 dev`: builds the project's agents, serves them, and rebuilds
+/// and swaps in an agent as soon as its sources change; a build that fails
+/// keeps the last good build serving; an agent created meanwhile is built
+/// and served without a restart.
+#[test]
+fn dev_rebuilds_and_serves_an_agent_as_soon_as_it_is_saved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = orchestr8()
+        .args(["init", "demo"])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    support::ok(&out);
+    let project = tmp.path().join("demo");
+    let mut command = orchestr8();
+    command
+        .args(["dev", "--bind", "127.0.0.1:0", "--poll-ms", "100"])
+        .current_dir(&project)
+        .env_remove("ORCHESTR8_STATE_DIR")
+        .stderr(Stdio::piped());
+    let mut server = Server::start(command);
+    let mut stderr = Lines::of(&mut server.child);
+    let base = server.base.clone();
+    let hello = |name: &str| {
+        let body = json!({ "workflowFile": "workflows/hello.json", "input": { "name": name } });
+        let (status, result) = post(
+            &format!("{base}/workflows/execute?wait=true"),
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{result}");
+        result["steps"]["greet"]["output"]["greeting"].clone()
+    };
+    assert_eq!(hello("Ada"), "Hello, Ada!");
+
+    let source = project.join("agents/hello/src/lib.rs");
+    let original = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(
+        &source,
+        original.replace("Hello, {name}!", "Howdy, {name}!"),
+    )
+    .unwrap();
+    stderr.wait_for("serving @demo/hello");
+    assert_eq!(hello("Ada"), "Howdy, Ada!");
+
+    std::fs::write(
+        &source,
+        original.replace("format!(\"Hello", "formatx!(\"Hello"),
+    )
+    .unwrap();
+    stderr.wait_for("the last good build of @demo/hello keeps serving");
+    assert_eq!(hello("Ada"), "Howdy, Ada!");
+
+    let out = orchestr8()
+        .args(["create", "second"])
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    support::ok(&out);
+    stderr.wait_for("serving @demo/second");
+    let second = workflow(json!([
+        { "id": "a", "name": "a", "agent": { "id": "@demo/second" }, "input": { "mapping": { "name": "Bo" } } }
+    ]));
+    let (status, result) = post(
+        &format!("{base}/workflows/execute?wait=true"),
+        &json!({ "workflow": second }).to_string(),
+    );
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["status"], "succeeded", "{result}");
+}

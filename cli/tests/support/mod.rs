@@ -30,7 +30,12 @@ pub fn orchestr8() -> Command {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scaffolded-agents"),
         )
         .env("NO_COLOR", "1")
-        .env_remove("ORCHESTR8_TOKEN");
+        .env_remove("ORCHESTR8_TOKEN")
+        // The agents are compiled for wasm32-wasip2: scripts/coverage's
+        // instrumenting rustc wrapper is for the host build and must not
+        // reach them (wasm32 has no profiler runtime).
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("__CARGO_LLVM_COV_RUSTC_WRAPPER");
     command
 }
 
