@@ -67,6 +67,17 @@ pub struct InspectArgs {
     json: bool,
 }
 
+#[derive(Args)]
+pub struct CancelArgs {
+    /// The execution id.
+    execution: String,
+    /// Wait until it has stopped, and print how it ended.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
 fn parse_status(text: &str) -> Result<ExecutionStatus, String> {
     ExecutionStatus::parse(text).ok_or_else(|| {
         format!(
@@ -239,6 +250,56 @@ pub async fn inspect(args: InspectArgs) -> Outcome {
             return Ok(exit::OK);
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+/// Records a cancellation request that the process running the execution
+/// (a `run`, a `serve`) picks up within a moment; the steps running then
+/// get their grace period to stop, as with Ctrl-C.
+pub async fn cancel(args: CancelArgs) -> Outcome {
+    let store = open(&args.state.dir())?;
+    let id = args.execution;
+    let record = store
+        .request_cancel(&id, &now())
+        .map_err(|e| Failure::of(&e, exit::FAILED))?
+        .ok_or_else(|| {
+            report(
+                ErrorCode::NotFound,
+                &format!("unknown execution `{id}` (orchestr8 executions lists them)"),
+                exit::USAGE,
+            )
+        })?;
+    if record.status.is_final() {
+        return Err(report(
+            ErrorCode::Conflict,
+            &format!("execution `{id}` already ended: {}", record.status.as_str()),
+            exit::FAILED,
+        ));
+    }
+    println!(
+        "cancellation of {id} requested; process {} stops it within a moment",
+        record.owner_pid
+    );
+    if !args.wait {
+        return Ok(exit::OK);
+    }
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        let now_record = store
+            .execution(&id)
+            .map_err(|e| Failure::of(&e, exit::FAILED))?;
+        match now_record {
+            Some(r) if r.status.is_final() => {
+                println!("{id} ended: {}", r.status.as_str());
+                return Ok(exit::OK);
+            }
+            Some(r) if !process_alive(r.owner_pid) => {
+                store
+                    .mark_interrupted(&now(), &process_alive)
+                    .map_err(|e| Failure::of(&e, exit::FAILED))?;
+            }
+            _ => {}
+        }
     }
 }
 

@@ -151,6 +151,12 @@ enum Command {
         after_help = "Examples:\n  orchestr8 executions\n  orchestr8 executions --status failed --since 2h\n  orchestr8 executions --workflow nightly-report --limit 50 --json"
     )]
     Executions(executions::ListArgs),
+    /// Cancel a running execution, whichever process runs it (`run`,
+    /// `serve`, `dev`) on this state directory.
+    #[command(
+        after_help = "Examples:\n  orchestr8 cancel 3f0c…-…\n  orchestr8 cancel 3f0c…-… --wait\n\nThe request is recorded in the state directory; the process running the\nexecution picks it up within a quarter of a second and cancels it (running\nsteps get their grace period, as with Ctrl-C). Exit code 1 when it had\nalready ended, 2 when there is no such execution."
+    )]
+    Cancel(executions::CancelArgs),
     /// Print the JSON Schema of workflow documents.
     #[command(
         after_help = "Examples:\n  orchestr8 schema > workflow.schema.json\n  orchestr8 schema --hash"
@@ -356,6 +362,7 @@ fn main() -> ExitCode {
             Command::Validate(args) => workflow::validate(args, config).await,
             Command::Inspect(args) => executions::inspect(args).await,
             Command::Executions(args) => executions::list(args),
+            Command::Cancel(args) => executions::cancel(args).await,
             Command::Schema(args) => workflow::schema(args),
             Command::Agent(cmd) => agent::run(cmd, config).await,
             Command::Init(args) => init::init(args),

@@ -364,6 +364,33 @@ fn cancelling_a_slow_step_interrupts_its_sandbox_and_is_journaled() {
     let (status, body) = post(&cancel, "");
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "CONFLICT");
+
+    // An execution that another process (`orchestr8 run`) runs on the same
+    // state is cancelled through the server too.
+    let file = state.path().join("slow.json");
+    std::fs::write(&file, sleep_workflow(60).to_string()).unwrap();
+    let mut run = orchestr8()
+        .args(["run", file.to_str().unwrap(), "--agents-dir"])
+        .arg(agents_dir())
+        .env("ORCHESTR8_STATE_DIR", state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let other = loop {
+        let (_, page) = get(&format!("{base}/executions?status=running"));
+        if let Some(id) = page["executions"][0]["executionId"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (status, body) = post(&format!("{base}/executions/{other}/cancel"), "");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(run.wait().unwrap().code(), Some(1));
+    let (_, view) = get(&format!("{base}/executions/{other}"));
+    assert_eq!(view["status"], "cancelled", "{view}");
 }
 
 #[test]

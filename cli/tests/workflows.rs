@@ -488,3 +488,74 @@ fn validate_checks_each_steps_mapping_against_its_agents_input_schema() {
         "{issues:?}"
     );
 }
+
+/// The id of the one execution running in `state`, once it runs.
+fn running_id(state: &Path, run: &mut std::process::Child) -> String {
+    loop {
+        if state.join("orchestr8.db").is_file() {
+            let page = listed(state, &["--status", "running"]);
+            if let Some(id) = ids(&page).first() {
+                return id.to_string();
+            }
+        }
+        assert!(run.try_wait().unwrap().is_none(), "the run ended too soon");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `orchestr8 cancel` stops an execution that another process (`run`)
+/// runs: the run ends cancelled, its journal says so; cancelling it again,
+/// or an unknown id, is refused with the reason.
+#[test]
+fn cancel_stops_an_execution_another_process_runs() {
+    let state = tempfile::tempdir().unwrap();
+    let slow = one_step(
+        state.path(),
+        "slow",
+        "@hostile/sleep",
+        json!({"seconds": 60}),
+    );
+    let mut running = orchestr8(state.path())
+        .args(["run", slow.to_str().unwrap(), "--agents-dir", &agents_dir()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = running_id(state.path(), &mut running);
+    let out = run(state.path(), &["cancel", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("cancellation of {id} requested")),
+        "{said}"
+    );
+    assert!(said.contains(&format!("{id} ended: cancelled")), "{said}");
+    let ended = running.wait_with_output().unwrap();
+    assert_eq!(ended.status.code(), Some(1), "{}", stderr(&ended));
+    assert!(stderr(&ended).contains("CANCELLED"), "{}", stderr(&ended));
+
+    let out = run(state.path(), &["inspect", &id]);
+    let timeline = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        timeline.contains("execution-finished cancelled"),
+        "{timeline}"
+    );
+
+    let out = run(state.path(), &["cancel", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("already ended: cancelled"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        state.path(),
+        &["cancel", "0f8e4c52-6d1b-4e0a-9a3f-5b7c2d1e8f90"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown execution"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -3,10 +3,13 @@
 //! recorded; every write goes through the process's one journal writer.
 //!
 //! At start-up it marks executions that a dead process left running as
-//! `interrupted`, journals intact.
+//! `interrupted`, journals intact. While its executions run it looks for
+//! cancellations another process asked for in the store (`orchestr8
+//! cancel`, a server sharing the state directory) and cancels them.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
@@ -20,12 +23,65 @@ use crate::store::{Change, ExecutionRecord, Store, StoreError, now, process_aliv
 use crate::workflow::Plan;
 use orchestr8_types::ExecutionId;
 
+/// How often an orchestrator with executions running looks in the store
+/// for cancellations other processes asked for.
+pub const CANCEL_POLL: Duration = Duration::from_millis(250);
+
+/// The executions running here, with what cancels each.
+type Running = Mutex<HashMap<String, CancellationToken>>;
+
 /// Runs executions and keeps their record.
 pub struct Orchestrator {
     engine: Engine,
     store: Arc<dyn Store>,
     bus: Arc<Bus<JournalUpdate>>,
     journal: JournalWriter,
+    running: Arc<Running>,
+}
+
+/// Takes an execution off the running list however its run ends.
+struct Listed<'a>(&'a Running, String);
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.1);
+    }
+}
+
+/// Until the orchestrator is gone: every [`CANCEL_POLL`], while executions
+/// run here, cancels those whose cancellation was requested in the store.
+fn watch_cancel_requests(running: Weak<Running>, store: Weak<dyn Store>) {
+    let pid = std::process::id();
+    loop {
+        std::thread::sleep(CANCEL_POLL);
+        let (Some(running), Some(store)) = (running.upgrade(), store.upgrade()) else {
+            return;
+        };
+        if running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+        {
+            continue;
+        }
+        let requested = match store.cancel_requests(pid) {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for cancellation requests");
+                continue;
+            }
+        };
+        let running = running.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in requested {
+            if let Some(token) = running.get(&id).filter(|t| !t.is_cancelled()) {
+                tracing::info!(execution_id = %id, "cancelled on request from another process");
+                token.cancel();
+            }
+        }
+    }
 }
 
 impl Orchestrator {
@@ -41,11 +97,23 @@ impl Orchestrator {
         }
         let bus = Arc::new(Bus::new());
         let journal = JournalWriter::start(store.clone(), bus.clone())?;
+        let running = Arc::new(Running::default());
+        {
+            let running = Arc::downgrade(&running);
+            let store = Arc::downgrade(&store);
+            std::thread::Builder::new()
+                .name("orchestr8-cancel-requests".into())
+                .spawn(move || watch_cancel_requests(running, store))
+                .map_err(|e| {
+                    StoreError::Database(format!("cannot start the cancellation watcher: {e}"))
+                })?;
+        }
         Ok(Orchestrator {
             engine,
             store,
             bus,
             journal,
+            running,
         })
     }
 
@@ -118,6 +186,11 @@ impl Orchestrator {
         accepted: Instant,
     ) -> Result<ExecutionResult, StoreError> {
         self.journal.send(Change::Running(id.clone()));
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_string(), cancel.clone());
+        let _listed = Listed(&self.running, id.to_string());
         let secrets = self.engine.runner().secret_values();
         let sink = self.journal.sink(id.clone(), secrets.clone());
         // The root of the execution's trace, or a child of the request that

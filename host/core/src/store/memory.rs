@@ -1,6 +1,6 @@
 //! An in-memory store, for tests and throwaway runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, PoisonError};
 
 use super::{
@@ -14,6 +14,7 @@ struct Inner {
     executions: BTreeMap<String, (u64, ExecutionRecord)>,
     journals: BTreeMap<String, Vec<JournalEntry>>,
     created: u64,
+    cancel_requested: BTreeSet<String>,
 }
 
 /// Executions and journals in memory; gone with the process.
@@ -133,6 +134,30 @@ impl Store for MemoryStore {
         found.sort_by_key(|(_, created)| std::cmp::Reverse(*created));
         found.truncate(query.limit + 1);
         Ok(page(found, query.limit))
+    }
+
+    fn request_cancel(&self, id: &str, _at: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        let mut inner = self.lock();
+        let record = inner.executions.get(id).map(|(_, r)| r.clone());
+        if record.as_ref().is_some_and(|r| !r.status.is_final()) {
+            inner.cancel_requested.insert(id.to_string());
+        }
+        Ok(record)
+    }
+
+    fn cancel_requests(&self, owner_pid: u32) -> Result<Vec<String>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .cancel_requested
+            .iter()
+            .filter(|id| {
+                inner
+                    .executions
+                    .get(id.as_str())
+                    .is_some_and(|(_, r)| r.owner_pid == owner_pid && !r.status.is_final())
+            })
+            .cloned()
+            .collect())
     }
 
     fn mark_interrupted(

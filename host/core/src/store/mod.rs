@@ -272,6 +272,14 @@ pub trait Store: Send + Sync {
     fn last_execution(&self) -> Result<Option<String>, StoreError>;
     /// The executions `query` selects, newest first, a page at a time.
     fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError>;
+    /// Asks the process that runs execution `id` to cancel it: the
+    /// request is recorded when the execution is still pending or running,
+    /// and that process finds it through [`Store::cancel_requests`].
+    /// Returns the execution as it is (`None`: no such execution).
+    fn request_cancel(&self, id: &str, at: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// The executions of process `owner_pid`, pending or running, whose
+    /// cancellation was requested.
+    fn cancel_requests(&self, owner_pid: u32) -> Result<Vec<String>, StoreError>;
     /// Marks executions left `running` by a process that is no longer
     /// alive (`alive` says) as `interrupted`, with a journal entry saying
     /// so; returns their ids.

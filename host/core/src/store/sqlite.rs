@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS executions (
     input TEXT NOT NULL,
     result TEXT,
     owner_pid INTEGER NOT NULL,
-    created INTEGER NOT NULL
+    created INTEGER NOT NULL,
+    cancel_requested TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_created ON executions(created);
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, created);
@@ -127,6 +128,7 @@ impl SqliteStore {
         conn.wal_hook(Some(bound_wal));
         conn.busy_timeout(Duration::from_secs(5)).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
+        migrate(&conn).map_err(db)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             _checkpoints: start_checkpoints(path)?,
@@ -136,6 +138,18 @@ impl SqliteStore {
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Brings a database made by an earlier version up to the schema: columns
+/// added since are added (empty) to tables that lack them.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_cancel: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = 'cancel_requested'")?
+        .exists([])?;
+    if !has_cancel {
+        conn.execute_batch("ALTER TABLE executions ADD COLUMN cancel_requested TEXT")?;
+    }
+    Ok(())
 }
 
 /// The WAL hook: after a commit that leaves `frames` in the WAL past the
@@ -395,6 +409,30 @@ impl Store for SqliteStore {
                 },
             )
             .optional()
+            .map_err(db)
+    }
+
+    fn request_cancel(&self, id: &str, at: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE executions SET cancel_requested = ?2
+                 WHERE id = ?1 AND status IN ('pending', 'running') AND cancel_requested IS NULL",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id, at]))
+            .map_err(db)?;
+        self.execution(id)
+    }
+
+    fn cancel_requests(&self, owner_pid: u32) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id FROM executions WHERE status IN ('pending', 'running')
+                 AND owner_pid = ?1 AND cancel_requested IS NOT NULL",
+            )
+            .map_err(db)?;
+        stmt.query_map(params![owner_pid], |row| row.get(0))
+            .and_then(Iterator::collect)
             .map_err(db)
     }
 

@@ -138,6 +138,60 @@ fn list(store: &dyn Store) {
     );
 }
 
+/// Cancellation requests: recorded for executions still going, found by
+/// their owner only, and never for one that ended.
+fn cancel_requests(store: &dyn Store) {
+    store.create_execution(&record("a")).unwrap();
+    store.create_execution(&record("b")).unwrap();
+    store.create_execution(&record("done")).unwrap();
+    store
+        .finish_execution("done", ExecutionStatus::Succeeded, &now(), &json!({}))
+        .unwrap();
+    assert!(store.cancel_requests(4242).unwrap().is_empty());
+    let a = store.request_cancel("a", &now()).unwrap().unwrap();
+    assert_eq!(a.status, ExecutionStatus::Running);
+    let done = store.request_cancel("done", &now()).unwrap().unwrap();
+    assert_eq!(done.status, ExecutionStatus::Succeeded);
+    assert!(store.request_cancel("nope", &now()).unwrap().is_none());
+    assert_eq!(store.cancel_requests(4242).unwrap(), vec!["a".to_string()]);
+    assert!(
+        store.cancel_requests(1).unwrap().is_empty(),
+        "another owner's"
+    );
+    store
+        .finish_execution("a", ExecutionStatus::Cancelled, &now(), &json!({}))
+        .unwrap();
+    assert!(store.cancel_requests(4242).unwrap().is_empty());
+}
+
+#[test]
+fn both_stores_record_cancellation_requests_for_the_owner_to_find() {
+    cancel_requests(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    cancel_requests(&SqliteStore::open(&dir.path().join("orchestr8.db")).unwrap());
+}
+
+#[test]
+fn a_database_from_before_cancellation_requests_is_brought_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("orchestr8.db");
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE executions (id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL,
+           workflow_name TEXT NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL,
+           finished_at TEXT, input TEXT NOT NULL, result TEXT, owner_pid INTEGER NOT NULL,
+           created INTEGER NOT NULL);
+         INSERT INTO executions VALUES ('old', 'wf', 'test', 'succeeded', '2026-01-01T00:00:00Z',
+           NULL, '{}', NULL, 1, 1);",
+    )
+    .unwrap();
+    drop(old);
+    let store = SqliteStore::open(&path).unwrap();
+    let old = store.execution("old").unwrap().unwrap();
+    assert_eq!(old.status, ExecutionStatus::Succeeded);
+    cancel_requests(&store);
+}
+
 #[test]
 fn both_stores_list_executions_newest_first_with_filters_and_cursors() {
     list(&MemoryStore::new());

@@ -38,7 +38,9 @@ use orchestr8_host::ids::ExecutionId;
 use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::record::Record;
 use orchestr8_host::registry::AgentRegistry;
-use orchestr8_host::store::{ExecutionQuery, ExecutionRecord, JournalEntry, stored_time};
+use orchestr8_host::store::{
+    ExecutionQuery, ExecutionRecord, JournalEntry, now, process_alive, stored_time,
+};
 use orchestr8_host::workflow::{self, Plan};
 
 /// How the server admits and waits for executions.
@@ -551,24 +553,43 @@ async fn cancel(
         .and_then(|l| l.get(&id).map(|e| (e.cancel.clone(), e.done.clone())));
     if let Some((token, _)) = token {
         token.cancel();
-        let body = Cancelling {
-            location: location(&id),
-            execution_id: id.clone(),
-            status: "cancelling".into(),
-        };
-        return Ok(with_location(
-            (StatusCode::ACCEPTED, Json(body)).into_response(),
-            &id,
-        ));
+        return Ok(cancelling(id));
     }
-    let record = service.record(&id)?;
-    let why = if record.status.is_final() {
-        format!("execution `{id}` already ended: {}", record.status.as_str())
-    } else {
-        format!("execution `{id}` is not running in this server")
+    // Run by another process on the same state (a `run`, another
+    // server): ask it through the store, once a dead owner's executions
+    // are marked interrupted.
+    let store = service.orchestrator.store();
+    store
+        .mark_interrupted(&now(), &process_alive)
+        .map_err(|e| ApiError::from(&e))?;
+    let record = match store.request_cancel(&id, &now()) {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no execution `{id}`"),
+            ));
+        }
+        Err(e) => return Err(ApiError::from(&e)),
     };
-    Err(ApiError::new(ErrorCode::Conflict, why)
-        .with_details(json!({ "status": record.status.as_str() })))
+    if record.status.is_final() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("execution `{id}` already ended: {}", record.status.as_str()),
+        )
+        .with_details(json!({ "status": record.status.as_str() })));
+    }
+    Ok(cancelling(id))
+}
+
+/// `202` with where to watch the execution stop.
+fn cancelling(id: ExecutionId) -> Response {
+    let body = Cancelling {
+        location: location(&id),
+        execution_id: id.clone(),
+        status: "cancelling".into(),
+    };
+    with_location((StatusCode::ACCEPTED, Json(body)).into_response(), &id)
 }
 
 async fn health(State(service): State<Arc<ExecutionService>>) -> Json<Health> {

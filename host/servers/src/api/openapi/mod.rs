@@ -211,9 +211,9 @@ pub fn document(secured: bool) -> Value {
         "404": d.error("Unknown id"),
     });
     let cancel = json!({
-        "202": Doc::json(cancelling, "Cancelling; the execution records it"),
+        "202": Doc::json(cancelling, "Cancelling (here, or by the process that runs it on the same state); the execution records it"),
         "404": d.error("Unknown id"),
-        "409": d.error("Already finished, or not running in this server"),
+        "409": d.error("Already finished"),
     });
     let mut paths = Map::new();
     paths.insert(
@@ -252,7 +252,7 @@ pub fn document(secured: bool) -> Value {
     paths.insert(
         "/executions/{id}/cancel".into(),
         json!({ "post": {
-            "summary": "Cancel a running execution (idempotent)",
+            "summary": "Cancel a running execution, whichever process runs it (idempotent)",
             "parameters": [id_param()],
             "responses": d.responses(cancel),
         }}),
