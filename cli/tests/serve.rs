@@ -919,7 +919,7 @@ fn serve_swaps_in_changed_agents_while_running_calls_keep_their_build() {
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["status"], "succeeded", "{result}");
     let fresh = result["executionId"].as_str().unwrap();
-    assert_eq!(attempt_digests(base, fresh), [second.clone()]);
+    assert_eq!(attempt_digests(base, fresh), [second]);
     let view = poll_until_final(base, &slow);
     assert_eq!(view["status"], "succeeded", "{view}");
     assert_eq!(attempt_digests(base, &slow), [first]);
