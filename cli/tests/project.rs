@@ -455,6 +455,24 @@ fn agent_builds_of_every_project_share_one_target_directory() {
         "the project has no target/ of its own"
     );
     assert!(warm.join("wasm32-wasip2/release/hello.wasm").is_file());
+
+    // Another project's crate of the same name, at the same place in its
+    // workspace, is the same unit to cargo: building it, then this project
+    // again (its sources untouched, so older than that build), must still
+    // give each project its own agent.
+    ok(orchestr8(tmp.path(), &["init", "other"]));
+    let other = tmp.path().join("other");
+    let build = |dir: &Path| {
+        let out = command(dir, &["build"])
+            .env_remove("CARGO_TARGET_DIR")
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap();
+        ok(out)
+    };
+    assert!(build(&other).contains("built @other/hello"));
+    assert!(build(&project).contains("built @shared/hello"));
+    assert!(build(&other).contains("built @other/hello"));
 }
 
 #[test]

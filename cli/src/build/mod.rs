@@ -339,14 +339,72 @@ fn shared_target_dir() -> Option<PathBuf> {
     Some(default_cache_dir()?.parent()?.join("agent-target"))
 }
 
+/// The target directory agent crates build in when it is shared between
+/// projects (as given by `CARGO_TARGET_DIR`, or the per-user one).
+fn agents_target_dir() -> Option<PathBuf> {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(shared_target_dir)
+}
+
+/// Cargo keys a path crate's build by its path relative to its workspace,
+/// so `agents/hello` of two projects is one unit in a shared target
+/// directory, whose freshness cargo would judge by the other project's
+/// sources, and whose `.wasm` would be the other project's. So the project
+/// that last built a crate of this name there is written down, and when it
+/// was another, the crate (only it: its dependencies stay) is cleaned
+/// before it builds. Called with the target directory locked.
+fn claim_crate(root: &Path, manifest: &Path) -> Option<PathBuf> {
+    let target = agents_target_dir()?;
+    let name = std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|text| text.parse::<toml_edit::DocumentMut>().ok())
+        .and_then(|doc| doc["package"]["name"].as_str().map(str::to_string));
+    // Without a name cargo will say what is wrong with the manifest.
+    let name = name?;
+    let marker = target.join(".orchestr8-owners").join(&name);
+    let ours = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let last = std::fs::read_to_string(&marker).ok();
+    if last.as_deref() != Some(&*ours.to_string_lossy()) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let cleaned = Command::new(cargo)
+            .env("CARGO_TARGET_DIR", &target)
+            .args([
+                "clean",
+                "--release",
+                "--quiet",
+                "--target",
+                WASM_TARGET,
+                "-p",
+                &name,
+            ])
+            .arg("--manifest-path")
+            .arg(manifest)
+            .current_dir(root)
+            .status();
+        if !cleaned.is_ok_and(|s| s.success()) {
+            tracing::warn!(crate_name = %name, "could not clean the crate's last build by another project");
+        }
+    }
+    Some(marker)
+}
+
+/// Notes that the crate of `marker` was last built for `manifest`.
+fn mark_owner(marker: &Path, manifest: &Path) {
+    let ours = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    if let Some(dir) = marker.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        let _ = std::fs::write(marker, ours.to_string_lossy().as_bytes());
+    }
+}
+
 /// Holds the agents' target directory through one build and its copy.
 /// Crates of the same name from two projects share `release/<name>.wasm`
 /// there, so another `orchestr8 build` must not replace it between cargo
 /// and the copy. Best effort: without a lock the build still runs.
 fn lock_target() -> Option<std::fs::File> {
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .or_else(shared_target_dir)?;
+    let dir = agents_target_dir()?;
     std::fs::create_dir_all(&dir).ok()?;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -362,6 +420,7 @@ fn lock_target() -> Option<std::fs::File> {
 /// returns the `.wasm` it produced.
 fn cargo_build(root: &Path, dir: &Path, id: &str) -> Result<PathBuf, Failure> {
     let manifest = dir.join("Cargo.toml");
+    let marker = claim_crate(root, &manifest);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     if let Some(shared) = shared_target_dir() {
@@ -418,6 +477,9 @@ fn cargo_build(root: &Path, dir: &Path, id: &str) -> Result<PathBuf, Failure> {
             &format!("building `{id}` failed: see cargo's output above"),
             exit::FAILED,
         ));
+    }
+    if let Some(marker) = marker {
+        mark_owner(&marker, &manifest);
     }
     artifact.ok_or_else(|| {
         report(
