@@ -89,6 +89,8 @@ pub struct AgentCall {
     pub queue_timeout: Duration,
     /// Told of each log line and event as the agent records it.
     pub observer: Option<AgentObserver>,
+    /// Attempts made before a resume (see [`Call::attempts_before`]).
+    pub attempts_before: u32,
 }
 
 impl AgentCall {
@@ -111,6 +113,7 @@ impl AgentCall {
             cancel_grace: DEFAULT_CANCEL_GRACE,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             observer: None,
+            attempts_before: 0,
         }
     }
 
@@ -181,28 +184,8 @@ impl Invoker {
             queue_timeout: call.queue_timeout,
             observer: call.observer,
         };
-        self.invoke(
-            &agent.agent,
-            &agent.policy,
-            &call.resilience,
-            request,
-            &call.cancel,
-            events,
-        )
-        .await
-    }
-
-    /// Runs `request` through the chain, setting `request.attempt` for each
-    /// attempt.
-    async fn invoke(
-        &self,
-        agent: &LoadedAgent,
-        sandbox_policy: &SandboxPolicy,
-        policy: &ResiliencePolicy,
-        request: InvocationRequest,
-        cancel: &CancellationToken,
-        events: &dyn EventSink,
-    ) -> ResilientOutcome {
+        let (sandbox_policy, policy, cancel) = (&agent.policy, &call.resilience, &call.cancel);
+        let agent = &agent.agent;
         // The target of an agent's calls is what it may reach.
         let target = sandbox_policy
             .grants
@@ -221,6 +204,7 @@ impl Invoker {
             timeout_grace: SANDBOX_TIMEOUT_GRACE,
             events,
             agent_digest: Some(&digest),
+            attempts_before: call.attempts_before,
         };
         let result = self
             .resilience

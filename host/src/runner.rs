@@ -98,6 +98,7 @@ impl StepRunner for AgentStepRunner {
                 cancel_grace: call.cancel_grace,
                 queue_timeout: call.queue_timeout,
                 observer: Some(observer),
+                attempts_before: call.attempts_before,
             };
             let step_id = call.step_id;
             let events = call.events.clone();
@@ -107,8 +108,9 @@ impl StepRunner for AgentStepRunner {
                     event,
                 });
             };
+            let before = agent_call.attempts_before;
             let outcome = self.invoker.call(registered, agent_call, &sink).await;
-            let attempts = outcome.attempts.len() as u32;
+            let attempts = before + outcome.attempts.len() as u32;
             StepOutcome {
                 result: outcome.result.map_err(|e| e.to_body()),
                 attempts,

@@ -65,6 +65,7 @@ fn main() {
                 timeout_grace: Duration::ZERO,
                 events: &ignore_events,
                 agent_digest: None,
+                attempts_before: 0,
             };
             chain.run(&policy, call, |_| op(i)).await.unwrap();
         }

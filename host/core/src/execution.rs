@@ -103,6 +103,20 @@ pub enum ExecutionEvent {
         /// Number of steps.
         steps: usize,
     },
+    /// The execution goes on after its process died, in another process,
+    /// from what its journal recorded.
+    ExecutionResumed {
+        /// Steps that had ended: not run again.
+        restored: Vec<String>,
+        /// Steps that were running: run again, as new attempts.
+        rerun: Vec<String>,
+        /// How long it had run before (counted against its timeouts).
+        ran_ms: u64,
+        /// How long it was down (not counted).
+        down_ms: u64,
+        /// The process that goes on with it.
+        owner_pid: u32,
+    },
     /// A step's dependencies are done and it is about to run.
     StepStarted {
         /// The step.
@@ -201,6 +215,7 @@ impl ExecutionEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             ExecutionEvent::ExecutionStarted { .. } => "execution-started",
+            ExecutionEvent::ExecutionResumed { .. } => "execution-resumed",
             ExecutionEvent::StepStarted { .. } => "step-started",
             ExecutionEvent::StepSkipped { .. } => "step-skipped",
             ExecutionEvent::StepSucceeded { .. } => "step-succeeded",

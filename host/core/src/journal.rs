@@ -155,7 +155,7 @@ fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::Unbound
                     ))),
                     _ => outcome.map(drop),
                 },
-                Change::Create(_) | Change::Running(_) => outcome.map(drop),
+                Change::Create(_) | Change::Running(_) | Change::Resume { .. } => outcome.map(drop),
             };
             if let Some(ack) = ack {
                 let _ = ack.send(answer);
@@ -317,6 +317,7 @@ mod tests {
             input: json!({}),
             result: None,
             owner_pid: std::process::id(),
+            workflow: None,
         }
     }
 

@@ -17,10 +17,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::bus::{Bus, Subscription};
-use crate::engine::{Engine, ExecutionResult, ExecutionStatus};
-use crate::journal::{JournalUpdate, JournalWriter};
+use crate::engine::{Engine, ExecutionResult, ExecutionStatus, Progress, ResumeError};
+use crate::journal::{JournalUpdate, JournalWriter, MAX_ENTRIES};
 use crate::store::{Change, ExecutionRecord, Store, StoreError, now, process_alive};
-use crate::workflow::Plan;
+use crate::workflow::{AgentCatalog, Plan};
 use orchestr8_types::ExecutionId;
 
 /// How often an orchestrator with executions running looks in the store
@@ -168,6 +168,7 @@ impl Orchestrator {
             input: serde_json::to_value(variables).unwrap_or(Value::Null),
             result: None,
             owner_pid: std::process::id(),
+            workflow: serde_json::to_value(workflow.workflow()).ok(),
         };
         self.journal.write(Change::Create(record)).await?;
         Ok(id)
@@ -186,6 +187,88 @@ impl Orchestrator {
         accepted: Instant,
     ) -> Result<ExecutionResult, StoreError> {
         self.journal.send(Change::Running(id.clone()));
+        self.supervise(id, workflow, variables, Start::Fresh(accepted), cancel)
+            .await
+    }
+
+    /// Reads what execution `id` needs to go on after its process died:
+    /// its record (an execution whose process is gone is marked
+    /// interrupted first), the workflow it runs, checked again against
+    /// `agents`, and its journal.
+    pub fn prepare_resume(
+        &self,
+        id: &str,
+        agents: &dyn AgentCatalog,
+    ) -> Result<Resumable, ResumeError> {
+        self.store.mark_interrupted(&now(), &process_alive)?;
+        let record = self
+            .store
+            .execution(id)?
+            .ok_or_else(|| ResumeError::Unknown(id.to_string()))?;
+        if record.status != ExecutionStatus::Interrupted {
+            return Err(ResumeError::NotInterrupted {
+                id: id.to_string(),
+                status: record.status.as_str().to_string(),
+            });
+        }
+        let document = record
+            .workflow
+            .ok_or_else(|| ResumeError::NoDocument(id.to_string()))?;
+        let plan = crate::workflow::load(&document.to_string(), agents).map_err(|source| {
+            ResumeError::Workflow {
+                id: id.to_string(),
+                source,
+            }
+        })?;
+        let variables = match record.input {
+            Value::Object(map) => map.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        let journal = self.store.journal(id, 0, MAX_ENTRIES as usize)?;
+        let progress = Progress::from_journal(id, &journal)?;
+        Ok(Resumable {
+            id: record.id,
+            plan,
+            variables,
+            progress,
+        })
+    }
+
+    /// Goes on with an execution [`Orchestrator::prepare_resume`] read:
+    /// recorded as running in this process (failing if another took it
+    /// first), then run from where its journal stopped, into the same
+    /// journal.
+    pub async fn resume(
+        &self,
+        resumable: Resumable,
+        cancel: CancellationToken,
+    ) -> Result<ExecutionResult, StoreError> {
+        let Resumable {
+            id,
+            plan,
+            variables,
+            progress,
+        } = resumable;
+        self.journal
+            .write(Change::Resume {
+                execution_id: id.clone(),
+                owner_pid: std::process::id(),
+            })
+            .await?;
+        self.supervise(id, &plan, variables, Start::Resumed(&progress), cancel)
+            .await
+    }
+
+    /// Runs an execution to its end here, cancellable by other processes,
+    /// journaling every event, and records its result.
+    async fn supervise(
+        &self,
+        id: ExecutionId,
+        workflow: &Plan,
+        variables: BTreeMap<String, Value>,
+        start: Start<'_>,
+        cancel: CancellationToken,
+    ) -> Result<ExecutionResult, StoreError> {
         self.running
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -200,11 +283,20 @@ impl Orchestrator {
             execution_id = %id,
             workflow = %workflow.metadata.name,
         );
-        let result = self
-            .engine
-            .execute(workflow, id.clone(), variables, cancel, sink, accepted)
-            .instrument(span.clone())
-            .await;
+        let result = match start {
+            Start::Fresh(accepted) => {
+                self.engine
+                    .execute(workflow, id.clone(), variables, cancel, sink, accepted)
+                    .instrument(span.clone())
+                    .await
+            }
+            Start::Resumed(progress) => {
+                self.engine
+                    .resume(workflow, id.clone(), variables, progress, cancel, sink)
+                    .instrument(span.clone())
+                    .await
+            }
+        };
         if let Some(e) = &result.error {
             let message = orchestr8_types::records::redact(e.message.clone(), &secrets);
             crate::trace::mark_failed(&span, e.code.as_str(), &message);
@@ -218,6 +310,30 @@ impl Orchestrator {
             })
             .await?;
         Ok(result)
+    }
+}
+
+/// How an execution starts running here.
+enum Start<'a> {
+    /// From the beginning; its request arrived then.
+    Fresh(Instant),
+    /// From where its journal stopped.
+    Resumed(&'a Progress),
+}
+
+/// An interrupted execution, read back and ready to go on.
+pub struct Resumable {
+    /// The execution.
+    pub id: ExecutionId,
+    plan: Plan,
+    variables: BTreeMap<String, Value>,
+    progress: Progress,
+}
+
+impl Resumable {
+    /// The workflow it runs.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 }
 

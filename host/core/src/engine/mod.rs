@@ -13,6 +13,7 @@
 //! The engine reports every decision as an [`ExecutionEvent`] through a
 //! non-blocking sink; it never waits for an observer.
 
+mod resume;
 mod run;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::execution::{ExecutionEvent, ExecutionStatus, StepStatus};
+pub use resume::{Progress, ResumeError};
 
 use crate::error::ErrorBody;
 use crate::resilience::ResiliencePolicy;
@@ -55,6 +57,9 @@ pub struct StepCall {
     /// How long each attempt may wait for room to run
     /// (`resilienceBudget.queueTimeoutMs`).
     pub queue_timeout: Duration,
+    /// Attempts this step made before its execution was resumed: the next
+    /// is numbered after them, and they count against `maxAttempts`.
+    pub attempts_before: u32,
     /// Where the step reports resilience decisions and agent logs.
     pub events: EventSink,
 }

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Engine, EventSink, ExecutionEvent, ExecutionResult, ExecutionStatus, StepCall, StepOutcome,
-    StepResult, StepStatus,
+    Engine, EventSink, ExecutionEvent, ExecutionResult, ExecutionStatus, Progress, StepCall,
+    StepOutcome, StepResult, StepStatus,
 };
 use crate::error::{ErrorBody, ErrorCode};
 use crate::resilience::millis;
@@ -50,6 +50,14 @@ struct Run<'a> {
     /// Errors (and attempts made) of steps waiting on their fallback.
     pending_failures: HashMap<usize, (ErrorBody, u32)>,
     started: HashMap<usize, Instant>,
+    /// When the execution began (for a resumed one: as if it had never
+    /// stopped); its timeouts count from here.
+    began: Instant,
+    /// Attempts steps made before a resume, by step.
+    attempts_before: HashMap<usize, u32>,
+    /// How a resumed execution ends before anything runs: it was being
+    /// cancelled, or a step's failure had already ended it.
+    ended_before: Option<(ExecutionStatus, Option<ErrorBody>)>,
 }
 
 impl Engine {
@@ -66,30 +74,51 @@ impl Engine {
         events: EventSink,
         accepted: Instant,
     ) -> ExecutionResult {
-        let started = Instant::now();
-        let workflow = plan.workflow();
-        let mut all_variables = workflow.context.variables.clone();
-        all_variables.extend(variables);
-        let mut run = Run {
-            plan,
-            workflow,
-            execution_id,
-            variables: all_variables,
-            events,
-            results: vec![StepResult::pending(); workflow.steps.len()],
-            outputs: BTreeMap::new(),
-            inputs: HashMap::new(),
-            pending_failures: HashMap::new(),
-            started: HashMap::new(),
-        };
-        (run.events)(ExecutionEvent::ExecutionStarted {
-            workflow_id: workflow.metadata.id.clone(),
-            workflow_name: workflow.metadata.name.clone(),
-            steps: workflow.steps.len(),
+        let run = Run::new(plan, execution_id, variables, events, Instant::now());
+        run.emit(ExecutionEvent::ExecutionStarted {
+            workflow_id: run.workflow.metadata.id.clone(),
+            workflow_name: run.workflow.metadata.name.clone(),
+            steps: run.workflow.steps.len(),
         });
-        let (status, failure) = self.drive(&mut run, &cancel, accepted).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
-        (run.events)(ExecutionEvent::ExecutionFinished {
+        self.run_to_end(run, &cancel, accepted).await
+    }
+
+    /// Goes on with an execution whose process died, from `progress` (its
+    /// journal, read back): steps that ended keep their results and are not
+    /// run again; steps that were running run again as new attempts. Its
+    /// timeouts count the time it had run before, not the time it was down.
+    pub async fn resume(
+        &self,
+        plan: &Plan,
+        execution_id: ExecutionId,
+        variables: BTreeMap<String, Value>,
+        progress: &Progress,
+        cancel: CancellationToken,
+        events: EventSink,
+    ) -> ExecutionResult {
+        let now = Instant::now();
+        let began = now.checked_sub(progress.elapsed).unwrap_or(now);
+        let mut run = Run::new(plan, execution_id, variables, events, began);
+        let (restored, rerun) = run.restore(progress);
+        run.emit(ExecutionEvent::ExecutionResumed {
+            restored,
+            rerun,
+            ran_ms: progress.elapsed.as_millis() as u64,
+            down_ms: progress.down.as_millis() as u64,
+            owner_pid: std::process::id(),
+        });
+        self.run_to_end(run, &cancel, began).await
+    }
+
+    async fn run_to_end(
+        &self,
+        mut run: Run<'_>,
+        cancel: &CancellationToken,
+        accepted: Instant,
+    ) -> ExecutionResult {
+        let (status, failure) = self.drive(&mut run, cancel, accepted).await;
+        let duration_ms = run.began.elapsed().as_millis() as u64;
+        run.emit(ExecutionEvent::ExecutionFinished {
             status,
             duration_ms,
             error: failure.clone(),
@@ -97,7 +126,8 @@ impl Engine {
         ExecutionResult {
             execution_id: run.execution_id.clone(),
             status,
-            steps: workflow
+            steps: run
+                .workflow
                 .steps
                 .iter()
                 .zip(run.results)
@@ -117,7 +147,7 @@ impl Engine {
         let policies = &run.workflow.policies;
         let cap = policies.concurrency.max_concurrent_steps.max(1) as usize;
         let grace = Duration::from_millis(policies.cancellation.grace_period);
-        let global = Instant::now() + Duration::from_millis(policies.timeout.global);
+        let global = run.began + Duration::from_millis(policies.timeout.global);
         let system_ms = policies.resilience_budget.total_system_budget_ms;
         let system = accepted + Duration::from_millis(system_ms);
         let (deadline, out_of_time) = if system < global {
@@ -144,7 +174,7 @@ impl Engine {
         };
         let stop_running = CancellationToken::new();
         let mut tasks = Tasks::default();
-        let mut ended: Option<(ExecutionStatus, Option<ErrorBody>)> = None;
+        let mut ended: Option<(ExecutionStatus, Option<ErrorBody>)> = run.ended_before.take();
 
         loop {
             if ended.is_none() {
@@ -266,6 +296,80 @@ enum Prepared {
 }
 
 impl<'a> Run<'a> {
+    fn new(
+        plan: &'a Plan,
+        execution_id: ExecutionId,
+        variables: BTreeMap<String, Value>,
+        events: EventSink,
+        began: Instant,
+    ) -> Self {
+        let workflow = plan.workflow();
+        let mut all_variables = workflow.context.variables.clone();
+        all_variables.extend(variables);
+        Run {
+            plan,
+            workflow,
+            execution_id,
+            variables: all_variables,
+            events,
+            results: vec![StepResult::pending(); workflow.steps.len()],
+            outputs: BTreeMap::new(),
+            inputs: HashMap::new(),
+            pending_failures: HashMap::new(),
+            started: HashMap::new(),
+            began,
+            attempts_before: HashMap::new(),
+            ended_before: None,
+        }
+    }
+
+    /// Takes over what `progress` says was done; returns the steps restored
+    /// and those that will run again.
+    fn restore(&mut self, progress: &Progress) -> (Vec<String>, Vec<String>) {
+        let (mut restored, mut rerun) = (Vec::new(), Vec::new());
+        for i in 0..self.workflow.steps.len() {
+            let step = self.step(i);
+            if let Some(result) = progress.done.get(&step.id) {
+                // A failure waiting on its fallback is decided again.
+                let awaiting_fallback =
+                    progress.continued.contains(&step.id) && step.on_error != OnError::Continue;
+                if !awaiting_fallback {
+                    self.restore_step(i, result.clone(), progress.continued.contains(&step.id));
+                    restored.push(step.id.clone());
+                    continue;
+                }
+            }
+            if let Some(&made) = progress.attempts.get(&step.id) {
+                self.attempts_before.insert(i, made);
+                rerun.push(step.id.clone());
+            }
+        }
+        if progress.cancelling && self.ended_before.is_none() {
+            self.ended_before = Some((
+                ExecutionStatus::Cancelled,
+                Some(error(ErrorCode::Cancelled, "execution cancelled")),
+            ));
+        }
+        (restored, rerun)
+    }
+
+    fn restore_step(&mut self, i: usize, mut result: StepResult, continued: bool) {
+        if let Some(output) = &result.output
+            && result.status == StepStatus::Succeeded
+        {
+            result.captured = capture(&self.plan(i).capture, output);
+            self.outputs.insert(self.step(i).id.clone(), output.clone());
+        }
+        if result.status == StepStatus::Failed && !continued && self.ended_before.is_none() {
+            let e = result
+                .error
+                .clone()
+                .unwrap_or_else(|| error(ErrorCode::Fatal, "step failed"));
+            self.ended_before = Some((ExecutionStatus::Failed, Some(self.ended_by(i, e))));
+        }
+        self.results[i] = result;
+    }
+
     fn emit(&self, event: ExecutionEvent) {
         (self.events)(event);
     }
@@ -441,6 +545,7 @@ impl<'a> Run<'a> {
             queue_timeout: Duration::from_millis(
                 self.workflow.policies.resilience_budget.queue_timeout_ms,
             ),
+            attempts_before: self.attempts_before.get(&agent_of).copied().unwrap_or(0),
             events: self.events.clone(),
         }
     }

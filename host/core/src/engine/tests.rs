@@ -26,6 +26,7 @@ struct Fake {
     log: Mutex<Vec<(String, Instant, Instant)>>,
     running: Mutex<(usize, usize)>,
     queue_timeouts: Mutex<Vec<Duration>>,
+    attempts_before: Mutex<Vec<(String, u32)>>,
 }
 
 impl StepRunner for Fake {
@@ -36,6 +37,10 @@ impl StepRunner for Fake {
     fn run(&self, call: StepCall) -> Pin<Box<dyn Future<Output = StepOutcome> + Send + '_>> {
         Box::pin(async move {
             self.queue_timeouts.lock().unwrap().push(call.queue_timeout);
+            self.attempts_before
+                .lock()
+                .unwrap()
+                .push((call.step_id.to_string(), call.attempts_before));
             let start = Instant::now();
             {
                 let mut r = self.running.lock().unwrap();
@@ -636,4 +641,195 @@ proptest! {
         }
         prop_assert!(ran.fake.running.lock().unwrap().1 <= cap as usize);
     }
+}
+
+fn entry(seq: u64, event: ExecutionEvent) -> crate::record::JournalEntry {
+    crate::record::JournalEntry {
+        seq,
+        at: "2026-12-03T10:00:00.000Z".into(),
+        record: crate::record::Record::Event(event),
+    }
+}
+
+fn started(step: &str, attempt: u32) -> ExecutionEvent {
+    ExecutionEvent::Resilience {
+        step_id: step.into(),
+        event: crate::resilience::ResilienceEvent::AttemptStarted {
+            attempt,
+            timeout_ms: 1000,
+            probe: false,
+            agent_digest: None,
+        },
+    }
+}
+
+async fn resume(wf: &Plan, journal: &[crate::record::JournalEntry]) -> Ran {
+    let progress = Progress::from_journal("exec-1", journal).unwrap();
+    let fake = Arc::new(Fake::default());
+    let engine = Engine::new(fake.clone());
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink_events = events.clone();
+    let sink: EventSink = Arc::new(move |e| sink_events.lock().unwrap().push(e));
+    let result = engine
+        .resume(
+            wf,
+            "exec-1".into(),
+            BTreeMap::new(),
+            &progress,
+            CancellationToken::new(),
+            sink,
+        )
+        .await;
+    let events = events.lock().unwrap().clone();
+    Ran {
+        result,
+        events,
+        fake,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_execution_keeps_what_ended_and_runs_again_what_was_running() {
+    let wf = workflow(
+        json!([
+            step("a", "@t/echo", &[], json!({"v": 1})),
+            step("b", "@t/echo", &["a"], json!({"v": "${steps.a.output.v}"})),
+            step("c", "@t/echo", &["b"], json!({"v": "${steps.b.output.v}"})),
+        ]),
+        json!({}),
+    );
+    let journal = [
+        entry(
+            1,
+            ExecutionEvent::ExecutionStarted {
+                workflow_id: "w".into(),
+                workflow_name: "test".into(),
+                steps: 3,
+            },
+        ),
+        entry(
+            2,
+            ExecutionEvent::StepStarted {
+                step_id: "a".into(),
+                agent_id: "@t/echo".into(),
+                input: json!({"v": 1}),
+            },
+        ),
+        entry(3, started("a", 1)),
+        entry(
+            4,
+            ExecutionEvent::StepSucceeded {
+                step_id: "a".into(),
+                output: json!({"v": 41}),
+                attempts: 1,
+                duration_ms: 3.0,
+                via_fallback: None,
+            },
+        ),
+        entry(
+            5,
+            ExecutionEvent::StepStarted {
+                step_id: "b".into(),
+                agent_id: "@t/echo".into(),
+                input: json!({"v": 41}),
+            },
+        ),
+        entry(6, started("b", 1)),
+        entry(7, started("b", 2)),
+    ];
+    let ran = resume(&wf, &journal).await;
+    assert_eq!(ran.result.status, ExecutionStatus::Succeeded);
+    // `a` never ran again: its recorded output fed `b`.
+    let calls = ran.fake.attempts_before.lock().unwrap().clone();
+    assert_eq!(calls, [("b".to_string(), 2), ("c".to_string(), 0)]);
+    assert_eq!(ran.result.steps["a"].output, Some(json!({"v": 41})));
+    assert_eq!(ran.result.steps["c"].output, Some(json!({"v": 41})));
+    match &ran.events[0] {
+        ExecutionEvent::ExecutionResumed {
+            restored, rerun, ..
+        } => {
+            assert_eq!(
+                (restored.as_slice(), rerun.as_slice()),
+                (&["a".to_string()][..], &["b".to_string()][..])
+            );
+        }
+        other => panic!("first event: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_execution_that_had_failed_or_was_cancelled_ends_so_and_a_finished_one_is_refused()
+ {
+    let wf = workflow(
+        json!([
+            step("a", "@t/fail", &[], json!({})),
+            step("b", "@t/echo", &["a"], json!({})),
+        ]),
+        json!({}),
+    );
+    let failed = [
+        entry(
+            1,
+            ExecutionEvent::StepStarted {
+                step_id: "a".into(),
+                agent_id: "@t/fail".into(),
+                input: json!({}),
+            },
+        ),
+        entry(
+            2,
+            ExecutionEvent::StepFailed {
+                step_id: "a".into(),
+                error: ErrorBody {
+                    code: ErrorCode::Fatal,
+                    message: "boom".into(),
+                    details: None,
+                },
+                attempts: 1,
+                duration_ms: 1.0,
+                continued: false,
+            },
+        ),
+    ];
+    let ran = resume(&wf, &failed).await;
+    assert_eq!(ran.result.status, ExecutionStatus::Failed);
+    assert!(
+        ran.fake.attempts_before.lock().unwrap().is_empty(),
+        "nothing ran again"
+    );
+    assert_eq!(status(&ran, "b"), StepStatus::Skipped);
+
+    let cancelling = [
+        entry(
+            1,
+            ExecutionEvent::StepStarted {
+                step_id: "a".into(),
+                agent_id: "@t/fail".into(),
+                input: json!({}),
+            },
+        ),
+        entry(
+            2,
+            ExecutionEvent::CancellationRequested {
+                grace_period_ms: 10,
+            },
+        ),
+    ];
+    let ran = resume(&wf, &cancelling).await;
+    assert_eq!(ran.result.status, ExecutionStatus::Cancelled);
+    assert!(ran.fake.attempts_before.lock().unwrap().is_empty());
+
+    let finished = [entry(
+        1,
+        ExecutionEvent::ExecutionFinished {
+            status: ExecutionStatus::Succeeded,
+            duration_ms: 1,
+            error: None,
+        },
+    )];
+    let refused = Progress::from_journal("exec-1", &finished).unwrap_err();
+    assert!(
+        refused.to_string().contains("already ended: succeeded"),
+        "{refused}"
+    );
 }

@@ -137,6 +137,10 @@ pub struct Call<'a> {
     /// What each attempt runs, recorded with its start: an agent
     /// component's digest (`sha256:…`).
     pub agent_digest: Option<&'a str>,
+    /// Attempts made before (by a process that died, for a resumed
+    /// execution): the first attempt here is numbered after them, and they
+    /// count against `maxAttempts`. At least one attempt is always made.
+    pub attempts_before: u32,
 }
 
 /// The chain: the process-wide breaker registry and the jitter source.
@@ -197,7 +201,7 @@ impl Resilience {
         let per_attempt = Duration::from_millis(policy.timeout_ms);
         let breaker = &policy.circuit_breaker;
         let mut last: Option<AttemptError<E>> = None;
-        let mut attempts = 0u32;
+        let mut attempts = call.attempts_before;
         loop {
             if call.cancel.is_cancelled() {
                 return Err(ResilienceError::Cancelled { attempts });

@@ -99,6 +99,7 @@ where
         timeout_grace: Duration::ZERO,
         events,
         agent_digest: None,
+        attempts_before: 0,
     };
     chain.run(policy, call, op).await
 }
@@ -371,6 +372,7 @@ async fn cancellation_ends_a_backoff_wait_at_once() {
         timeout_grace: Duration::ZERO,
         events: &events,
         agent_digest: None,
+        attempts_before: 0,
     };
     let calls = Arc::new(AtomicU32::new(0));
     let result = chain().run(&p, call, flaky(99, calls)).await;
@@ -393,6 +395,7 @@ async fn cancellation_interrupts_a_running_attempt_after_the_grace_period() {
         timeout_grace: Duration::ZERO,
         events: &ignore_events,
         agent_digest: None,
+        attempts_before: 0,
     };
     let start = Instant::now();
     let saw_cancel = Arc::new(AtomicU32::new(0));

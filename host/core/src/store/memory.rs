@@ -65,6 +65,24 @@ fn apply(inner: &mut Inner, change: &Change) -> Result<Vec<u64>, StoreError> {
             }
             Ok(Vec::new())
         }
+        Change::Resume { owner_pid, .. } => {
+            let (_, record) = inner
+                .executions
+                .get_mut(id)
+                .ok_or_else(|| StoreError::UnknownExecution(id.to_string()))?;
+            if record.status != ExecutionStatus::Interrupted {
+                return Err(StoreError::NotResumable {
+                    id: id.to_string(),
+                    status: record.status.as_str().to_string(),
+                });
+            }
+            record.status = ExecutionStatus::Running;
+            record.owner_pid = *owner_pid;
+            record.finished_at = None;
+            record.result = None;
+            inner.cancel_requested.remove(id);
+            Ok(Vec::new())
+        }
         Change::Append { entries, .. } => {
             if !inner.executions.contains_key(id) {
                 return Err(StoreError::UnknownExecution(id.to_string()));

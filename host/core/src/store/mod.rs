@@ -47,6 +47,10 @@ pub struct ExecutionRecord {
     /// The process running it, to tell a live execution from one whose
     /// process died.
     pub owner_pid: u32,
+    /// The workflow document it runs, as accepted: what a resume runs again.
+    /// (`None` for executions recorded before documents were kept.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<Value>,
 }
 
 /// Which executions [`Store::list_executions`] returns, newest first.
@@ -157,6 +161,16 @@ pub enum StoreError {
     /// No such execution.
     #[error("unknown execution `{0}`")]
     UnknownExecution(String),
+    /// The execution is not interrupted, so it cannot be taken over.
+    #[error(
+        "execution `{id}` is {status}, not interrupted: only an execution whose process died can be resumed"
+    )]
+    NotResumable {
+        /// The execution.
+        id: String,
+        /// Where it is.
+        status: String,
+    },
 }
 
 impl Coded for StoreError {
@@ -164,6 +178,7 @@ impl Coded for StoreError {
         match self {
             StoreError::Database(_) => ErrorCode::Internal,
             StoreError::UnknownExecution(_) => ErrorCode::NotFound,
+            StoreError::NotResumable { .. } => ErrorCode::Conflict,
         }
     }
 }
@@ -177,6 +192,16 @@ pub enum Change {
     Create(ExecutionRecord),
     /// Moves a `pending` execution to `running` (it left the queue).
     Running(ExecutionId),
+    /// Takes over an `interrupted` execution to go on with it: `running`
+    /// again, owned by `owner_pid`. Fails with
+    /// [`StoreError::NotResumable`] when it is not interrupted (another
+    /// process took it first, or it is still running).
+    Resume {
+        /// The execution.
+        execution_id: ExecutionId,
+        /// The process that goes on with it.
+        owner_pid: u32,
+    },
     /// Appends entries, in order, to an execution's journal.
     Append {
         /// The execution.
@@ -203,6 +228,7 @@ impl Change {
         match self {
             Change::Create(record) => &record.id,
             Change::Running(id) => id,
+            Change::Resume { execution_id, .. } => execution_id,
             Change::Append { execution_id, .. } | Change::Finish { execution_id, .. } => {
                 execution_id
             }

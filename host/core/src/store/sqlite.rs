@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS executions (
     result TEXT,
     owner_pid INTEGER NOT NULL,
     created INTEGER NOT NULL,
-    cancel_requested TEXT
+    cancel_requested TEXT,
+    workflow TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_created ON executions(created);
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, created);
@@ -143,11 +144,13 @@ impl SqliteStore {
 /// Brings a database made by an earlier version up to the schema: columns
 /// added since are added (empty) to tables that lack them.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let has_cancel: bool = conn
-        .prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = 'cancel_requested'")?
-        .exists([])?;
-    if !has_cancel {
-        conn.execute_batch("ALTER TABLE executions ADD COLUMN cancel_requested TEXT")?;
+    for column in ["cancel_requested", "workflow"] {
+        let has: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = ?1")?
+            .exists([column])?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE executions ADD COLUMN {column} TEXT"))?;
+        }
     }
     Ok(())
 }
@@ -305,8 +308,8 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
                 .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
                 .map_err(db)?;
             conn.prepare_cached(
-                "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, created, workflow)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -319,7 +322,8 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
                     r.input.to_string(),
                     r.result.as_ref().map(Value::to_string),
                     r.owner_pid,
-                    created
+                    created,
+                    r.workflow.as_ref().map(Value::to_string)
                 ])
             })
             .map_err(db)?;
@@ -331,6 +335,36 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
             )
             .and_then(|mut stmt| stmt.execute(params![id.as_str()]))
             .map_err(db)?;
+            Ok(Vec::new())
+        }
+        Change::Resume {
+            execution_id,
+            owner_pid,
+        } => {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE executions SET status = 'running', owner_pid = ?2, finished_at = NULL,
+                       result = NULL, cancel_requested = NULL
+                     WHERE id = ?1 AND status = 'interrupted'",
+                )
+                .and_then(|mut stmt| stmt.execute(params![execution_id.as_str(), owner_pid]))
+                .map_err(db)?;
+            if changed == 0 {
+                let status: Option<String> = conn
+                    .prepare_cached("SELECT status FROM executions WHERE id = ?1")
+                    .and_then(|mut stmt| {
+                        stmt.query_row(params![execution_id.as_str()], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(db)?;
+                return Err(match status {
+                    None => StoreError::UnknownExecution(execution_id.to_string()),
+                    Some(status) => StoreError::NotResumable {
+                        id: execution_id.to_string(),
+                        status,
+                    },
+                });
+            }
             Ok(Vec::new())
         }
         Change::Append {
@@ -391,7 +425,7 @@ impl Store for SqliteStore {
     fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid
+                "SELECT id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, workflow
                  FROM executions WHERE id = ?1",
                 params![id],
                 |row| {
@@ -405,6 +439,7 @@ impl Store for SqliteStore {
                         input: json(row.get(6)?).unwrap_or(Value::Null),
                         result: json(row.get(7)?),
                         owner_pid: row.get(8)?,
+                        workflow: json(row.get(9)?),
                     })
                 },
             )

@@ -16,6 +16,7 @@ fn record(id: &str) -> ExecutionRecord {
         input: json!({"x": 1}),
         result: None,
         owner_pid: 4242,
+        workflow: None,
     }
 }
 
