@@ -336,8 +336,14 @@ mod tests {
         let bus = Arc::new(Bus::new());
         let mut watcher = bus.subscribe(10_000);
         let writer = JournalWriter::start(store.clone(), bus.clone()).unwrap();
-        writer.write(Change::Create(record("x"))).await.unwrap();
-        writer.write(Change::Create(record("y"))).await.unwrap();
+        writer
+            .write(Change::Create(Box::new(record("x"))))
+            .await
+            .unwrap();
+        writer
+            .write(Change::Create(Box::new(record("y"))))
+            .await
+            .unwrap();
         writer.send(Change::Running("x".into()));
         let (x, y) = (
             writer.sink("x".into(), vec![]),
@@ -378,7 +384,10 @@ mod tests {
         let writer = JournalWriter::start(store.clone(), Arc::new(Bus::new())).unwrap();
         // Events of an execution that was never recorded cannot be written.
         writer.sink("ghost".into(), vec![])(started("s", json!(1)));
-        writer.write(Change::Create(record("ghost"))).await.unwrap();
+        writer
+            .write(Change::Create(Box::new(record("ghost"))))
+            .await
+            .unwrap();
         let err = writer.write(finish("ghost")).await.unwrap_err();
         assert!(err.to_string().contains("not written"), "{err}");
         let err = writer.write(finish("nobody")).await.unwrap_err();

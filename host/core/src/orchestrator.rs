@@ -170,7 +170,7 @@ impl Orchestrator {
             owner_pid: std::process::id(),
             workflow: serde_json::to_value(workflow.workflow()).ok(),
         };
-        self.journal.write(Change::Create(record)).await?;
+        self.journal.write(Change::Create(Box::new(record))).await?;
         Ok(id)
     }
 

@@ -52,9 +52,10 @@ fn apply(inner: &mut Inner, change: &Change) -> Result<Vec<u64>, StoreError> {
         Change::Create(record) => {
             inner.created += 1;
             let created = inner.created;
-            inner
-                .executions
-                .insert(record.id.to_string(), (created, record.clone()));
+            inner.executions.insert(
+                record.id.to_string(),
+                (created, ExecutionRecord::clone(record)),
+            );
             Ok(Vec::new())
         }
         Change::Running(_) => {

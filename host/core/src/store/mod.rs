@@ -189,7 +189,7 @@ impl Coded for StoreError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Records a new execution.
-    Create(ExecutionRecord),
+    Create(Box<ExecutionRecord>),
     /// Moves a `pending` execution to `running` (it left the queue).
     Running(ExecutionId),
     /// Takes over an `interrupted` execution to go on with it: `running`
@@ -250,7 +250,7 @@ pub trait Store: Send + Sync {
 
     /// Records a new execution.
     fn create_execution(&self, record: &ExecutionRecord) -> Result<(), StoreError> {
-        commit_one(self, Change::Create(record.clone())).map(drop)
+        commit_one(self, Change::Create(Box::new(record.clone()))).map(drop)
     }
 
     /// Appends entries in order; returns their sequence numbers. Durable
