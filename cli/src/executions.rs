@@ -106,7 +106,7 @@ fn parse_time(flag: &str, text: &str) -> Result<String, Failure> {
 }
 
 /// The project's store, with executions whose process died marked so.
-fn open(state_dir: &Path) -> Result<SqliteStore, Failure> {
+pub fn open(state_dir: &Path) -> Result<SqliteStore, Failure> {
     let path = database(state_dir);
     if !path.is_file() {
         return Err(report(

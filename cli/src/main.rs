@@ -11,6 +11,7 @@ mod init;
 mod input;
 mod output;
 mod project;
+mod resume;
 mod scaffold;
 mod serve;
 mod testing;
@@ -157,6 +158,11 @@ enum Command {
         after_help = "Examples:\n  orchestr8 cancel 3f0c…-…\n  orchestr8 cancel 3f0c…-… --wait\n\nThe request is recorded in the state directory; the process running the\nexecution picks it up within a quarter of a second and cancels it (running\nsteps get their grace period, as with Ctrl-C). Exit code 1 when it had\nalready ended, 2 when there is no such execution."
     )]
     Cancel(executions::CancelArgs),
+    /// Go on with executions whose process died (killed, crashed, the
+    /// machine restarted), from their journals: steps that ended are not
+    /// run again.
+    #[command(after_help = RESUME_HELP)]
+    Resume(resume::ResumeArgs),
     /// Print the JSON Schema of workflow documents.
     #[command(
         after_help = "Examples:\n  orchestr8 schema > workflow.schema.json\n  orchestr8 schema --hash"
@@ -232,6 +238,21 @@ again if orchestr8.toml, the secrets file or a component changed (a new
 an agent that cannot load fails only the workflows that use it. On SIGINT/SIGTERM running executions get --grace-ms to finish,
 then are cancelled (the journal says so). Binding a non-loopback address
 needs a token (--token or ORCHESTR8_TOKEN), checked on every route but /health.";
+
+const RESUME_HELP: &str = "\
+Examples:
+  orchestr8 executions --status interrupted
+  orchestr8 resume 3f0c…-…
+  orchestr8 resume --all
+
+An execution whose process is gone is `interrupted`; resuming it goes on in
+this process as the same execution, into the same journal (an
+`execution-resumed` entry says what was done before). Steps recorded as
+ended keep their results and are not run again; steps that were running run
+again as new attempts, numbered after the recorded ones and counted against
+their maxAttempts; its timeouts count the time it ran, not the time it was
+down. `orchestr8 serve` resumes its project's interrupted executions when
+it starts.";
 
 const DEV_HELP: &str = "\
 Examples:
@@ -363,6 +384,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => executions::inspect(args).await,
             Command::Executions(args) => executions::list(args),
             Command::Cancel(args) => executions::cancel(args).await,
+            Command::Resume(args) => resume::resume(args, config).await,
             Command::Schema(args) => workflow::schema(args),
             Command::Agent(cmd) => agent::run(cmd, config).await,
             Command::Init(args) => init::init(args),

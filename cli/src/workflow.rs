@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::journal::JournalUpdate;
+use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::project::Project;
 use orchestr8_host::record::{Note, Record};
 use orchestr8_host::resilience::ResilienceEvent;
 use orchestr8_host::runtime::cancel_on_interrupt;
 use orchestr8_host::sandbox::{HttpFixtures, Sandbox, SandboxConfig};
-use orchestr8_host::store::JournalEntry;
+use orchestr8_host::store::{JournalEntry, StoreError};
 use orchestr8_host::workflow::{self, Plan, Workflow, WorkflowError};
 use orchestr8_host::{Coded, ErrorCode};
 use serde_json::Value;
@@ -223,28 +224,43 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
     let orchestrator = runtime
         .orchestrator()
         .map_err(|e| Failure::of(&e, exit::LOAD))?;
-    let mut progress = orchestrator.subscribe(65_536);
     let cancel = CancellationToken::new();
-    let on_ctrl_c = cancel_on_interrupt(cancel.clone(), || {
+    let style = Progress::chosen(args.quiet, args.json);
+    let running = orchestrator.run(&wf, variables, cancel.clone());
+    watch(
+        &orchestrator,
+        running,
+        cancel,
+        style,
+        fixtures.as_ref(),
+        &wf,
+        args.json,
+    )
+    .await
+}
+
+/// Runs `execution` (a run or a resume by `orchestrator`) to its end,
+/// showing its journal as `style` says, Ctrl-C cancelling it through
+/// `cancel`; then prints its result (as JSON with `json`) and answers the
+/// exit code: 0 when it succeeded.
+pub async fn watch(
+    orchestrator: &Orchestrator,
+    execution: impl Future<Output = Result<ExecutionResult, StoreError>>,
+    cancel: CancellationToken,
+    style: Progress,
+    fixtures: Option<&HttpFixtures>,
+    wf: &Workflow,
+    json: bool,
+) -> Outcome {
+    let mut progress = orchestrator.subscribe(65_536);
+    let on_ctrl_c = cancel_on_interrupt(cancel, || {
         output::notice("cancelling (running steps get the grace period to stop)…")
     });
-    let style = if args.quiet {
-        Progress::Quiet
-    } else if args.json {
-        Progress::Json
-    } else if output::json() {
-        Progress::Log
-    } else if std::io::stderr().is_terminal() {
-        Progress::People
-    } else {
-        Progress::Lines
-    };
     let show = |u: &JournalUpdate| style.show(&u.entry, &u.execution_id);
-    let running = orchestrator.run(&wf, variables, cancel);
-    tokio::pin!(running);
+    tokio::pin!(execution);
     let outcome = loop {
         tokio::select! {
-            done = &mut running => {
+            done = &mut execution => {
                 while let Some(u) = progress.try_recv() {
                     show(&u);
                 }
@@ -254,7 +270,7 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
         }
     };
     on_ctrl_c.abort();
-    for request in fixtures.iter().flat_map(HttpFixtures::unhandled) {
+    for request in fixtures.into_iter().flat_map(HttpFixtures::unhandled) {
         output::line(
             "ERROR",
             "orchestr8",
@@ -263,13 +279,13 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
         );
     }
     let result = outcome.map_err(|e| Failure::of(&e, exit::FAILED))?;
-    if args.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&result).unwrap_or_default()
         );
     } else {
-        print_result(&wf, &result);
+        print_result(wf, &result);
     }
     if result.status == ExecutionStatus::Succeeded {
         Ok(exit::OK)
@@ -360,7 +376,7 @@ fn grant_hint(details: &Value) -> Option<String> {
 
 /// How `run` shows progress.
 #[derive(Clone, Copy)]
-enum Progress {
+pub enum Progress {
     /// Nothing.
     Quiet,
     /// One JSON object per journal entry (for scripts).
@@ -374,6 +390,22 @@ enum Progress {
 }
 
 impl Progress {
+    /// What `--quiet` and `--json` ask for, else what suits where stderr
+    /// goes.
+    pub fn chosen(quiet: bool, json: bool) -> Self {
+        if quiet {
+            Progress::Quiet
+        } else if json {
+            Progress::Json
+        } else if output::json() {
+            Progress::Log
+        } else if std::io::stderr().is_terminal() {
+            Progress::People
+        } else {
+            Progress::Lines
+        }
+    }
+
     /// Prints one entry. A closed stderr (`run … 2>&1 | head`) must not
     /// stop the execution, so write errors are ignored rather than panicking
     /// as `eprintln!` would.
@@ -422,6 +454,13 @@ fn person_line(e: &JournalEntry) -> Option<String> {
     let took = took(e.duration_ms());
     Some(match event {
         ExecutionEvent::ExecutionStarted { workflow_name, .. } => format!("▶ {workflow_name}"),
+        ExecutionEvent::ExecutionResumed {
+            restored, rerun, ..
+        } => format!(
+            "▶ resumed: {} step(s) done before, {} to run again",
+            restored.len(),
+            rerun.len()
+        ),
         ExecutionEvent::StepStarted {
             step_id, agent_id, ..
         } => format!("  … {step_id} ({agent_id})"),
@@ -489,6 +528,17 @@ fn detail(record: &Record) -> String {
         ExecutionEvent::AgentLog { line, .. } => format!(": {}", line.message),
         ExecutionEvent::AgentEvent { event, .. } => format!(": {} {}", event.kind, event.payload),
         ExecutionEvent::ExecutionStarted { workflow_name, .. } => format!(": {workflow_name}"),
+        ExecutionEvent::ExecutionResumed {
+            restored,
+            rerun,
+            ran_ms,
+            down_ms,
+            owner_pid,
+        } => format!(
+            ": by process {owner_pid}; done before: [{}]; run again: [{}]; ran {ran_ms} ms, down {down_ms} ms",
+            restored.join(", "),
+            rerun.join(", ")
+        ),
         _ => String::new(),
     }
 }

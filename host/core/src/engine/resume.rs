@@ -106,7 +106,12 @@ fn time(at: &str) -> Option<SystemTime> {
 impl Progress {
     /// Reads the journal of execution `id`, in order.
     pub fn from_journal(id: &str, entries: &[JournalEntry]) -> Result<Progress, ResumeError> {
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+        // The journal's own notes (the interruption, marked when it was
+        // found) say nothing of how long the execution ran.
+        let events = entries
+            .iter()
+            .filter(|e| matches!(e.record, Record::Event(_)));
+        let (Some(first), Some(last)) = (events.clone().next(), events.last()) else {
             return Err(ResumeError::NoJournal(id.to_string()));
         };
         let mut progress = Progress::default();

@@ -330,7 +330,15 @@ pub fn process_alive(pid: u32) -> bool {
         return true;
     }
     if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
+        // A killed process whose parent has not reaped it yet (common in
+        // containers without an init) is a zombie: still in /proc, but dead.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_none_or(|state| !matches!(state, 'Z' | 'X')),
+            Err(_) => false,
+        }
     } else {
         true
     }
