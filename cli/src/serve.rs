@@ -54,6 +54,10 @@ pub struct ServerArgs {
     /// The longest `?wait=true` waits, in milliseconds.
     #[arg(long, default_value_t = 60_000)]
     max_wait_ms: u64,
+    /// Leave executions whose process died interrupted instead of resuming
+    /// them at start (`orchestr8 resume` can later).
+    #[arg(long)]
+    no_resume: bool,
 }
 
 impl ServerArgs {
@@ -183,6 +187,22 @@ pub async fn serve_api(
         Arc::new(Metrics::new(Some(runtime.resilience().clone()))),
     );
     let router = service.router(&http);
+    let resumed = if args.no_resume {
+        Vec::new()
+    } else {
+        service.resume_interrupted()
+    };
+    if !resumed.is_empty() {
+        output::notice(&format!(
+            "resuming {} execution(s) whose process died: {}",
+            resumed.len(),
+            resumed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     announce(&listener);
     let grace = Duration::from_millis(args.listen.grace_ms);
     let stop = CancellationToken::new();

@@ -35,7 +35,7 @@ use super::{ApiError, HttpOptions, Metrics, harden, openapi};
 use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::error::ErrorCode;
 use orchestr8_host::ids::ExecutionId;
-use orchestr8_host::orchestrator::Orchestrator;
+use orchestr8_host::orchestrator::{Orchestrator, Resumable};
 use orchestr8_host::record::Record;
 use orchestr8_host::registry::AgentRegistry;
 use orchestr8_host::store::{
@@ -69,6 +69,14 @@ impl Default for ServiceOptions {
 
 /// Resolves to the result once the execution ends.
 type Done = watch::Receiver<Option<Arc<ExecutionResult>>>;
+
+/// How a background execution begins.
+enum Begin {
+    /// Just accepted: the plan, its variables, when its request arrived.
+    Fresh(Plan, BTreeMap<String, Value>, tokio::time::Instant),
+    /// Taken over from a process that died.
+    Resumed(Box<Resumable>),
+}
 
 struct Live {
     cancel: CancellationToken,
@@ -238,6 +246,46 @@ impl ExecutionService {
                 return Err(ApiError::from(&e));
             }
         };
+        let done = self.spawn(id.clone(), Begin::Fresh(wf, variables, accepted));
+        Ok((id, done))
+    }
+
+    /// Goes on with the executions of this state whose process died,
+    /// each in the background as if just accepted (listed, cancellable):
+    /// what a restarted server does first. Returns their ids; one that
+    /// cannot go on (its agent is gone) is logged and left interrupted.
+    pub fn resume_interrupted(self: &Arc<Self>) -> Vec<ExecutionId> {
+        let query = ExecutionQuery {
+            status: Some(ExecutionStatus::Interrupted),
+            limit: 1000,
+            ..ExecutionQuery::default()
+        };
+        let found = match self.orchestrator.store().list_executions(&query) {
+            Ok(page) => page.executions,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list interrupted executions");
+                return Vec::new();
+            }
+        };
+        let agents = self.agents.current();
+        let mut resumed = Vec::new();
+        for summary in found.into_iter().rev() {
+            let id = summary.execution_id;
+            match self.orchestrator.prepare_resume(&id, agents.as_ref()) {
+                Ok(resumable) => {
+                    self.admitted.fetch_add(1, Ordering::SeqCst);
+                    self.spawn(id.clone(), Begin::Resumed(Box::new(resumable)));
+                    resumed.push(id);
+                }
+                Err(e) => tracing::warn!(execution_id = %id, error = %e, "not resumed"),
+            }
+        }
+        resumed
+    }
+
+    /// Runs an admitted execution in the background: it waits for a
+    /// permit, runs, and is answered to those waiting on it.
+    fn spawn(self: &Arc<Self>, id: ExecutionId, begin: Begin) -> Done {
         let cancel = CancellationToken::new();
         let (done_tx, done_rx) = watch::channel(None);
         if let Ok(mut live) = self.live.lock() {
@@ -251,7 +299,7 @@ impl ExecutionService {
         }
         self.update_gauges();
         let service = self.clone();
-        let exec_id = id.clone();
+        let exec_id = id;
         let task = async move {
             let permit = tokio::select! {
                 p = service.permits.clone().acquire_owned() => p.ok(),
@@ -260,10 +308,15 @@ impl ExecutionService {
             service.running.fetch_add(1, Ordering::SeqCst);
             service.update_gauges();
             // Cancelled while queued: the engine still records it, at once.
-            let result = service
-                .orchestrator
-                .execute(exec_id.clone(), &wf, variables, cancel, accepted)
-                .await;
+            let result = match begin {
+                Begin::Fresh(wf, variables, accepted) => {
+                    service
+                        .orchestrator
+                        .execute(exec_id.clone(), &wf, variables, cancel, accepted)
+                        .await
+                }
+                Begin::Resumed(resumable) => service.orchestrator.resume(*resumable, cancel).await,
+            };
             drop(permit);
             match result {
                 Ok(result) => {
@@ -282,7 +335,7 @@ impl ExecutionService {
         };
         // The orchestrator opens the execution span, under the request's.
         self.tasks.spawn(task.in_current_span());
-        Ok((id, done_rx))
+        done_rx
     }
 
     fn record(&self, id: &str) -> Result<ExecutionRecord, ApiError> {
