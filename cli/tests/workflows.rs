@@ -559,3 +559,158 @@ fn cancel_stops_an_execution_another_process_runs() {
         stderr(&out)
     );
 }
+
+/// A project running the `tally` agent (granted `marks/` to leave a marker
+/// per attempt) with a workflow of parallel branches, a retried step and a
+/// fallback; returns the workflow file and the marks directory.
+fn tally_project(dir: &Path) -> (PathBuf, PathBuf) {
+    let marks = dir.join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let component = root().join("agents/target/wasm32-wasip2/release/tally.wasm");
+    assert!(component.is_file(), "build the agents first: scripts/test");
+    std::fs::write(
+        dir.join("orchestr8.toml"),
+        format!(
+            "[project]\nname = \"crash\"\n\n[agents.\"@test/tally\"]\ncomponent = \"{}\"\n\n[agents.\"@test/tally\".grants]\ndirs = [{{ host = \"marks\", guest = \"/marks\", writable = true }}]\n",
+            component.display()
+        ),
+    )
+    .unwrap();
+    let step = |id: &str, deps: &[&str], mapping: Value| json!({"id": id, "name": id, "agent": {"id": "@test/tally"}, "dependencies": deps, "input": {"mapping": mapping}});
+    let mut retried = step(
+        "b",
+        &["a"],
+        json!({"parts": ["${steps.a.output.value}", "b"], "ms": 120, "failures": 1}),
+    );
+    retried["policies"] = json!({"retry": {"maxAttempts": 3, "baseDelayMs": 100}});
+    let mut failing = step(
+        "c",
+        &["a"],
+        json!({"parts": ["${steps.a.output.value}", "c"], "ms": 80, "fail": true}),
+    );
+    failing["onError"] = json!("fallback");
+    failing["fallbackStepId"] = json!("d");
+    let wf = json!({
+        "version": "1.0.0", "schemaVersion": "1.0.0",
+        "metadata": {"id": "6f9619ff-8b86-4d11-b42d-00c04fc964f1", "name": "crash"},
+        "policies": {"concurrency": {"maxConcurrentSteps": 2}},
+        "steps": [
+            step("a", &[], json!({"parts": ["a"], "ms": 150})),
+            retried,
+            failing,
+            step("d", &[], json!({"parts": ["d"], "ms": 100})),
+            step("e", &["b", "c"], json!({"parts": ["${steps.b.output.value}", "${steps.c.output.value}", "e"], "ms": 100})),
+        ]
+    });
+    let file = dir.join("crash.json");
+    std::fs::write(&file, wf.to_string()).unwrap();
+    (file, marks)
+}
+
+/// Markers left in `marks` by step `step` of execution `id`.
+fn marks_of(marks: &Path, id: &str, step: &str) -> usize {
+    std::fs::read_dir(marks)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with(&format!("{id}.{step}."))
+        })
+        .count()
+}
+
+fn outputs(result: &Value) -> Value {
+    let steps = result["steps"].as_object().unwrap();
+    steps
+        .iter()
+        .map(|(id, s)| (id.clone(), json!([s["status"], s["output"]])))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// Killed (SIGKILL) anywhere in a workflow with parallel branches, a retry
+/// and a fallback, then resumed: the outputs are those of a run never
+/// interrupted, and no step recorded as succeeded ran again (counted by
+/// the markers the agent leaves from inside its sandbox).
+#[test]
+fn an_execution_killed_anywhere_resumes_to_the_same_outputs_without_rerunning_what_succeeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, marks) = tally_project(dir.path());
+    let file = file.to_str().unwrap();
+    let project = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_orchestr8"));
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env(
+                "ORCHESTR8_CACHE_DIR",
+                std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+            )
+            .env("NO_COLOR", "1")
+            .env_remove("ORCHESTR8_STATE_DIR");
+        command
+    };
+    let out = project(&["run", file, "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let expected = outputs(&serde_json::from_slice(&out.stdout).unwrap());
+    assert_eq!(expected["e"][1]["value"], "a+b+a+c+e", "{expected}");
+    assert_eq!(expected["c"][0], "succeeded", "the fallback stands in");
+
+    let mut resumed = 0;
+    for kill_after_ms in [60, 200, 330, 420, 520, 640] {
+        let mut running = project(&["run", file, "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait for the execution to exist, then let it run a while.
+        let state = dir.path().join(".orchestr8");
+        let id = running_id(&state, &mut running);
+        std::thread::sleep(std::time::Duration::from_millis(kill_after_ms));
+        running.kill().unwrap();
+        running.wait().unwrap();
+
+        // What had succeeded, and how often it had run, before the crash.
+        let out = project(&["inspect", &id, "--json"]).output().unwrap();
+        let before: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let succeeded: Vec<String> = before["journal"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "step-succeeded")
+            .map(|e| e["stepId"].as_str().unwrap().to_string())
+            .collect();
+        let ran_before: Vec<usize> = succeeded.iter().map(|s| marks_of(&marks, &id, s)).collect();
+        if before["execution"]["status"] == "succeeded" {
+            continue;
+        }
+        resumed += 1;
+
+        let out = project(&["resume", &id, "--json", "--quiet"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "killed after {kill_after_ms} ms: {}",
+            stderr(&out)
+        );
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            outputs(&result),
+            expected,
+            "killed after {kill_after_ms} ms"
+        );
+        let ran_after: Vec<usize> = succeeded.iter().map(|s| marks_of(&marks, &id, s)).collect();
+        assert_eq!(
+            ran_before, ran_after,
+            "killed after {kill_after_ms} ms: {succeeded:?} ran again"
+        );
+        let out = project(&["inspect", &id]).output().unwrap();
+        let timeline = String::from_utf8_lossy(&out.stdout);
+        assert!(timeline.contains("execution-resumed"), "{timeline}");
+        assert!(
+            timeline.contains("execution-finished succeeded"),
+            "{timeline}"
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! Tally: leaves one marker file per attempt in its granted `/marks`
+//! directory (named by execution, step and attempt), so a test can count
+//! how often each step really ran, a thing only the sandbox can do. Then it
+//! pauses `ms` and answers its `parts` joined, or fails its first
+//! `failures` attempts with a retryable error, or, when its step's config
+//! says `"fail": true`, every attempt with a fatal one (config, not input:
+//! a fallback gets the failed step's input but its own config).
+
+use std::time::Duration;
+
+use orchestr8_agent_sdk::{Agent, AgentError, Context, JsonSchema, export_agent};
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Input {
+    /// Joined with `+` into the answer.
+    pub parts: Vec<String>,
+    /// How long to pause before answering, in milliseconds.
+    #[serde(default)]
+    pub ms: u64,
+    /// Attempts that fail (retryably) before one succeeds.
+    #[serde(default)]
+    pub failures: u32,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Output {
+    pub value: String,
+}
+
+pub struct Tally;
+
+impl Agent for Tally {
+    const ID: &'static str = "@test/tally";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Leaves a marker per attempt, pauses, answers its parts joined.";
+    type Input = Input;
+    type Output = Output;
+
+    fn process(input: Input, ctx: &Context) -> Result<Output, AgentError> {
+        let marker = format!(
+            "/marks/{}.{}.{}",
+            ctx.execution_id(),
+            ctx.step_id(),
+            ctx.attempt()
+        );
+        std::fs::write(&marker, b"ran")
+            .map_err(|e| AgentError::fatal(format!("cannot leave {marker}: {e}")))?;
+        std::thread::sleep(Duration::from_millis(input.ms));
+        if ctx.config_value()["fail"] == true {
+            return Err(AgentError::fatal("fails on purpose"));
+        }
+        if ctx.attempt() <= input.failures {
+            return Err(AgentError::retryable("fails this attempt on purpose"));
+        }
+        Ok(Output {
+            value: input.parts.join("+"),
+        })
+    }
+}
+
+export_agent!(Tally);
