@@ -1111,3 +1111,69 @@ fn dev_rebuilds_and_serves_an_agent_as_soon_as_it_is_saved() {
     assert_eq!(status, 200, "{result}");
     assert_eq!(result["status"], "succeeded", "{result}");
 }
+
+/// `serve` killed (SIGKILL) with an execution in flight: started again on
+/// the same port and state, it resumes the execution, and a client polling
+/// the API sees it finish through the new process, in one journal.
+#[test]
+fn a_server_killed_mid_execution_resumes_it_when_it_starts_again() {
+    let state = tempfile::tempdir().unwrap();
+    let mut first = serve(&[], state.path());
+    let base = first.base.clone();
+    let steps = json!([
+        { "id": "stats", "name": "stats", "agent": { "id": "@orchestr8/text-stats" }, "input": { "mapping": { "text": "one two" } } },
+        { "id": "nap", "name": "nap", "agent": { "id": "@hostile/sleep" }, "dependencies": ["stats"], "input": { "mapping": { "seconds": 1 } } },
+        { "id": "after", "name": "after", "agent": { "id": "@orchestr8/text-stats" }, "dependencies": ["nap"],
+          "input": { "mapping": { "text": "${steps.stats.output.words} words" } } }
+    ]);
+    let (status, accepted) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": workflow(steps) }).to_string(),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["executionId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&format!("{base}/executions/{id}")).1["steps"]["nap"]["status"] != "running" {
+        assert!(Instant::now() < deadline, "the nap never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let address = base.trim_start_matches("http://");
+    let agents = agents_dir();
+    let _second = start(
+        &[
+            "serve",
+            "--bind",
+            address,
+            "--agents-dir",
+            agents.to_str().unwrap(),
+        ],
+        state.path(),
+    );
+    let view = poll_until_final(&base, &id);
+    assert_eq!(view["status"], "succeeded", "{view}");
+    assert_eq!(view["steps"]["after"]["output"]["words"], 2, "{view}");
+    let (_, page) = get(&format!("{base}/executions/{id}/journal?limit=1000"));
+    let kinds: Vec<&str> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    let at = |kind: &str| kinds.iter().position(|k| *k == kind).unwrap();
+    assert!(
+        at("execution-interrupted") < at("execution-resumed"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "execution-started").count(),
+        1
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "step-succeeded").count(),
+        3,
+        "stats ran once: {kinds:?}"
+    );
+}
