@@ -65,6 +65,15 @@ impl Context {
         &self.step_id
     }
 
+    /// `<execution id>:<step id>`: the same for every attempt of this step,
+    /// also after its execution is resumed in another process (a step that
+    /// was running when its host died runs again). An agent with effects
+    /// outside (a payment, an email) sends it along, or keeps it, so doing
+    /// the work twice has the effect once.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.execution_id, self.step_id)
+    }
+
     /// Attempt number, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt

@@ -613,7 +613,7 @@ fn marks_of(marks: &Path, id: &str, step: &str) -> usize {
         .unwrap()
         .filter(|e| {
             let name = e.as_ref().unwrap().file_name();
-            name.to_string_lossy().starts_with(&format!("{id}.{step}."))
+            name.to_string_lossy().starts_with(&format!("{id}:{step}."))
         })
         .count()
 }

@@ -104,5 +104,18 @@ class ErrorTest(unittest.TestCase):
             AgentError("odd", "x")
 
 
+class IdempotencyKeyTest(unittest.TestCase):
+    def test_every_attempt_of_a_step_shares_it(self) -> None:
+        from orchestr8_agent import Context
+
+        first = Context("exec-1", "charge", 1, 0, {})
+        retry = Context("exec-1", "charge", 3, 0, {})
+        self.assertEqual(first.idempotency_key, "exec-1:charge")
+        self.assertEqual(first.idempotency_key, retry.idempotency_key)
+        self.assertNotEqual(
+            first.idempotency_key, Context("exec-2", "charge", 1, 0, {}).idempotency_key
+        )
+
+
 if __name__ == "__main__":
     unittest.main()

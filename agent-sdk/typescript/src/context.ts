@@ -37,6 +37,17 @@ export class Context {
   }
 
   /**
+   * `<execution id>:<step id>`: the same for every attempt of this step, also
+   * after its execution is resumed in another process (a step that was
+   * running when its host died runs again). An agent with effects outside (a
+   * payment, an email) sends it along, or keeps it, so doing the work twice
+   * has the effect once.
+   */
+  idempotencyKey(): string {
+    return `${this.executionId}:${this.stepId}`;
+  }
+
+  /**
    * The configuration read with a zod type; a mismatch is an invalid-input
    * error naming the field.
    */

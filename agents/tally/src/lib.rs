@@ -1,5 +1,5 @@
 //! Tally: leaves one marker file per attempt in its granted `/marks`
-//! directory (named by execution, step and attempt), so a test can count
+//! directory (named by its idempotency key and attempt), so a test can count
 //! how often each step really ran, a thing only the sandbox can do. Then it
 //! pauses `ms` and answers its `parts` joined, or fails its first
 //! `failures` attempts with a retryable error, or, when its step's config
@@ -38,12 +38,7 @@ impl Agent for Tally {
     type Output = Output;
 
     fn process(input: Input, ctx: &Context) -> Result<Output, AgentError> {
-        let marker = format!(
-            "/marks/{}.{}.{}",
-            ctx.execution_id(),
-            ctx.step_id(),
-            ctx.attempt()
-        );
+        let marker = format!("/marks/{}.{}", ctx.idempotency_key(), ctx.attempt());
         std::fs::write(&marker, b"ran")
             .map_err(|e| AgentError::fatal(format!("cannot leave {marker}: {e}")))?;
         std::thread::sleep(Duration::from_millis(input.ms));

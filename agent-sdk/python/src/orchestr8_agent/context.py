@@ -37,6 +37,15 @@ class Context:
         self.config = config
         """The agent's configuration from the workflow or project (a dict)."""
 
+    @property
+    def idempotency_key(self) -> str:
+        """``<execution id>:<step id>``: the same for every attempt of this
+        step, also after its execution is resumed in another process (a step
+        that was running when its host died runs again). An agent with
+        effects outside (a payment, an email) sends it along, or keeps it,
+        so doing the work twice has the effect once."""
+        return f"{self.execution_id}:{self.step_id}"
+
     def config_as(self, tp: type[T]) -> T:
         """The configuration read as ``tp`` (a dataclass, typically); a
         mismatch is an invalid-input error naming the field."""
