@@ -1177,3 +1177,81 @@ fn a_server_killed_mid_execution_resumes_it_when_it_starts_again() {
         "stats ran once: {kinds:?}"
     );
 }
+
+/// `POST /workflows/execute` with an `Idempotency-Key` header.
+fn execute_keyed(base: &str, key: &str, body: &Value, wait: bool) -> (u16, Value, bool) {
+    let mut response = agent()
+        .post(&format!("{base}/workflows/execute?wait={wait}"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .send(body.to_string())
+        .unwrap();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap(), replayed)
+}
+
+/// A request repeated with its idempotency key (the header, or the
+/// workflow's `policies.idempotencyKey`) answers the execution the first
+/// one started, also when the repeats race; the key with another request is
+/// 409; a malformed key is 400.
+#[test]
+fn an_idempotency_key_starts_one_execution_however_often_it_is_sent() {
+    let state = tempfile::tempdir().unwrap();
+    let server = serve(&[], state.path());
+    let base = server.base.as_str();
+    let body = json!({ "workflow": stats_workflow() });
+    let (status, first, replayed) = execute_keyed(base, "order-7", &body, true);
+    assert_eq!((status, replayed), (200, false), "{first}");
+    let id = first["executionId"].as_str().unwrap();
+    let (status, again, replayed) = execute_keyed(base, "order-7", &body, true);
+    assert_eq!((status, replayed), (200, true), "{again}");
+    assert_eq!(again["executionId"], id);
+    assert_eq!(again["steps"], first["steps"]);
+    let (status, accepted, _) = execute_keyed(base, "order-7", &body, false);
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(
+        (&accepted["executionId"], &accepted["status"]),
+        (&json!(id), &json!("succeeded"))
+    );
+
+    let other = json!({ "workflow": stats_workflow(), "input": { "extra": 1 } });
+    let (status, error, _) = execute_keyed(base, "order-7", &other, false);
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(error["error"]["details"]["executionId"], id);
+    let (status, error, _) = execute_keyed(base, "not a key!", &body, false);
+    assert_eq!(status, 400, "{error}");
+
+    // Racing repeats start one execution.
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| execute_keyed(base, "race-1", &body, false)))
+            .collect();
+        racers
+            .into_iter()
+            .map(|r| {
+                let (status, v, _) = r.join().unwrap();
+                assert_eq!(status, 202, "{v}");
+                v["executionId"].as_str().unwrap().to_string()
+            })
+            .collect()
+    });
+    assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+
+    // The workflow's own key, from the request's variables.
+    let mut keyed = stats_workflow();
+    keyed["policies"]["idempotencyKey"] = json!("order-${variables.order}");
+    let run = |order: u32| {
+        let (status, result) = post(
+            &format!("{base}/workflows/execute?wait=true"),
+            &json!({ "workflow": keyed, "input": { "order": order } }).to_string(),
+        );
+        assert_eq!(status, 200, "{result}");
+        result["executionId"].as_str().unwrap().to_string()
+    };
+    assert_eq!(run(8), run(8));
+    assert_ne!(run(8), run(9));
+    let (_, page) = get(&format!("{base}/executions?limit=100"));
+    assert_eq!(page["executions"].as_array().unwrap().len(), 4, "{page}");
+}

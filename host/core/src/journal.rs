@@ -318,6 +318,8 @@ mod tests {
             result: None,
             owner_pid: std::process::id(),
             workflow: None,
+            idempotency_key: None,
+            request_hash: None,
         }
     }
 

@@ -154,6 +154,19 @@ impl Orchestrator {
         workflow: &Plan,
         variables: &BTreeMap<String, Value>,
     ) -> Result<ExecutionId, StoreError> {
+        self.create_keyed(workflow, variables, None).await
+    }
+
+    /// [`Orchestrator::create`], recording the idempotency key and the
+    /// digest of the request it came with (`(key, digest)`); fails with
+    /// [`StoreError::DuplicateKey`] when another execution holds the key.
+    pub async fn create_keyed(
+        &self,
+        workflow: &Plan,
+        variables: &BTreeMap<String, Value>,
+        key: Option<(String, String)>,
+    ) -> Result<ExecutionId, StoreError> {
+        let (idempotency_key, request_hash) = key.unzip();
         // Time-ordered (see ExecutionId::new): the journal's rows of
         // executions running together sit side by side in its B-tree, so a
         // group commit writes a few pages instead of one per execution.
@@ -169,6 +182,8 @@ impl Orchestrator {
             result: None,
             owner_pid: std::process::id(),
             workflow: serde_json::to_value(workflow.workflow()).ok(),
+            idempotency_key,
+            request_hash,
         };
         self.journal.write(Change::Create(Box::new(record))).await?;
         Ok(id)

@@ -108,10 +108,10 @@ impl Progress {
     pub fn from_journal(id: &str, entries: &[JournalEntry]) -> Result<Progress, ResumeError> {
         // The journal's own notes (the interruption, marked when it was
         // found) say nothing of how long the execution ran.
-        let events = entries
+        let mut events = entries
             .iter()
             .filter(|e| matches!(e.record, Record::Event(_)));
-        let (Some(first), Some(last)) = (events.clone().next(), events.last()) else {
+        let (Some(first), Some(last)) = (events.clone().next(), events.next_back()) else {
             return Err(ResumeError::NoJournal(id.to_string()));
         };
         let mut progress = Progress::default();

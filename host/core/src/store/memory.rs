@@ -50,6 +50,14 @@ fn apply(inner: &mut Inner, change: &Change) -> Result<Vec<u64>, StoreError> {
     let id = change.execution_id();
     match change {
         Change::Create(record) => {
+            if let Some(key) = &record.idempotency_key
+                && inner
+                    .executions
+                    .values()
+                    .any(|(_, r)| r.idempotency_key.as_ref() == Some(key))
+            {
+                return Err(StoreError::DuplicateKey(key.clone()));
+            }
             inner.created += 1;
             let created = inner.created;
             inner.executions.insert(
@@ -153,6 +161,23 @@ impl Store for MemoryStore {
         found.sort_by_key(|(_, created)| std::cmp::Reverse(*created));
         found.truncate(query.limit + 1);
         Ok(page(found, query.limit))
+    }
+
+    fn execution_by_key(&self, key: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .executions
+            .values()
+            .map(|(_, r)| r)
+            .find(|r| r.idempotency_key.as_deref() == Some(key))
+            .cloned())
+    }
+
+    fn release_key(&self, id: &str) -> Result<(), StoreError> {
+        if let Some((_, r)) = self.lock().executions.get_mut(id) {
+            r.idempotency_key = None;
+        }
+        Ok(())
     }
 
     fn request_cancel(&self, id: &str, _at: &str) -> Result<Option<ExecutionRecord>, StoreError> {

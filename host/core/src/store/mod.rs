@@ -51,6 +51,13 @@ pub struct ExecutionRecord {
     /// (`None` for executions recorded before documents were kept.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workflow: Option<Value>,
+    /// The idempotency key it was started with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// A digest of the request that started it (workflow and input), to
+    /// tell a repeated request from another one reusing its key.
+    #[serde(skip)]
+    pub request_hash: Option<String>,
 }
 
 /// Which executions [`Store::list_executions`] returns, newest first.
@@ -161,6 +168,9 @@ pub enum StoreError {
     /// No such execution.
     #[error("unknown execution `{0}`")]
     UnknownExecution(String),
+    /// Another execution has this idempotency key.
+    #[error("an execution with idempotency key `{0}` exists")]
+    DuplicateKey(String),
     /// The execution is not interrupted, so it cannot be taken over.
     #[error(
         "execution `{id}` is {status}, not interrupted: only an execution whose process died can be resumed"
@@ -178,7 +188,7 @@ impl Coded for StoreError {
         match self {
             StoreError::Database(_) => ErrorCode::Internal,
             StoreError::UnknownExecution(_) => ErrorCode::NotFound,
-            StoreError::NotResumable { .. } => ErrorCode::Conflict,
+            StoreError::NotResumable { .. } | StoreError::DuplicateKey(_) => ErrorCode::Conflict,
         }
     }
 }
@@ -298,6 +308,11 @@ pub trait Store: Send + Sync {
     fn last_execution(&self) -> Result<Option<String>, StoreError>;
     /// The executions `query` selects, newest first, a page at a time.
     fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError>;
+    /// The execution started with idempotency key `key`, if any.
+    fn execution_by_key(&self, key: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+    /// Frees the idempotency key of execution `id` (past its retention), so
+    /// a new execution can take it.
+    fn release_key(&self, id: &str) -> Result<(), StoreError>;
     /// Asks the process that runs execution `id` to cancel it: the
     /// request is recorded when the execution is still pending or running,
     /// and that process finds it through [`Store::cancel_requests`].
@@ -363,6 +378,17 @@ pub fn stored_time(text: &str) -> Option<String> {
         .or_else(|_| humantime::parse_rfc3339(text))
         .ok()?;
     Some(humantime::format_rfc3339_millis(parsed).to_string())
+}
+
+/// Whether the time `at` (as the store keeps times) is less than `age`
+/// ago. A time that does not parse counts as long ago.
+pub fn within(at: &str, age: std::time::Duration) -> bool {
+    humantime::parse_rfc3339_weak(at).is_ok_and(|t| {
+        // A time ahead of this clock (another machine's) is recent.
+        std::time::SystemTime::now()
+            .duration_since(t)
+            .map_or(true, |ago| ago < age)
+    })
 }
 
 /// Now, as RFC 3339 with milliseconds.

@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS executions (
     owner_pid INTEGER NOT NULL,
     created INTEGER NOT NULL,
     cancel_requested TEXT,
-    workflow TEXT
+    workflow TEXT,
+    idempotency_key TEXT,
+    request_hash TEXT
 );
 CREATE INDEX IF NOT EXISTS executions_created ON executions(created);
 CREATE INDEX IF NOT EXISTS executions_status ON executions(status, created);
@@ -107,6 +109,14 @@ fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -144,7 +154,12 @@ impl SqliteStore {
 /// Brings a database made by an earlier version up to the schema: columns
 /// added since are added (empty) to tables that lack them.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    for column in ["cancel_requested", "workflow"] {
+    for column in [
+        "cancel_requested",
+        "workflow",
+        "idempotency_key",
+        "request_hash",
+    ] {
         let has: bool = conn
             .prepare("SELECT 1 FROM pragma_table_info('executions') WHERE name = ?1")?
             .exists([column])?;
@@ -152,7 +167,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             conn.execute_batch(&format!("ALTER TABLE executions ADD COLUMN {column} TEXT"))?;
         }
     }
-    Ok(())
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS executions_idempotency
+           ON executions(idempotency_key) WHERE idempotency_key IS NOT NULL",
+    )
 }
 
 /// The WAL hook: after a commit that leaves `frames` in the WAL past the
@@ -243,6 +261,29 @@ fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     Ok(tx)
 }
 
+/// The columns [`record`] reads, in its order.
+const RECORD_COLUMNS: &str =
+    "SELECT id, workflow_id, workflow_name, status, started_at, finished_at,
+    input, result, owner_pid, workflow, idempotency_key, request_hash FROM executions";
+
+/// An execution record from a row of [`RECORD_COLUMNS`].
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord> {
+    Ok(ExecutionRecord {
+        id: ExecutionId::from(row.get::<_, String>(0)?),
+        workflow_id: row.get(1)?,
+        workflow_name: row.get(2)?,
+        status: status(&row.get::<_, String>(3)?),
+        started_at: row.get(4)?,
+        finished_at: row.get(5)?,
+        input: json(row.get(6)?).unwrap_or(Value::Null),
+        result: json(row.get(7)?),
+        owner_pid: row.get(8)?,
+        workflow: json(row.get(9)?),
+        idempotency_key: row.get(10)?,
+        request_hash: row.get(11)?,
+    })
+}
+
 /// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`),
 /// waiting for it through the busy handler. A deferred one would read
 /// first and then ask to write, and SQLite answers that upgrade with an
@@ -308,8 +349,8 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
                 .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)))
                 .map_err(db)?;
             conn.prepare_cached(
-                "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, created, workflow)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, created, workflow, idempotency_key, request_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -323,10 +364,15 @@ fn apply(conn: &Connection, change: &Change) -> Result<Vec<u64>, StoreError> {
                     r.result.as_ref().map(Value::to_string),
                     r.owner_pid,
                     created,
-                    r.workflow.as_ref().map(Value::to_string)
+                    r.workflow.as_ref().map(Value::to_string),
+                    r.idempotency_key,
+                    r.request_hash
                 ])
             })
-            .map_err(db)?;
+            .map_err(|e| match &r.idempotency_key {
+                Some(key) if is_unique_violation(&e) => StoreError::DuplicateKey(key.clone()),
+                _ => db(e),
+            })?;
             Ok(Vec::new())
         }
         Change::Running(id) => {
@@ -425,25 +471,32 @@ impl Store for SqliteStore {
     fn execution(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
         self.conn()
             .query_row(
-                "SELECT id, workflow_id, workflow_name, status, started_at, finished_at, input, result, owner_pid, workflow
-                 FROM executions WHERE id = ?1",
+                &format!("{RECORD_COLUMNS} WHERE id = ?1"),
                 params![id],
-                |row| {
-                    Ok(ExecutionRecord {
-                        id: ExecutionId::from(row.get::<_, String>(0)?),
-                        workflow_id: row.get(1)?,
-                        workflow_name: row.get(2)?,
-                        status: status(&row.get::<_, String>(3)?),
-                        started_at: row.get(4)?,
-                        finished_at: row.get(5)?,
-                        input: json(row.get(6)?).unwrap_or(Value::Null),
-                        result: json(row.get(7)?),
-                        owner_pid: row.get(8)?,
-                        workflow: json(row.get(9)?),
-                    })
-                },
+                record,
             )
             .optional()
+            .map_err(db)
+    }
+
+    fn execution_by_key(&self, key: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.conn()
+            .query_row(
+                &format!("{RECORD_COLUMNS} WHERE idempotency_key = ?1"),
+                params![key],
+                record,
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    fn release_key(&self, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "UPDATE executions SET idempotency_key = NULL WHERE id = ?1",
+                params![id],
+            )
+            .map(drop)
             .map_err(db)
     }
 

@@ -17,6 +17,8 @@ fn record(id: &str) -> ExecutionRecord {
         result: None,
         owner_pid: 4242,
         workflow: None,
+        idempotency_key: None,
+        request_hash: None,
     }
 }
 

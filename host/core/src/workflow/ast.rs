@@ -214,6 +214,13 @@ pub struct GlobalPolicies {
     pub resilience_budget: BudgetPolicy,
     /// Cancellation.
     pub cancellation: CancellationPolicy,
+    /// Makes executions of the workflow idempotent: a template rendered
+    /// with the request's variables (`order-${variables.orderId}`). A
+    /// `POST /workflows/execute` whose key an execution of the last 24 hours
+    /// has answers that execution instead of starting another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub idempotency_key: Option<String>,
 }
 
 /// Timeouts.

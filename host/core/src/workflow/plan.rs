@@ -93,6 +93,41 @@ impl Plan {
         })
     }
 
+    /// The execution's idempotency key (`policies.idempotencyKey` rendered
+    /// with `variables` over the workflow's own), when the workflow has one.
+    pub fn idempotency_key(
+        &self,
+        variables: &BTreeMap<String, Value>,
+    ) -> Result<Option<String>, mapping::MappingError> {
+        let Some(template) = &self.workflow.policies.idempotency_key else {
+            return Ok(None);
+        };
+        let mut all = self.workflow.context.variables.clone();
+        all.extend(variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let scope = mapping::Scope {
+            outputs: &BTreeMap::new(),
+            variables: &all,
+            env: &self.workflow.context.environment,
+        };
+        let key = Mapped::compile(&Value::String(template.clone()))?
+            .render(scope, mapping::Limits::default())?;
+        Ok(Some(match key {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }))
+    }
+
+    /// A digest of what an execution request asks for: this workflow with
+    /// `variables`. The same request gives the same digest.
+    pub fn request_digest(&self, variables: &BTreeMap<String, Value>) -> String {
+        use sha2::{Digest, Sha256};
+        let text = serde_json::json!({ "workflow": self.workflow, "input": variables }).to_string();
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Whether the workflow can read the variable `name`: a mapping's
     /// `${variables.name…}`, or a condition that mentions it (conditions are
     /// JMESPath, so any mention counts).

@@ -263,6 +263,20 @@ impl Workflow {
         if let Err(e) = p.resilience.circuit_breaker.validate() {
             c.issue("$.policies.resilience.circuitBreaker", e);
         }
+        if let Some(key) = &p.idempotency_key {
+            let at = "$.policies.idempotencyKey";
+            match mapping::expressions(&Value::String(key.clone())) {
+                Err(e) => c.issue(at, e.to_string()),
+                Ok(found) => {
+                    if found.iter().any(|e| matches!(e.root, Root::Step(_))) {
+                        c.issue(
+                            at,
+                            "is known before any step runs: it may use `${variables.…}` and `${env.…}`, not step outputs",
+                        );
+                    }
+                }
+            }
+        }
     }
 
     fn check_ids(&self, c: &mut Checker) -> HashMap<String, usize> {

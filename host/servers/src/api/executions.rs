@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -39,7 +39,8 @@ use orchestr8_host::orchestrator::{Orchestrator, Resumable};
 use orchestr8_host::record::Record;
 use orchestr8_host::registry::AgentRegistry;
 use orchestr8_host::store::{
-    ExecutionQuery, ExecutionRecord, JournalEntry, now, process_alive, stored_time,
+    ExecutionQuery, ExecutionRecord, JournalEntry, StoreError, now, process_alive, stored_time,
+    within,
 };
 use orchestr8_host::workflow::{self, Plan};
 
@@ -69,6 +70,68 @@ impl Default for ServiceOptions {
 
 /// Resolves to the result once the execution ends.
 type Done = watch::Receiver<Option<Arc<ExecutionResult>>>;
+
+/// How long an idempotency key keeps answering the execution it started.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// An execution a request started, or the one an earlier request with the
+/// same idempotency key did.
+struct Started {
+    id: ExecutionId,
+    /// Resolves when it ends, while it runs in this server.
+    done: Option<Done>,
+    /// The earlier execution's record, when the key found one.
+    earlier: Option<ExecutionRecord>,
+}
+
+/// The idempotency key of an execute request, with its request's digest:
+/// the `Idempotency-Key` header, else the workflow's
+/// `policies.idempotencyKey` rendered with the request's variables.
+fn idempotency(
+    headers: &HeaderMap,
+    wf: &Plan,
+    variables: &BTreeMap<String, Value>,
+) -> Result<Option<(String, String)>, ApiError> {
+    let given = match headers.get("idempotency-key") {
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .filter(|k| is_idempotency_key(k))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidInput,
+                        "the Idempotency-Key header must be 1 to 255 characters of letters, digits, `-`, `_`, `.` and `:`",
+                    )
+                })?
+                .to_string(),
+        ),
+        None => wf.idempotency_key(variables).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Validation,
+                format!("policies.idempotencyKey: {e}"),
+            )
+        })?,
+    };
+    match given {
+        None => Ok(None),
+        Some(key) if key.is_empty() || key.len() > 255 => Err(ApiError::new(
+            ErrorCode::Validation,
+            format!(
+                "policies.idempotencyKey renders to {} characters; it must be 1 to 255",
+                key.len()
+            ),
+        )),
+        Some(key) => Ok(Some((key, wf.request_digest(variables)))),
+    }
+}
+
+fn is_idempotency_key(key: &str) -> bool {
+    (1..=255).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+}
 
 /// How a background execution begins.
 enum Begin {
@@ -216,12 +279,59 @@ impl ExecutionService {
         workflow::load(&text, agents.as_ref()).map_err(|e| ApiError::from(&e))
     }
 
-    /// Accepts an execution and starts it in the background.
+    /// The execution an earlier request with idempotency key `key` (and
+    /// the same workflow and input: `digest`) started within the retention;
+    /// `None` when there is none (a key past its retention is freed).
+    fn existing(&self, key: &str, digest: &str) -> Result<Option<Started>, ApiError> {
+        let store = self.orchestrator.store();
+        let Some(record) = store
+            .execution_by_key(key)
+            .map_err(|e| ApiError::from(&e))?
+        else {
+            return Ok(None);
+        };
+        if !within(&record.started_at, IDEMPOTENCY_RETENTION) {
+            store
+                .release_key(&record.id)
+                .map_err(|e| ApiError::from(&e))?;
+            return Ok(None);
+        }
+        if record.request_hash.as_deref() != Some(digest) {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "idempotency key `{key}` belongs to execution `{}`, started by another request (another workflow or input): use a new key",
+                    record.id
+                ),
+            )
+            .with_details(json!({ "executionId": record.id.as_str() })));
+        }
+        let done = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|l| l.get(&record.id).map(|e| e.done.clone()));
+        Ok(Some(Started {
+            id: record.id.clone(),
+            done,
+            earlier: Some(record),
+        }))
+    }
+
+    /// Accepts an execution and starts it in the background; with an
+    /// idempotency key (and its request's digest), answers the execution
+    /// an earlier request with that key started instead, if there is one.
     async fn start(
         self: &Arc<Self>,
         wf: Plan,
         variables: BTreeMap<String, Value>,
-    ) -> Result<(ExecutionId, Done), ApiError> {
+        key: Option<(String, String)>,
+    ) -> Result<Started, ApiError> {
+        if let Some((key, digest)) = &key
+            && let Some(earlier) = self.existing(key, digest)?
+        {
+            return Ok(earlier);
+        }
         let accepted = tokio::time::Instant::now();
         if self.stopping.is_cancelled() {
             return Err(
@@ -239,15 +349,29 @@ impl ExecutionService {
             )
             .retry_after(Duration::from_secs(1)));
         }
-        let id = match self.orchestrator.create(&wf, &variables).await {
+        let id = match self
+            .orchestrator
+            .create_keyed(&wf, &variables, key.clone())
+            .await
+        {
             Ok(id) => id,
             Err(e) => {
                 self.admitted.fetch_sub(1, Ordering::SeqCst);
+                // A request with the same key got there first.
+                if let (StoreError::DuplicateKey(_), Some((key, digest))) = (&e, &key)
+                    && let Some(earlier) = self.existing(key, digest)?
+                {
+                    return Ok(earlier);
+                }
                 return Err(ApiError::from(&e));
             }
         };
         let done = self.spawn(id.clone(), Begin::Fresh(wf, variables, accepted));
-        Ok((id, done))
+        Ok(Started {
+            id,
+            done: Some(done),
+            earlier: None,
+        })
     }
 
     /// Goes on with the executions of this state whose process died,
@@ -414,13 +538,31 @@ fn with_location(mut response: Response, id: &str) -> Response {
 
 async fn execute(
     State(service): State<Arc<ExecutionService>>,
+    headers: HeaderMap,
     ApiQuery(query): ApiQuery<ExecuteQuery>,
     JsonBody(request): JsonBody<ExecuteRequest>,
 ) -> Result<Response, ApiError> {
     let wf = service.resolve(&request).await?;
-    let (id, mut done) = service.start(wf, request.input).await?;
+    let key = idempotency(&headers, &wf, &request.input)?;
+    let Started { id, done, earlier } = service.start(wf, request.input, key).await?;
     tracing::Span::current().record("execution_id", id.as_str());
-    if query.wait {
+    let replayed = |mut response: Response| {
+        if earlier.is_some() {
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        with_location(response, &id)
+    };
+    // An earlier request's execution that has ended answers with its result.
+    if query.wait
+        && let Some(result) = earlier.as_ref().and_then(|r| r.result.clone())
+    {
+        return Ok(replayed((StatusCode::OK, Json(result)).into_response()));
+    }
+    if query.wait
+        && let Some(mut done) = done
+    {
         let wait = query
             .timeout_ms
             .map(Duration::from_millis)
@@ -430,24 +572,22 @@ async fn execute(
         if let Ok(Ok(result)) = finished
             && let Some(result) = result.as_ref()
         {
-            let response = (StatusCode::OK, Json(result.as_ref())).into_response();
-            return Ok(with_location(response, &id));
+            return Ok(replayed(
+                (StatusCode::OK, Json(result.as_ref())).into_response(),
+            ));
         }
     }
-    let status = if service.load_counts().1 > 0 {
-        ExecutionStatus::Running
-    } else {
-        ExecutionStatus::Pending
+    let status = match &earlier {
+        Some(record) => record.status,
+        None if service.load_counts().1 > 0 => ExecutionStatus::Running,
+        None => ExecutionStatus::Pending,
     };
     let body = Accepted {
         location: location(&id),
         execution_id: id.clone(),
         status,
     };
-    Ok(with_location(
-        (StatusCode::ACCEPTED, Json(body)).into_response(),
-        &id,
-    ))
+    Ok(replayed((StatusCode::ACCEPTED, Json(body)).into_response()))
 }
 
 async fn status(

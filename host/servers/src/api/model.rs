@@ -49,7 +49,8 @@ pub struct ExecuteQuery {
 pub struct Accepted {
     /// The execution id.
     pub execution_id: ExecutionId,
-    /// `pending` or `running`.
+    /// `pending` or `running`; for a request repeating an idempotency key,
+    /// the status of the execution the first one started.
     pub status: ExecutionStatus,
     /// Where to read its status.
     pub location: String,

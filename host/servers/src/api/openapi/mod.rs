@@ -177,7 +177,12 @@ fn id_param() -> Value {
 pub fn document(secured: bool) -> Value {
     let mut d = Doc::new(secured);
     let execute_body = d.read::<ExecuteRequest>();
-    let execute_query = d.params::<ExecuteQuery>();
+    let mut execute_query = d.params::<ExecuteQuery>();
+    execute_query.push(json!({
+        "name": "Idempotency-Key", "in": "header", "required": false,
+        "description": "Answer the execution an earlier request with this key started (within 24 hours) instead of starting another; overrides the workflow's `policies.idempotencyKey`. The same key with another workflow or input is 409.",
+        "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[A-Za-z0-9._:-]+$" }
+    }));
     let mut journal_params = vec![id_param()];
     journal_params.extend(d.params::<JournalQuery>());
     let result = d.sent::<ExecutionResult>();
@@ -194,6 +199,7 @@ pub fn document(secured: bool) -> Value {
         "202": Doc::json(accepted, "Accepted; `Location` names the execution"),
         "400": d.error("Malformed JSON, neither or both of `workflow` and `workflowFile`, a `workflowFile` that is not a file, or an invalid workflow (`details.issues` has every problem with its JSON path)"),
         "404": d.error("`workflowFile` names no file of the project"),
+        "409": d.error("The idempotency key belongs to an execution another request (another workflow or input) started"),
         "413": d.error("Body too large"),
         "503": d.error("The queue is full or the server is shutting down (`Retry-After`)"),
     });
