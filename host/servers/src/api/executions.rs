@@ -136,7 +136,7 @@ fn is_idempotency_key(key: &str) -> bool {
 /// How a background execution begins.
 enum Begin {
     /// Just accepted: the plan, its variables, when its request arrived.
-    Fresh(Plan, BTreeMap<String, Value>, tokio::time::Instant),
+    Fresh(Box<Plan>, BTreeMap<String, Value>, tokio::time::Instant),
     /// Taken over from a process that died.
     Resumed(Box<Resumable>),
 }
@@ -366,7 +366,7 @@ impl ExecutionService {
                 return Err(ApiError::from(&e));
             }
         };
-        let done = self.spawn(id.clone(), Begin::Fresh(wf, variables, accepted));
+        let done = self.spawn(id.clone(), Begin::Fresh(Box::new(wf), variables, accepted));
         Ok(Started {
             id,
             done: Some(done),
