@@ -713,4 +713,5 @@ fn an_execution_killed_anywhere_resumes_to_the_same_outputs_without_rerunning_wh
             "{timeline}"
         );
     }
+    assert!(resumed >= 4, "only {resumed} kills landed before the end");
 }
