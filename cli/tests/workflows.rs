@@ -715,3 +715,49 @@ fn an_execution_killed_anywhere_resumes_to_the_same_outputs_without_rerunning_wh
     }
     assert!(resumed >= 4, "only {resumed} kills landed before the end");
 }
+
+/// `policies.idleTimeoutMs`: an agent that keeps sending progress events
+/// runs past it (up to its deadline); one that goes silent is stopped with
+/// TIMEOUT, saying so, long before its deadline.
+#[test]
+fn an_idle_timeout_stops_a_silent_agent_but_not_a_chatty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _marks) = tally_project(dir.path());
+    let step = |id: &str, input: Value| {
+        json!({"id": id, "name": id, "agent": {"id": "@test/tally"}, "onError": "continue",
+               "policies": {"idleTimeoutMs": 300, "retry": {"maxAttempts": 1}},
+               "input": {"mapping": input}})
+    };
+    let wf = json!({
+        "version": "1.0.0", "schemaVersion": "1.0.0",
+        "metadata": {"id": "6f9619ff-8b86-4d11-b42d-00c04fc964f2", "name": "idle"},
+        "steps": [
+            step("chatty", json!({"parts": ["ok"], "ms": 900, "beat_ms": 100})),
+            step("silent", json!({"parts": ["never"], "ms": 5000})),
+        ]
+    });
+    let file = dir.path().join("idle.json");
+    std::fs::write(&file, wf.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+        .args(["run", file.to_str().unwrap(), "--json", "--quiet"])
+        .current_dir(dir.path())
+        .env(
+            "ORCHESTR8_CACHE_DIR",
+            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        .env_remove("ORCHESTR8_STATE_DIR")
+        .output()
+        .unwrap();
+    let result: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    assert_eq!(result["steps"]["chatty"]["status"], "succeeded", "{result}");
+    assert_eq!(result["steps"]["chatty"]["output"]["value"], "ok");
+    let silent = &result["steps"]["silent"];
+    assert_eq!(silent["status"], "failed", "{result}");
+    assert_eq!(silent["error"]["code"], "TIMEOUT", "{result}");
+    let message = silent["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("went silent") && message.contains("300 ms"),
+        "{message}"
+    );
+}

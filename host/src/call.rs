@@ -91,6 +91,8 @@ pub struct AgentCall {
     pub observer: Option<AgentObserver>,
     /// Attempts made before a resume (see [`Call::attempts_before`]).
     pub attempts_before: u32,
+    /// Stop an attempt whose agent records nothing for this long.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl AgentCall {
@@ -114,6 +116,7 @@ impl AgentCall {
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             observer: None,
             attempts_before: 0,
+            idle_timeout: None,
         }
     }
 
@@ -183,6 +186,7 @@ impl Invoker {
             cancel_grace: call.cancel_grace,
             queue_timeout: call.queue_timeout,
             observer: call.observer,
+            idle_timeout: call.idle_timeout,
         };
         let (sandbox_policy, policy, cancel) = (&agent.policy, &call.resilience, &call.cancel);
         let agent = &agent.agent;

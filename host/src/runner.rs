@@ -99,6 +99,7 @@ impl StepRunner for AgentStepRunner {
                 queue_timeout: call.queue_timeout,
                 observer: Some(observer),
                 attempts_before: call.attempts_before,
+                idle_timeout: call.idle_timeout,
             };
             let step_id = call.step_id;
             let events = call.events.clone();

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use orchestr8_agent_sdk::{Agent, AgentError, Context, JsonSchema, export_agent};
+use orchestr8_agent_sdk::{Agent, AgentError, Context, JsonSchema, export_agent, log};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize, JsonSchema)]
@@ -18,6 +18,10 @@ pub struct Input {
     /// How long to pause before answering, in milliseconds.
     #[serde(default)]
     pub ms: u64,
+    /// During the pause, a progress event every this many milliseconds (a
+    /// heartbeat); 0: silent.
+    #[serde(default)]
+    pub beat_ms: u64,
     /// Attempts that fail (retryably) before one succeeds.
     #[serde(default)]
     pub failures: u32,
@@ -33,7 +37,8 @@ pub struct Tally;
 impl Agent for Tally {
     const ID: &'static str = "@test/tally";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Leaves a marker per attempt, pauses, answers its parts joined.";
+    const DESCRIPTION: &'static str =
+        "Leaves a marker per attempt, pauses, answers its parts joined.";
     type Input = Input;
     type Output = Output;
 
@@ -41,7 +46,7 @@ impl Agent for Tally {
         let marker = format!("/marks/{}.{}", ctx.idempotency_key(), ctx.attempt());
         std::fs::write(&marker, b"ran")
             .map_err(|e| AgentError::fatal(format!("cannot leave {marker}: {e}")))?;
-        std::thread::sleep(Duration::from_millis(input.ms));
+        pause(input.ms, input.beat_ms);
         if ctx.config_value()["fail"] == true {
             return Err(AgentError::fatal("fails on purpose"));
         }
@@ -51,6 +56,21 @@ impl Agent for Tally {
         Ok(Output {
             value: input.parts.join("+"),
         })
+    }
+}
+
+/// Sleeps `ms`, emitting a progress event every `beat_ms` when it is set.
+fn pause(ms: u64, beat_ms: u64) {
+    if beat_ms == 0 {
+        std::thread::sleep(Duration::from_millis(ms));
+        return;
+    }
+    let mut slept = 0;
+    while slept < ms {
+        let step = beat_ms.min(ms - slept);
+        std::thread::sleep(Duration::from_millis(step));
+        slept += step;
+        log::emit("progress", &serde_json::json!({ "slept_ms": slept }));
     }
 }
 

@@ -42,6 +42,14 @@ pub enum InvokeError {
         /// deadline passed: the upstream, not the input, kept it waiting.
         upstream: bool,
     },
+    /// The agent recorded no log line or event for its idle timeout.
+    #[error(
+        "agent went silent: no log line or progress event for {limit_ms} ms (its idle timeout)"
+    )]
+    Idle {
+        /// The idle timeout, in milliseconds.
+        limit_ms: u64,
+    },
     /// The fuel budget ran out.
     #[error("agent ran out of fuel (budget {budget} units)")]
     FuelExhausted {
@@ -140,7 +148,7 @@ impl From<PolicyError> for InvokeError {
 impl Coded for InvokeError {
     fn code(&self) -> ErrorCode {
         match self {
-            InvokeError::Timeout { .. } => ErrorCode::Timeout,
+            InvokeError::Timeout { .. } | InvokeError::Idle { .. } => ErrorCode::Timeout,
             InvokeError::FuelExhausted { .. } => ErrorCode::FuelExhausted,
             InvokeError::MemoryLimit { .. } => ErrorCode::MemoryLimit,
             InvokeError::Trap { .. } => ErrorCode::Trap,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -67,6 +67,10 @@ pub struct InvocationRequest {
     pub queue_timeout: Duration,
     /// Told of each log line and event as the agent records it.
     pub observer: Option<AgentObserver>,
+    /// Stop the call with `TIMEOUT` when the agent records no log line or
+    /// event for this long (a heartbeat: activity keeps it going up to its
+    /// deadline).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl InvocationRequest {
@@ -82,6 +86,7 @@ impl InvocationRequest {
             cancel_grace: DEFAULT_CANCEL_GRACE,
             queue_timeout: DEFAULT_QUEUE_TIMEOUT,
             observer: None,
+            idle_timeout: None,
         }
     }
 }
@@ -175,10 +180,13 @@ pub(crate) struct Watch<'a> {
     pub(crate) queue_timeout: Duration,
     /// Told of each log line and event, with the attempt number.
     pub(crate) observer: Option<(AgentObserver, u32)>,
+    /// Stops the call when the agent records nothing for this long.
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 enum Interrupted {
     Deadline,
+    Idle(Duration),
     Cancelled,
 }
 
@@ -210,6 +218,7 @@ impl Sandbox {
             cancel_grace: request.cancel_grace,
             queue_timeout: request.queue_timeout,
             observer,
+            idle_timeout: request.idle_timeout,
         };
         let run = self
             .run(
@@ -253,6 +262,7 @@ impl Sandbox {
             cancel_grace,
             queue_timeout,
             observer,
+            idle_timeout,
         } = watch;
         let started = Instant::now();
         let early = |e: InvokeError| Run {
@@ -312,6 +322,7 @@ impl Sandbox {
         });
 
         let deadline = tokio::time::Instant::now() + policy.limits.timeout();
+        let activity = store.data().recorder.activity();
         let raced = {
             let work = async {
                 let agent = pre.instantiate_async(&mut store).await?;
@@ -320,6 +331,7 @@ impl Sandbox {
             tokio::select! {
                 result = work => Ok(result),
                 _ = tokio::time::sleep_until(deadline) => Err(Interrupted::Deadline),
+                idle = silent_for(&activity, idle_timeout) => Err(Interrupted::Idle(idle)),
                 _ = cancelled_after(cancel, cancel_grace) => Err(Interrupted::Cancelled),
             }
         };
@@ -335,6 +347,9 @@ impl Sandbox {
             Err(Interrupted::Deadline) => Err(InvokeError::Timeout {
                 limit_ms: policy.limits.timeout_ms,
                 upstream: state.upstream_open(),
+            }),
+            Err(Interrupted::Idle(idle)) => Err(InvokeError::Idle {
+                limit_ms: idle.as_millis() as u64,
             }),
             Err(Interrupted::Cancelled) => Err(InvokeError::Cancelled),
         };
@@ -444,6 +459,23 @@ async fn lane_slice(lanes: Arc<Semaphore>, tick: Duration) {
             tokio::time::sleep(tick).await;
             drop(lease);
         });
+    }
+}
+
+/// Resolves once the agent has recorded nothing (no log line, no event)
+/// for `idle`, with it; never without an idle timeout.
+async fn silent_for(activity: &Notify, idle: Option<Duration>) -> Duration {
+    let Some(idle) = idle else {
+        return std::future::pending().await;
+    };
+    loop {
+        // A record made while not waiting left a permit: it counts.
+        if tokio::time::timeout(idle, activity.notified())
+            .await
+            .is_err()
+        {
+            return idle;
+        }
     }
 }
 

@@ -240,6 +240,7 @@ impl Sandbox {
                     cancel_grace: Duration::ZERO,
                     queue_timeout: super::invoke::DEFAULT_QUEUE_TIMEOUT,
                     observer: None,
+                    idle_timeout: None,
                 },
                 &unused,
                 |agent, store, _| {

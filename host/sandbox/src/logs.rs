@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::Notify;
 
 pub use orchestr8_types::records::{AgentEvent, AgentLogLine, LogLevel, REDACTED, redact};
 
@@ -48,6 +49,8 @@ pub(crate) struct AgentRecorder {
     used: u64,
     redact: Vec<String>,
     observer: Option<(AgentObserver, u32)>,
+    /// Told of every record, kept or not: the agent is alive.
+    activity: Arc<Notify>,
     pub(crate) lines: Vec<AgentLogLine>,
     pub(crate) events: Vec<AgentEvent>,
     pub(crate) dropped: u64,
@@ -67,10 +70,16 @@ impl AgentRecorder {
             used: 0,
             redact: redact.into_iter().filter(|s| !s.is_empty()).collect(),
             observer,
+            activity: Arc::default(),
             lines: Vec::new(),
             events: Vec::new(),
             dropped: 0,
         }
+    }
+
+    /// Notified of each record the agent makes (a heartbeat).
+    pub(crate) fn activity(&self) -> Arc<Notify> {
+        self.activity.clone()
     }
 
     fn tell(&self, record: impl FnOnce() -> AgentRecord) {
@@ -94,6 +103,7 @@ impl AgentRecorder {
     }
 
     pub(crate) fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
+        self.activity.notify_one();
         let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
         if !self.admit(size) {
             return;
@@ -112,6 +122,7 @@ impl AgentRecorder {
     }
 
     pub(crate) fn event(&mut self, kind: String, payload: String) {
+        self.activity.notify_one();
         if !self.admit(kind.len() + payload.len()) {
             return;
         }

@@ -57,6 +57,9 @@ pub struct StepCall {
     /// How long each attempt may wait for room to run
     /// (`resilienceBudget.queueTimeoutMs`).
     pub queue_timeout: Duration,
+    /// Stop an attempt whose agent records nothing for this long
+    /// (`policies.idleTimeoutMs`).
+    pub idle_timeout: Option<Duration>,
     /// Attempts this step made before its execution was resumed: the next
     /// is numbered after them, and they count against `maxAttempts`.
     pub attempts_before: u32,

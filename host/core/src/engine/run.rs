@@ -546,6 +546,7 @@ impl<'a> Run<'a> {
                 self.workflow.policies.resilience_budget.queue_timeout_ms,
             ),
             attempts_before: self.attempts_before.get(&agent_of).copied().unwrap_or(0),
+            idle_timeout: self.plan(agent_of).idle_timeout,
             events: self.events.clone(),
         }
     }

@@ -198,6 +198,12 @@ pub struct StepPolicies {
     /// Template of the idempotency key (recorded, not yet used for caching).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// A heartbeat: an attempt whose agent records no log line or progress
+    /// event for this many milliseconds is stopped with `TIMEOUT` (activity
+    /// keeps it going up to its per-attempt timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100))]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// Workflow-wide policies.

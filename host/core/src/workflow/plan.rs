@@ -35,6 +35,8 @@ pub struct StepPlan {
     /// Retries, breaker, per-attempt timeout and budget: the step's
     /// policies over the global ones.
     pub resilience: ResiliencePolicy,
+    /// `policies.idleTimeoutMs`: how long an attempt may stay silent.
+    pub idle_timeout: Option<std::time::Duration>,
     /// `output.capture`: name and the path into the output.
     pub capture: Vec<(String, mapping::Expr)>,
     /// The steps this one depends on, by index.
@@ -264,6 +266,11 @@ fn compile_step(
         condition_if,
         condition_unless,
         resilience,
+        idle_timeout: step
+            .policies
+            .as_ref()
+            .and_then(|p| p.idle_timeout_ms)
+            .map(std::time::Duration::from_millis),
         capture,
         dependencies: step
             .dependencies

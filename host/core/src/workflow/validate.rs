@@ -528,6 +528,14 @@ fn check_step(
                 format!("must be between 1000 and 86400000, got {t}"),
             );
         }
+        if let Some(idle) = p.idle_timeout_ms
+            && !(100..=24 * 3_600_000).contains(&idle)
+        {
+            c.issue(
+                at("policies.idleTimeoutMs"),
+                format!("must be between 100 and 86400000, got {idle}"),
+            );
+        }
         if let Some(retry) = &p.retry {
             match overlay::<RetryPolicy>(&RetryPolicy::default(), retry) {
                 Ok(r) => {
