@@ -41,6 +41,10 @@ impl StepRunner for AgentStepRunner {
         self.agents.current().contains_key(agent_id)
     }
 
+    fn breakers(&self) -> Option<&crate::resilience::BreakerRegistry> {
+        Some(self.invoker.resilience().breakers())
+    }
+
     fn secret_values(&self) -> Vec<String> {
         self.agents
             .current()

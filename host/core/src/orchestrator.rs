@@ -270,6 +270,21 @@ impl Orchestrator {
                 owner_pid: std::process::id(),
             })
             .await?;
+        // A circuit open when the process died stays open for what was
+        // left of its reset timeout (the time down counts here: it is the
+        // upstream's time to recover).
+        if let Some(breakers) = self.engine.runner().breakers() {
+            for (key, (step_id, ago)) in &progress.open_circuits {
+                let reset = plan
+                    .steps
+                    .iter()
+                    .position(|s| &s.id == step_id)
+                    .map(|i| plan.step_plan(i).resilience.circuit_breaker.reset_timeout());
+                if let Some(left) = reset.and_then(|r| r.checked_sub(*ago)) {
+                    breakers.carry_open(key, left);
+                }
+            }
+        }
         self.supervise(id, &plan, variables, Start::Resumed(&progress), cancel)
             .await
     }

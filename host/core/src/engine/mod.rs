@@ -89,6 +89,12 @@ pub trait StepRunner: Send + Sync + 'static {
     fn secret_values(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// The circuits its calls go through, when it has any: a resumed
+    /// execution carries over the circuits its journal saw open.
+    fn breakers(&self) -> Option<&crate::resilience::BreakerRegistry> {
+        None
+    }
 }
 
 /// One step's result.

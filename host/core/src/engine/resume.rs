@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use crate::engine::{ExecutionEvent, StepResult, StepStatus};
 use crate::error::{Coded, ErrorCode};
 use crate::record::{JournalEntry, Record};
-use crate::resilience::ResilienceEvent;
+use crate::resilience::{BreakerState, ResilienceEvent};
 use crate::store::StoreError;
 use crate::workflow::WorkflowError;
 
@@ -97,6 +97,9 @@ pub struct Progress {
     /// Steps among `done` whose failure the execution went on from
     /// (`onError: continue`, or a fallback that had not ended yet).
     pub continued: BTreeSet<String>,
+    /// Circuits the journal last saw open: by key, the step whose call
+    /// opened it and how long ago.
+    pub open_circuits: BTreeMap<String, (String, Duration)>,
 }
 
 fn time(at: &str) -> Option<SystemTime> {
@@ -124,6 +127,23 @@ impl Progress {
                 continue;
             };
             progress.apply(id, event)?;
+            if let ExecutionEvent::Resilience {
+                step_id,
+                event: ResilienceEvent::BreakerStateChanged { key, to, .. },
+            } = event
+            {
+                match (to, time(&entry.at)) {
+                    (BreakerState::Open, Some(at)) => {
+                        let ago = SystemTime::now().duration_since(at).unwrap_or_default();
+                        progress
+                            .open_circuits
+                            .insert(key.clone(), (step_id.clone(), ago));
+                    }
+                    _ => {
+                        progress.open_circuits.remove(key);
+                    }
+                }
+            }
         }
         Ok(progress)
     }

@@ -833,3 +833,30 @@ async fn a_resumed_execution_that_had_failed_or_was_cancelled_ends_so_and_a_fini
         "{refused}"
     );
 }
+
+#[test]
+fn a_journal_read_back_knows_which_circuits_it_last_saw_open() {
+    let changed = |seq: u64, key: &str, to: crate::resilience::BreakerState| {
+        entry(
+            seq,
+            ExecutionEvent::Resilience {
+                step_id: "a".into(),
+                event: crate::resilience::ResilienceEvent::BreakerStateChanged {
+                    key: key.into(),
+                    from: crate::resilience::BreakerState::Closed,
+                    to,
+                },
+            },
+        )
+    };
+    use crate::resilience::BreakerState::{Closed, Open};
+    let journal = [
+        changed(1, "cb:@t/x", Open),
+        changed(2, "cb:@t/y", Open),
+        changed(3, "cb:@t/y", Closed),
+    ];
+    let progress = Progress::from_journal("exec-1", &journal).unwrap();
+    let open: Vec<&String> = progress.open_circuits.keys().collect();
+    assert_eq!(open, ["cb:@t/x"]);
+    assert_eq!(progress.open_circuits["cb:@t/x"].0, "a");
+}

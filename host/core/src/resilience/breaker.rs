@@ -64,7 +64,8 @@ impl CircuitBreakerPolicy {
         Ok(())
     }
 
-    fn reset_timeout(&self) -> Duration {
+    /// How long an opened circuit stays open.
+    pub fn reset_timeout(&self) -> Duration {
         Duration::from_millis(self.reset_timeout_ms)
     }
 
@@ -288,6 +289,29 @@ impl BreakerRegistry {
         }
     }
 
+    /// Opens circuit `key` for `remaining` (what an open circuit recorded by
+    /// a process that died still had to run), unless this process already
+    /// knows the circuit: its own view is newer.
+    pub fn carry_open(&self, key: &str, remaining: Duration) {
+        let now = Instant::now();
+        let mut circuits = self.lock();
+        if circuits.contains_key(key) || remaining.is_zero() {
+            return;
+        }
+        if circuits.len() >= MAX_CIRCUITS {
+            evict_one(&mut circuits);
+        }
+        circuits.insert(
+            key.to_string(),
+            Circuit {
+                phase: Phase::Open {
+                    until: now + remaining,
+                },
+                last_used: now,
+            },
+        );
+    }
+
     pub(crate) fn record(
         &self,
         key: &str,
@@ -318,6 +342,23 @@ fn evict_one(circuits: &mut HashMap<String, Circuit>) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_circuit_carried_open_refuses_until_its_time_is_up_but_a_known_one_keeps_its_state() {
+        let registry = BreakerRegistry::new();
+        registry.carry_open("cb:carried", Duration::from_secs(30));
+        let (admission, _) = registry.acquire("cb:carried");
+        let rejection = admission.unwrap_err();
+        assert!(rejection.retry_in.unwrap() <= Duration::from_secs(30));
+        assert_eq!(registry.state("cb:carried"), BreakerState::Open);
+
+        let (admission, _) = registry.acquire("cb:known");
+        assert!(admission.is_ok());
+        registry.carry_open("cb:known", Duration::from_secs(30));
+        assert_eq!(registry.state("cb:known"), BreakerState::Closed);
+        registry.carry_open("cb:done", Duration::ZERO);
+        assert_eq!(registry.state("cb:done"), BreakerState::Closed);
+    }
 
     fn policy(threshold: u32, reset_ms: u64) -> CircuitBreakerPolicy {
         CircuitBreakerPolicy {
