@@ -11,6 +11,7 @@ mod init;
 mod input;
 mod output;
 mod project;
+mod replay;
 mod resume;
 mod scaffold;
 mod serve;
@@ -163,6 +164,11 @@ enum Command {
     /// run again.
     #[command(after_help = RESUME_HELP)]
     Resume(resume::ResumeArgs),
+    /// Run a recorded execution's steps again, offline: each on its
+    /// recorded input, with the HTTP responses it received served back from
+    /// the journal; says per step whether the output is identical.
+    #[command(after_help = REPLAY_HELP)]
+    Replay(replay::ReplayArgs),
     /// Print the JSON Schema of workflow documents.
     #[command(
         after_help = "Examples:\n  orchestr8 schema > workflow.schema.json\n  orchestr8 schema --hash"
@@ -238,6 +244,22 @@ again if orchestr8.toml, the secrets file or a component changed (a new
 an agent that cannot load fails only the workflows that use it. On SIGINT/SIGTERM running executions get --grace-ms to finish,
 then are cancelled (the journal says so). Binding a non-loopback address
 needs a token (--token or ORCHESTR8_TOKEN), checked on every route but /health.";
+
+const REPLAY_HELP: &str = "\
+Examples:
+  orchestr8 replay 3f0c…-…
+  orchestr8 replay 3f0c…-… --step fetch --agent target/wasm32-wasip2/release/fetch.wasm
+  orchestr8 replay 3f0c…-… --json
+
+Each step that ended is run again in a fresh sandbox with the input its
+journal recorded, as the same execution, step and attempt, with the HTTP
+responses its last attempt received answered from the journal, each once
+and in order: no network. A request the recording does not have is refused
+and reported. Per step: identical, diverged (the first differing JSON path,
+or the error codes), or not-replayable (a response was not recorded whole:
+over 48 KiB, not text, or not read to its end; or `record = \"off\"` for the
+agent). Clock readings and random numbers are not recorded: an agent whose
+output depends on them diverges. Exit code 0 when every step is identical.";
 
 const RESUME_HELP: &str = "\
 Examples:
@@ -385,6 +407,7 @@ fn main() -> ExitCode {
             Command::Executions(args) => executions::list(args),
             Command::Cancel(args) => executions::cancel(args).await,
             Command::Resume(args) => resume::resume(args, config).await,
+            Command::Replay(args) => replay::replay(args, config).await,
             Command::Schema(args) => workflow::schema(args),
             Command::Agent(cmd) => agent::run(cmd, config).await,
             Command::Init(args) => init::init(args),

@@ -526,6 +526,19 @@ fn detail(record: &Record) -> String {
             _ => String::new(),
         },
         ExecutionEvent::AgentLog { line, .. } => format!(": {}", line.message),
+        ExecutionEvent::HttpRecorded {
+            exchange, complete, ..
+        } => format!(
+            ": {} {} -> {}{}",
+            exchange["request"]["method"].as_str().unwrap_or("?"),
+            exchange["request"]["url"].as_str().unwrap_or("?"),
+            exchange["response"]["status"],
+            if *complete {
+                ""
+            } else {
+                " (body not recorded)"
+            }
+        ),
         ExecutionEvent::AgentEvent { event, .. } => format!(": {} {}", event.kind, event.payload),
         ExecutionEvent::ExecutionStarted { workflow_name, .. } => format!(": {workflow_name}"),
         ExecutionEvent::ExecutionResumed {

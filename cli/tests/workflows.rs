@@ -761,3 +761,144 @@ fn an_idle_timeout_stops_a_silent_agent_but_not_a_chatty_one() {
         "{message}"
     );
 }
+
+/// An HTTP server on loopback answering every request with JSON that
+/// counts the requests; stopped (its port closed) by `stop`.
+struct Upstream {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => seen.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let body = format!("{{\"answer\": {}, \"note\": \"from upstream\"}}", n + 1);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Upstream {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+}
+
+/// A recorded execution whose steps called an HTTP API replays offline
+/// (its upstream stopped) to the same outputs, step by step; a changed
+/// agent for a step is reported as diverged.
+#[test]
+fn a_recorded_execution_replays_offline_and_a_changed_agent_diverges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut upstream = Upstream::start();
+    let release = root().join("agents/target/wasm32-wasip2/release");
+    std::fs::write(
+        dir.path().join("orchestr8.toml"),
+        format!(
+            "[project]\nname = \"replay\"\n\n[agents.\"@hostile/fetch\"]\ncomponent = \"{}\"\n\n[agents.\"@hostile/fetch\".grants]\nallowed_hosts = [\"127.0.0.1:{}\"]\n",
+            release.join("hostile_fetch.wasm").display(),
+            upstream.port
+        ),
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{}/quote", upstream.port);
+    let fetch = |id: &str, deps: &[&str]| {
+        json!({"id": id, "name": id, "agent": {"id": "@hostile/fetch"}, "dependencies": deps,
+               "input": {"mapping": {"url": url}}})
+    };
+    let wf = json!({
+        "version": "1.0.0", "schemaVersion": "1.0.0",
+        "metadata": {"id": "6f9619ff-8b86-4d11-b42d-00c04fc964f3", "name": "replay"},
+        "steps": [fetch("first", &[]), fetch("second", &["first"])]
+    });
+    let file = dir.path().join("replay.json");
+    std::fs::write(&file, wf.to_string()).unwrap();
+    let project = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+            .args(args)
+            .current_dir(dir.path())
+            .env(
+                "ORCHESTR8_CACHE_DIR",
+                std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+            )
+            .env("NO_COLOR", "1")
+            .env_remove("ORCHESTR8_STATE_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = project(&["run", file.to_str().unwrap(), "--json", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = result["executionId"].as_str().unwrap().to_string();
+    let second = result["steps"]["second"]["output"]["body"]
+        .as_str()
+        .unwrap();
+    assert!(second.contains("\"answer\": 2"), "{second}");
+    upstream.stop();
+
+    let out = project(&["inspect", &id]);
+    let timeline = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        timeline.contains(&format!("http-recorded second #1: GET {url} -> 200")),
+        "{timeline}"
+    );
+
+    let out = project(&["replay", &id]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{report}{}", stderr(&out));
+    assert!(
+        report.contains("first") && report.contains("second"),
+        "{report}"
+    );
+    assert!(
+        report.contains("2 step(s) replayed: 2 identical, 0 not"),
+        "{report}"
+    );
+
+    // Another agent in the second step's place answers otherwise.
+    let echo = release.join("echo.wasm");
+    let out = project(&[
+        "replay",
+        &id,
+        "--step",
+        "second",
+        "--agent",
+        echo.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let verdicts: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdicts[0]["stepId"], "second");
+    assert_eq!(verdicts[0]["verdict"], "diverged", "{verdicts}");
+}

@@ -89,6 +89,13 @@ impl StepRunner for AgentStepRunner {
                             attempt,
                             event,
                         },
+                        AgentRecord::Exchange(recorded) => ExecutionEvent::HttpRecorded {
+                            step_id: step_id.to_string(),
+                            attempt,
+                            exchange: serde_json::to_value(&recorded.exchange)
+                                .unwrap_or(serde_json::Value::Null),
+                            complete: recorded.complete,
+                        },
                     });
                 })
             };

@@ -193,6 +193,20 @@ pub enum ExecutionEvent {
         /// The event.
         event: AgentEvent,
     },
+    /// An outbound HTTP exchange of the step's agent, recorded so the step
+    /// can be replayed without the network.
+    HttpRecorded {
+        /// The step.
+        step_id: String,
+        /// The attempt that made it.
+        attempt: u32,
+        /// The request (method, URL) and the response (status, headers,
+        /// body as text), in the shape of a test fixture.
+        exchange: Value,
+        /// False when the body is not all there (too large, not text, or
+        /// not read to its end): the step cannot be replayed exactly.
+        complete: bool,
+    },
     /// Cancellation was requested.
     CancellationRequested {
         /// How long running steps may take to stop.
@@ -232,6 +246,7 @@ impl ExecutionEvent {
             },
             ExecutionEvent::AgentLog { .. } => "agent-log",
             ExecutionEvent::AgentEvent { .. } => "agent-event",
+            ExecutionEvent::HttpRecorded { .. } => "http-recorded",
             ExecutionEvent::CancellationRequested { .. } => "cancellation-requested",
             ExecutionEvent::ExecutionFinished { .. } => "execution-finished",
         }
@@ -247,7 +262,8 @@ impl ExecutionEvent {
             | ExecutionEvent::StepCancelled { step_id, .. }
             | ExecutionEvent::Resilience { step_id, .. }
             | ExecutionEvent::AgentLog { step_id, .. }
-            | ExecutionEvent::AgentEvent { step_id, .. } => Some(step_id),
+            | ExecutionEvent::AgentEvent { step_id, .. }
+            | ExecutionEvent::HttpRecorded { step_id, .. } => Some(step_id),
             _ => None,
         }
     }

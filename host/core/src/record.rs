@@ -85,7 +85,8 @@ impl Record {
     pub fn attempt(&self) -> Option<u32> {
         match self {
             Record::Event(ExecutionEvent::AgentLog { attempt, .. })
-            | Record::Event(ExecutionEvent::AgentEvent { attempt, .. }) => Some(*attempt),
+            | Record::Event(ExecutionEvent::AgentEvent { attempt, .. })
+            | Record::Event(ExecutionEvent::HttpRecorded { attempt, .. }) => Some(*attempt),
             Record::Event(ExecutionEvent::Resilience {
                 event:
                     ResilienceEvent::AttemptStarted { attempt, .. }

@@ -27,6 +27,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
@@ -35,7 +36,8 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::denial::{Capability, DenialLog};
-use super::fixtures::HttpFixtures;
+use super::fixtures::{FixtureRequest, FixtureResponse, HttpFixture, HttpFixtures};
+use super::logs::{AgentObserver, AgentRecord, RecordedExchange};
 
 /// How long connecting may take when the agent sets no connect timeout.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -428,6 +430,9 @@ pub(crate) struct EgressHooks {
     pub(crate) share: Share,
     pub(crate) denials: DenialLog,
     pub(crate) fixtures: Option<HttpFixtures>,
+    /// Told of each exchange with the network, for replay (with the
+    /// attempt number).
+    pub(crate) recorder: Option<(AgentObserver, u32)>,
 }
 
 type ResponseFuture = Box<
@@ -473,12 +478,138 @@ impl WasiHttpHooks for EgressHooks {
         let shared = self.shared.clone();
         let share = self.share.clone();
         let denials = self.denials.clone();
+        let recorder = self.recorder.clone();
+        let asked = (request.method().to_string(), request.uri().to_string());
         Box::new(async move {
-            send(
+            let (response, worker) = send(
                 request, options, target, &allowed, &shared, &share, &denials,
             )
-            .await
+            .await?;
+            let response = match recorder {
+                Some((observer, attempt)) => record(response, asked, observer, attempt),
+                None => response,
+            };
+            Ok((response, worker))
         })
+    }
+}
+
+/// The largest response body kept for replay; past it the exchange is
+/// recorded without its body (the journal keeps entries up to 64 KiB).
+pub const MAX_RECORDED_BODY: usize = 48 * 1024;
+
+/// Headers about the connection, not the answer: not recorded.
+const HOP_BY_HOP: [&str; 4] = ["connection", "keep-alive", "transfer-encoding", "upgrade"];
+
+/// `response`, whose body is copied as the agent reads it and reported to
+/// `observer` as an exchange when it ends (or is dropped).
+fn record(
+    response: http::Response<WasiBody>,
+    (method, url): (String, String),
+    observer: AgentObserver,
+    attempt: u32,
+) -> http::Response<WasiBody> {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| !HOP_BY_HOP.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect();
+    let report = move |body: Vec<u8>, complete: bool| {
+        let text = String::from_utf8(body).ok();
+        let complete = complete && text.is_some();
+        let exchange = HttpFixture {
+            request: FixtureRequest {
+                method,
+                url,
+                body: None,
+            },
+            response: FixtureResponse {
+                status,
+                headers,
+                body: text.map(serde_json::Value::String),
+            },
+        };
+        observer.tell(
+            attempt,
+            AgentRecord::Exchange(RecordedExchange { exchange, complete }),
+        );
+    };
+    response.map(|body| {
+        RecordedBody {
+            inner: body,
+            copy: Vec::new(),
+            overflow: false,
+            report: Some(Box::new(report)),
+        }
+        .boxed_unsync()
+    })
+}
+
+/// A response body that keeps a copy of what passes through it, up to
+/// [`MAX_RECORDED_BODY`], and reports it once: at its end, or when it is
+/// dropped before (then as incomplete).
+struct RecordedBody {
+    inner: WasiBody,
+    copy: Vec<u8>,
+    overflow: bool,
+    report: Option<Box<dyn FnOnce(Vec<u8>, bool) + Send>>,
+}
+
+impl RecordedBody {
+    fn finish(&mut self, complete: bool) {
+        if let Some(report) = self.report.take() {
+            let body = if self.overflow {
+                Vec::new()
+            } else {
+                std::mem::take(&mut self.copy)
+            };
+            report(body, complete && !self.overflow);
+        }
+    }
+}
+
+impl hyper::body::Body for RecordedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, HttpError>>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if this.copy.len() + data.len() <= MAX_RECORDED_BODY {
+                        this.copy.extend_from_slice(data);
+                    } else {
+                        this.overflow = true;
+                        this.copy = Vec::new();
+                    }
+                }
+            }
+            std::task::Poll::Ready(None) => this.finish(true),
+            std::task::Poll::Ready(Some(Err(_))) => this.finish(false),
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for RecordedBody {
+    fn drop(&mut self) {
+        self.finish(false);
     }
 }
 

@@ -98,6 +98,8 @@ impl std::fmt::Display for UnhandledRequest {
 pub struct HttpFixtures {
     fixtures: Arc<[HttpFixture]>,
     unhandled: Arc<Mutex<Vec<UnhandledRequest>>>,
+    /// For a replay: which fixtures have answered (each answers once).
+    used: Option<Arc<Mutex<Vec<bool>>>>,
 }
 
 impl HttpFixtures {
@@ -106,6 +108,17 @@ impl HttpFixtures {
         HttpFixtures {
             fixtures: fixtures.into(),
             unhandled: Arc::default(),
+            used: None,
+        }
+    }
+
+    /// Answers requests from recorded exchanges, each once, in the order
+    /// they were recorded: a replay, where the same request may have had
+    /// different answers.
+    pub fn once_each(fixtures: Vec<HttpFixture>) -> Self {
+        HttpFixtures {
+            used: Some(Arc::new(Mutex::new(vec![false; fixtures.len()]))),
+            ..HttpFixtures::new(fixtures)
         }
     }
 
@@ -130,14 +143,27 @@ impl HttpFixtures {
             .map_err(|_| HttpError::HttpRequestBodySize(Some(MAX_REQUEST_BODY as u64)))?
             .to_bytes();
         let text = String::from_utf8_lossy(&body);
-        let found = self.fixtures.iter().find(|f| {
-            f.request.method.eq_ignore_ascii_case(&method)
+        let mut used = self
+            .used
+            .as_ref()
+            .map(|u| u.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let found = self.fixtures.iter().enumerate().find(|(i, f)| {
+            used.as_ref()
+                .is_none_or(|u| !u.get(*i).copied().unwrap_or(true))
+                && f.request.method.eq_ignore_ascii_case(&method)
                 && f.request.url == url
                 && f.request
                     .body
                     .as_ref()
                     .is_none_or(|want| body_matches(want, &text))
         });
+        if let (Some((i, _)), Some(used)) = (found, used.as_mut())
+            && let Some(slot) = used.get_mut(i)
+        {
+            *slot = true;
+        }
+        drop(used);
+        let found = found.map(|(_, f)| f);
         let Some(fixture) = found else {
             let shown = (!body.is_empty()).then(|| text.chars().take(SHOWN_BODY).collect());
             tracing::debug!(%method, %url, "no HTTP fixture matches this request");

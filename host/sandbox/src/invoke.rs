@@ -22,7 +22,7 @@ use super::egress::EgressHooks;
 use super::error::{AgentFailure, InvokeError};
 use super::loader::LoadedAgent;
 use super::logs::{AgentEvent, AgentLogLine, AgentObserver};
-use super::policy::SandboxPolicy;
+use super::policy::{Recording, SandboxPolicy};
 use super::state::AgentState;
 use orchestr8_types::{Coded, ExecutionId, StepId};
 
@@ -291,6 +291,10 @@ impl Sandbox {
             share: self.inner.egress.share_for(agent_id),
             denials: DenialLog::default(),
             fixtures: policy.http_fixtures.clone(),
+            // What fixtures answer needs no recording: it is recorded already.
+            recorder: observer
+                .clone()
+                .filter(|_| policy.recording == Recording::Http && policy.http_fixtures.is_none()),
         };
         let state = match AgentState::new(policy, hooks, cancel.clone(), observer) {
             Ok(state) => state,

@@ -59,11 +59,14 @@ pub use invoke::{
     InvocationStats, MAX_ERROR_DETAILS_BYTES, MAX_ERROR_MESSAGE_BYTES,
 };
 pub use loader::{AgentInfo, LoadedAgent};
-pub use logs::{AgentEvent, AgentLogLine, AgentObserver, AgentRecord, LogLevel, REDACTED, redact};
+pub use logs::{
+    AgentEvent, AgentLogLine, AgentObserver, AgentRecord, LogLevel, REDACTED, RecordedExchange,
+    redact,
+};
 pub use policy::{
     DEFAULT_DIR_QUOTA_BYTES, DEFAULT_DIR_QUOTA_FILES, DEFAULT_FUEL, DEFAULT_LOG_BYTES,
     DEFAULT_MEMORY_BYTES, DEFAULT_OUTPUT_BYTES, DEFAULT_TABLE_ELEMENTS, DEFAULT_TIMEOUT, DirGrant,
-    Grants, Limits, PolicyError, SandboxPolicy, SecretValue,
+    Grants, Limits, PolicyError, Recording, SandboxPolicy, SecretValue,
 };
 
 use cache::ComponentCache;

@@ -20,6 +20,20 @@ pub enum AgentRecord {
     Log(AgentLogLine),
     /// A progress event.
     Event(AgentEvent),
+    /// An outbound HTTP exchange, recorded for replay.
+    Exchange(RecordedExchange),
+}
+
+/// One outbound HTTP exchange as the agent saw it: the request's method and
+/// URL, and the response, as a fixture that can answer it again.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedExchange {
+    /// The request and its answer (the body as text).
+    pub exchange: crate::fixtures::HttpFixture,
+    /// False when the body is not all there: larger than the recording cap,
+    /// not text, or not read to its end by the agent.
+    pub complete: bool,
 }
 
 /// Sees each line and event the moment the agent records it (after
@@ -32,6 +46,10 @@ impl AgentObserver {
     /// An observer calling `f(attempt, record)`.
     pub fn new(f: impl Fn(u32, AgentRecord) + Send + Sync + 'static) -> Self {
         AgentObserver(Arc::new(f))
+    }
+
+    pub(crate) fn tell(&self, attempt: u32, record: AgentRecord) {
+        (self.0)(attempt, record);
     }
 }
 

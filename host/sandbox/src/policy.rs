@@ -167,6 +167,20 @@ pub struct SandboxPolicy {
     /// Test mode: outbound requests the allowlist lets through are answered
     /// from these fixtures instead of the network.
     pub http_fixtures: Option<HttpFixtures>,
+    /// Whether the HTTP exchanges of a watched call (a workflow step) are
+    /// reported to its observer, so the journal can replay them.
+    pub recording: Recording,
+}
+
+/// What of a call's traffic with the outside is recorded for replay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recording {
+    /// Nothing.
+    Off,
+    /// Outbound HTTP exchanges (the default).
+    #[default]
+    Http,
 }
 
 /// A policy that cannot be used.

@@ -49,6 +49,10 @@ pub(super) struct AgentTable {
     pub grants: GrantsTable,
     #[serde(default)]
     pub config: toml::Table,
+    /// What of its traffic is recorded for replay: `"http"` (default) or
+    /// `"off"`.
+    #[serde(default)]
+    pub record: crate::sandbox::Recording,
 }
 
 /// `[agents."…".limits]`: every field optional, defaults from the host.

@@ -443,6 +443,7 @@ fn agent_spec(
     let policy = SandboxPolicy {
         limits,
         grants,
+        recording: table.record,
         ..SandboxPolicy::default()
     };
     policy.validate(MAX_MEMORY_BYTES).map_err(|e| {
