@@ -554,8 +554,11 @@ struct RecordedBody {
     inner: WasiBody,
     copy: Vec<u8>,
     overflow: bool,
-    report: Option<Box<dyn FnOnce(Vec<u8>, bool) + Send>>,
+    report: Option<Report>,
 }
+
+/// Reports a recorded body: its bytes, and whether they are all there.
+type Report = Box<dyn FnOnce(Vec<u8>, bool) + Send>;
 
 impl RecordedBody {
     fn finish(&mut self, complete: bool) {
