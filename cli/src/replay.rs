@@ -11,7 +11,7 @@ use orchestr8_host::call::{AgentCall, RegisteredAgent};
 use orchestr8_host::engine::ExecutionEvent;
 use orchestr8_host::ids::{ExecutionId, StepId};
 use orchestr8_host::journal::MAX_ENTRIES;
-use orchestr8_host::record::{JournalEntry, Record};
+use orchestr8_host::record::{JournalEntry, NewEntry, Note, Record};
 use orchestr8_host::resilience::{ResilienceEvent, ignore_events};
 use orchestr8_host::sandbox::{HttpFixture, HttpFixtures, SandboxConfig};
 use orchestr8_host::store::Store;
@@ -140,6 +140,26 @@ pub async fn replay(args: ReplayArgs, config: SandboxConfig) -> Outcome {
         verdicts.push(replay_step(&invoker, agent, step, &id).await);
     }
     let diverged = verdicts.iter().filter(|v| v.verdict != "identical").count();
+    // The journal says it was replayed and how that went: `inspect` shows it.
+    let not_identical: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.verdict != "identical")
+        .map(|v| v.step_id.as_str())
+        .collect();
+    let reason = format!(
+        "{} identical, {} not{}{}",
+        verdicts.len() - diverged,
+        diverged,
+        if not_identical.is_empty() { "" } else { ": " },
+        not_identical.join(", ")
+    );
+    let note = NewEntry::now(Record::Note(Note::ExecutionReplayed {
+        reason,
+        steps: serde_json::to_value(&verdicts).unwrap_or(Value::Null),
+    }));
+    executions::open(&args.project.state.dir())?
+        .append(&id, &[note])
+        .map_err(|e| Failure::of(&e, exit::FAILED))?;
     if args.json {
         println!(
             "{}",

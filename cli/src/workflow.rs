@@ -499,7 +499,9 @@ fn detail(record: &Record) -> String {
     let Record::Event(event) = record else {
         return match record {
             Record::Note(
-                Note::JournalTruncated { reason } | Note::ExecutionInterrupted { reason },
+                Note::JournalTruncated { reason }
+                | Note::ExecutionInterrupted { reason }
+                | Note::ExecutionReplayed { reason, .. },
             ) => {
                 format!(": {reason}")
             }

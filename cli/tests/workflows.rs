@@ -885,6 +885,12 @@ fn a_recorded_execution_replays_offline_and_a_changed_agent_diverges() {
         report.contains("2 step(s) replayed: 2 identical, 0 not"),
         "{report}"
     );
+    let out = project(&["inspect", &id]);
+    let timeline = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        timeline.contains("execution-replayed: 2 identical, 0 not"),
+        "{timeline}"
+    );
 
     // Another agent in the second step's place answers otherwise.
     let echo = release.join("echo.wasm");

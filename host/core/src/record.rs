@@ -59,6 +59,14 @@ pub enum Note {
         /// Why.
         reason: String,
     },
+    /// The execution's steps were replayed offline (`orchestr8 replay`).
+    ExecutionReplayed {
+        /// What came of it, in words (`2 identical, 1 diverged (second)`).
+        reason: String,
+        /// Per step: its id, `identical`, `diverged` or `not-replayable`,
+        /// and what differs.
+        steps: Value,
+    },
 }
 
 impl Record {
@@ -69,6 +77,7 @@ impl Record {
             Record::Oversized(o) => &o.kind,
             Record::Note(Note::JournalTruncated { .. }) => "journal-truncated",
             Record::Note(Note::ExecutionInterrupted { .. }) => "execution-interrupted",
+            Record::Note(Note::ExecutionReplayed { .. }) => "execution-replayed",
             Record::Unknown(v) => v.get("type").and_then(Value::as_str).unwrap_or("unknown"),
         }
     }

@@ -25,6 +25,10 @@ pub(super) struct ProjectTable {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// What of every agent's traffic is recorded for replay, unless the
+    /// agent says otherwise.
+    #[serde(default)]
+    pub record: Option<crate::sandbox::Recording>,
 }
 
 /// `[agents."@scope/name"]`.
@@ -50,9 +54,9 @@ pub(super) struct AgentTable {
     #[serde(default)]
     pub config: toml::Table,
     /// What of its traffic is recorded for replay: `"http"` (default) or
-    /// `"off"`.
+    /// `"off"` [default: the project's `record`].
     #[serde(default)]
-    pub record: crate::sandbox::Recording,
+    pub record: Option<crate::sandbox::Recording>,
 }
 
 /// `[agents."…".limits]`: every field optional, defaults from the host.

@@ -230,6 +230,8 @@ impl Project {
                     format!("`{id}` is not an agent id like `@scope/name`"),
                 ));
             }
+            let mut table = table;
+            table.record = table.record.or(manifest.project.record);
             let spec = agent_spec(root, &id, table).map_err(|(sub, reason)| {
                 invalid(
                     format!("{key}{}", sub.map(|s| format!(".{s}")).unwrap_or_default()),
@@ -443,7 +445,7 @@ fn agent_spec(
     let policy = SandboxPolicy {
         limits,
         grants,
-        recording: table.record,
+        recording: table.record.unwrap_or_default(),
         ..SandboxPolicy::default()
     };
     policy.validate(MAX_MEMORY_BYTES).map_err(|e| {

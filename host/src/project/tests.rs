@@ -198,3 +198,38 @@ fn invalid_files_name_the_key_and_the_reason(
 fn names_are_lower_case_words(#[case] name: &str, #[case] ok: bool) {
     assert_eq!(is_valid_name(name), ok, "{name}");
 }
+
+#[test]
+fn recording_is_http_by_default_and_set_per_project_or_per_agent() {
+    let (_dir, loaded) = project(FULL);
+    let p = loaded.unwrap();
+    assert_eq!(
+        p.agents["@demo/greeter"].policy.recording,
+        crate::sandbox::Recording::Http
+    );
+    let toml = r#"
+[project]
+name = "demo"
+record = "off"
+
+[agents."@demo/greeter"]
+crate = "agents/greeter"
+
+[agents."@other/prebuilt"]
+component = "vendor/prebuilt.wasm"
+record = "http"
+"#;
+    let (_dir, loaded) = project(toml);
+    let p = loaded.unwrap();
+    assert_eq!(
+        p.agents["@demo/greeter"].policy.recording,
+        crate::sandbox::Recording::Off
+    );
+    assert_eq!(
+        p.agents["@other/prebuilt"].policy.recording,
+        crate::sandbox::Recording::Http
+    );
+    let (_dir, loaded) = project(&toml.replace("record = \"off\"", "record = \"everything\""));
+    let e = loaded.unwrap_err().to_string();
+    assert!(e.contains("record") || e.contains("everything"), "{e}");
+}
