@@ -258,8 +258,9 @@ and in order: no network. A request the recording does not have is refused
 and reported. Per step: identical, diverged (the first differing JSON path,
 or the error codes), or not-replayable (a response was not recorded whole:
 over 48 KiB, not text, or not read to its end; or `record = \"off\"` for the
-agent). Clock readings and random numbers are not recorded: an agent whose
-output depends on them diverges. Exit code 0 when every step is identical.";
+agent). Clock readings and random numbers are recorded and handed back with
+`record = \"all\"`; otherwise an agent whose output depends on them
+diverges. Exit code 0 when every step is identical.";
 
 const RESUME_HELP: &str = "\
 Examples:

@@ -13,7 +13,7 @@ use orchestr8_host::ids::{ExecutionId, StepId};
 use orchestr8_host::journal::MAX_ENTRIES;
 use orchestr8_host::record::{JournalEntry, NewEntry, Note, Record};
 use orchestr8_host::resilience::{ResilienceEvent, ignore_events};
-use orchestr8_host::sandbox::{HttpFixture, HttpFixtures, SandboxConfig};
+use orchestr8_host::sandbox::{HttpFixture, HttpFixtures, RecordedInputs, SandboxConfig};
 use orchestr8_host::store::Store;
 use orchestr8_host::{Coded, ErrorCode};
 use serde::Serialize;
@@ -49,6 +49,7 @@ struct Recorded {
     input: Value,
     attempt: u32,
     exchanges: Vec<HttpFixture>,
+    inputs: Option<RecordedInputs>,
     complete: bool,
     ended: Result<Value, (String, String)>,
 }
@@ -133,7 +134,7 @@ pub async fn replay(args: ReplayArgs, config: SandboxConfig) -> Outcome {
         if !step.complete {
             verdicts.push(not_replayable(
                 step,
-                "a response it received was not recorded whole (too large, not text, or not read to its end)".into(),
+                "what it received was not recorded whole (a response too large, not text, or not read to its end; or too many clock readings or random bytes)".into(),
             ));
             continue;
         }
@@ -205,6 +206,7 @@ async fn replay_step(
 ) -> Verdict {
     let fixtures = HttpFixtures::once_each(step.exchanges.clone());
     agent.policy.http_fixtures = Some(fixtures.clone());
+    agent.policy.replay_inputs = step.inputs.clone();
     let mut call = AgentCall::new(&agent, step.input.clone());
     call.execution_id = ExecutionId::from(id);
     call.step_id = StepId::from(step.step_id.as_str());
@@ -284,6 +286,7 @@ fn recorded_steps(document: &Value, journal: &[JournalEntry]) -> Vec<Recorded> {
         let mut input = None;
         let mut attempt = 0;
         let mut exchanges: Vec<(u32, Option<HttpFixture>, bool)> = Vec::new();
+        let mut inputs: Vec<(u32, Option<RecordedInputs>)> = Vec::new();
         let mut ended = None;
         for event in events {
             match event {
@@ -302,6 +305,11 @@ fn recorded_steps(document: &Value, journal: &[JournalEntry]) -> Vec<Recorded> {
                     serde_json::from_value::<HttpFixture>(exchange.clone()).ok(),
                     *complete,
                 )),
+                ExecutionEvent::InputsRecorded {
+                    attempt: a,
+                    inputs: recorded,
+                    ..
+                } => inputs.push((*a, serde_json::from_value(recorded.clone()).ok())),
                 ExecutionEvent::StepSucceeded {
                     output,
                     via_fallback: None,
@@ -328,13 +336,20 @@ fn recorded_steps(document: &Value, journal: &[JournalEntry]) -> Vec<Recorded> {
             .filter(|(a, _, _)| *a == attempt)
             .map(|(_, f, c)| (f, c))
             .collect();
+        let taped: Vec<Option<RecordedInputs>> = inputs
+            .into_iter()
+            .filter(|(a, _)| *a == attempt)
+            .map(|(_, i)| i)
+            .collect();
+        let tape_complete = taped.iter().all(|i| i.as_ref().is_some_and(|i| i.complete));
         steps.push(Recorded {
             step_id: step_id.to_string(),
             agent_id: def["agent"]["id"].as_str().unwrap_or_default().to_string(),
             config: def["agent"]["config"].clone(),
             input,
             attempt,
-            complete: last.iter().all(|(f, c)| *c && f.is_some()),
+            complete: last.iter().all(|(f, c)| *c && f.is_some()) && tape_complete,
+            inputs: taped.into_iter().flatten().next(),
             exchanges: last.into_iter().filter_map(|(f, _)| f).collect(),
             ended,
         });

@@ -908,3 +908,63 @@ fn a_recorded_execution_replays_offline_and_a_changed_agent_diverges() {
     assert_eq!(verdicts[0]["stepId"], "second");
     assert_eq!(verdicts[0]["verdict"], "diverged", "{verdicts}");
 }
+
+/// With `record = "all"` an agent's clock readings and random numbers are
+/// recorded too, and a replay hands them back: its output is identical.
+/// Without them recorded, the same replay diverges.
+#[test]
+fn clock_and_random_readings_replay_when_recorded_and_diverge_when_not() {
+    for (record, identical) in [("all", true), ("http", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _marks) = tally_project(dir.path());
+        let toml = std::fs::read_to_string(dir.path().join("orchestr8.toml")).unwrap();
+        std::fs::write(
+            dir.path().join("orchestr8.toml"),
+            toml.replace(
+                "[project]\n",
+                &format!("[project]\nrecord = \"{record}\"\n"),
+            ),
+        )
+        .unwrap();
+        let wf = json!({
+            "version": "1.0.0", "schemaVersion": "1.0.0",
+            "metadata": {"id": "6f9619ff-8b86-4d11-b42d-00c04fc964f4", "name": "stamp"},
+            "steps": [{"id": "stamp", "name": "stamp", "agent": {"id": "@test/tally"},
+                       "input": {"mapping": {"parts": ["x"], "stamp": true}}}]
+        });
+        let file = dir.path().join("stamp.json");
+        std::fs::write(&file, wf.to_string()).unwrap();
+        let project = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_orchestr8"))
+                .args(args)
+                .current_dir(dir.path())
+                .env(
+                    "ORCHESTR8_CACHE_DIR",
+                    std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+                )
+                .env_remove("ORCHESTR8_STATE_DIR")
+                .output()
+                .unwrap()
+        };
+        let out = project(&["run", file.to_str().unwrap(), "--json", "--quiet"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            result["steps"]["stamp"]["output"]["stamp"].is_array(),
+            "{result}"
+        );
+        let id = result["executionId"].as_str().unwrap();
+        let out = project(&["replay", id, "--json"]);
+        let verdicts: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+        let verdict = &verdicts[0]["verdict"];
+        if identical {
+            assert_eq!(verdict, "identical", "record = {record}: {verdicts}");
+            assert_eq!(out.status.code(), Some(0));
+        } else {
+            assert_eq!(verdict, "diverged", "record = {record}: {verdicts}");
+            let detail = verdicts[0]["detail"].as_str().unwrap();
+            assert!(detail.contains("$.stamp"), "{detail}");
+        }
+    }
+}

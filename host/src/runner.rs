@@ -96,6 +96,12 @@ impl StepRunner for AgentStepRunner {
                                 .unwrap_or(serde_json::Value::Null),
                             complete: recorded.complete,
                         },
+                        AgentRecord::Inputs(inputs) => ExecutionEvent::InputsRecorded {
+                            step_id: step_id.to_string(),
+                            attempt,
+                            inputs: serde_json::to_value(&inputs)
+                                .unwrap_or(serde_json::Value::Null),
+                        },
                     });
                 })
             };

@@ -22,6 +22,10 @@ pub struct Input {
     /// heartbeat); 0: silent.
     #[serde(default)]
     pub beat_ms: u64,
+    /// Also answer the time and a random number (what a replay can only
+    /// reproduce from a recording).
+    #[serde(default)]
+    pub stamp: bool,
     /// Attempts that fail (retryably) before one succeeds.
     #[serde(default)]
     pub failures: u32,
@@ -30,6 +34,9 @@ pub struct Input {
 #[derive(Serialize, JsonSchema)]
 pub struct Output {
     pub value: String,
+    /// With `stamp`: nanoseconds since the Unix epoch, and a random number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<(u128, u64)>,
 }
 
 pub struct Tally;
@@ -53,8 +60,20 @@ impl Agent for Tally {
         if ctx.attempt() <= input.failures {
             return Err(AgentError::retryable("fails this attempt on purpose"));
         }
+        let stamp = input.stamp.then(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            // std seeds its hash keys from the host's random source.
+            let random = std::hash::BuildHasher::hash_one(
+                &std::collections::hash_map::RandomState::new(),
+                input.parts.len(),
+            );
+            (now, random)
+        });
         Ok(Output {
             value: input.parts.join("+"),
+            stamp,
         })
     }
 }

@@ -207,6 +207,17 @@ pub enum ExecutionEvent {
         /// not read to its end): the step cannot be replayed exactly.
         complete: bool,
     },
+    /// The clock readings and random numbers an attempt received
+    /// (`record = "all"`), for replay.
+    InputsRecorded {
+        /// The step.
+        step_id: String,
+        /// The attempt.
+        attempt: u32,
+        /// Wall and monotonic readings, random bytes, the insecure seed,
+        /// and whether the tape is complete.
+        inputs: Value,
+    },
     /// Cancellation was requested.
     CancellationRequested {
         /// How long running steps may take to stop.
@@ -247,6 +258,7 @@ impl ExecutionEvent {
             ExecutionEvent::AgentLog { .. } => "agent-log",
             ExecutionEvent::AgentEvent { .. } => "agent-event",
             ExecutionEvent::HttpRecorded { .. } => "http-recorded",
+            ExecutionEvent::InputsRecorded { .. } => "inputs-recorded",
             ExecutionEvent::CancellationRequested { .. } => "cancellation-requested",
             ExecutionEvent::ExecutionFinished { .. } => "execution-finished",
         }
@@ -263,7 +275,8 @@ impl ExecutionEvent {
             | ExecutionEvent::Resilience { step_id, .. }
             | ExecutionEvent::AgentLog { step_id, .. }
             | ExecutionEvent::AgentEvent { step_id, .. }
-            | ExecutionEvent::HttpRecorded { step_id, .. } => Some(step_id),
+            | ExecutionEvent::HttpRecorded { step_id, .. }
+            | ExecutionEvent::InputsRecorded { step_id, .. } => Some(step_id),
             _ => None,
         }
     }

@@ -95,7 +95,8 @@ impl Record {
         match self {
             Record::Event(ExecutionEvent::AgentLog { attempt, .. })
             | Record::Event(ExecutionEvent::AgentEvent { attempt, .. })
-            | Record::Event(ExecutionEvent::HttpRecorded { attempt, .. }) => Some(*attempt),
+            | Record::Event(ExecutionEvent::HttpRecorded { attempt, .. })
+            | Record::Event(ExecutionEvent::InputsRecorded { attempt, .. }) => Some(*attempt),
             Record::Event(ExecutionEvent::Resilience {
                 event:
                     ResilienceEvent::AttemptStarted { attempt, .. }

@@ -294,7 +294,7 @@ impl Sandbox {
             // What fixtures answer needs no recording: it is recorded already.
             recorder: observer
                 .clone()
-                .filter(|_| policy.recording == Recording::Http && policy.http_fixtures.is_none()),
+                .filter(|_| policy.recording != Recording::Off && policy.http_fixtures.is_none()),
         };
         let state = match AgentState::new(policy, hooks, cancel.clone(), observer) {
             Ok(state) => state,
@@ -341,6 +341,9 @@ impl Sandbox {
         };
         let fuel_left = store.get_fuel().unwrap_or(0);
         let state = store.into_data();
+        if let Some(tape) = &state.tape {
+            state.recorder.report_inputs(tape.recorded());
+        }
         let stats = InvocationStats {
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
             fuel_consumed: policy.limits.fuel.saturating_sub(fuel_left),

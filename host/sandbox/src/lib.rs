@@ -33,6 +33,7 @@ mod egress;
 mod error;
 mod files;
 mod fixtures;
+mod inputs;
 mod invoke;
 mod loader;
 mod logs;
@@ -54,6 +55,7 @@ pub use error::{AgentFailure, InvokeError, LoadError, SetupError};
 pub use fixtures::{
     FixtureRequest, FixtureResponse, HttpFixture, HttpFixtures, UnhandledRequest, json_contains,
 };
+pub use inputs::RecordedInputs;
 pub use invoke::{
     DEFAULT_CANCEL_GRACE, DEFAULT_QUEUE_TIMEOUT, InvocationOutcome, InvocationRequest,
     InvocationStats, MAX_ERROR_DETAILS_BYTES, MAX_ERROR_MESSAGE_BYTES,

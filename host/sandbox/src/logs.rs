@@ -22,6 +22,9 @@ pub enum AgentRecord {
     Event(AgentEvent),
     /// An outbound HTTP exchange, recorded for replay.
     Exchange(RecordedExchange),
+    /// The clock readings and random numbers the call received (reported
+    /// once, as it ends), recorded for replay.
+    Inputs(crate::inputs::RecordedInputs),
 }
 
 /// One outbound HTTP exchange as the agent saw it: the request's method and
@@ -93,6 +96,11 @@ impl AgentRecorder {
             events: Vec::new(),
             dropped: 0,
         }
+    }
+
+    /// Reports what the call read from the clocks and random sources.
+    pub(crate) fn report_inputs(&self, inputs: crate::inputs::RecordedInputs) {
+        self.tell(|| AgentRecord::Inputs(inputs));
     }
 
     /// Notified of each record the agent makes (a heartbeat).

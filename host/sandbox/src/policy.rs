@@ -170,6 +170,9 @@ pub struct SandboxPolicy {
     /// Whether the HTTP exchanges of a watched call (a workflow step) are
     /// reported to its observer, so the journal can replay them.
     pub recording: Recording,
+    /// A replay: the clock readings and random numbers to hand out, as a
+    /// recorded call received them.
+    pub replay_inputs: Option<crate::inputs::RecordedInputs>,
 }
 
 /// What of a call's traffic with the outside is recorded for replay.
@@ -181,6 +184,8 @@ pub enum Recording {
     /// Outbound HTTP exchanges (the default).
     #[default]
     Http,
+    /// HTTP exchanges, clock readings and random numbers.
+    All,
 }
 
 /// A policy that cannot be used.

@@ -21,7 +21,9 @@ use super::denial::{Capability, DenialLog};
 use super::egress::EgressHooks;
 use super::error::InvokeError;
 use super::files::{FileGuard, GuardedFilesView};
+use super::inputs::{Tape, TapedMonotonicClock, TapedRng, TapedWallClock};
 use super::logs::{AgentObserver, AgentRecorder, LogLevel};
+use super::policy::Recording;
 use super::policy::{DEFAULT_STDIO_BYTES, SandboxPolicy, SecretValue};
 
 /// Most host resources (streams, HTTP fields and requests, pollables, open
@@ -116,6 +118,8 @@ pub(crate) struct AgentState {
     hooks: EgressHooks,
     pub(crate) limiter: Limiter,
     pub(crate) recorder: AgentRecorder,
+    /// The clock and random readings being recorded, when they are.
+    pub(crate) tape: Option<Tape>,
     pub(crate) denials: DenialLog,
     files: FileGuard,
     pub(crate) stderr: MemoryOutputPipe,
@@ -148,6 +152,31 @@ impl AgentState {
             .allow_ip_name_lookup(false);
         let env: Vec<(&String, &String)> = policy.env_values.iter().collect();
         wasi.envs(&env);
+        // Clocks and random numbers through a tape: replayed, or recorded
+        // for a watched call with `record = "all"`.
+        let tape = match (&policy.replay_inputs, policy.recording, &observer) {
+            (Some(inputs), _, _) => Some(Tape::replaying(inputs)),
+            (None, Recording::All, Some(_)) => {
+                let seed = u128::from(rand_core::Rng::next_u64(
+                    wasmtime_wasi::random::thread_rng().as_mut(),
+                ));
+                Some(Tape::recording(seed))
+            }
+            _ => None,
+        };
+        if let Some(tape) = &tape {
+            wasi.wall_clock(TapedWallClock(
+                tape.clone(),
+                wasmtime_wasi::clocks::wall_clock(),
+            ))
+            .monotonic_clock(TapedMonotonicClock(
+                tape.clone(),
+                wasmtime_wasi::clocks::monotonic_clock(),
+            ))
+            .secure_random(TapedRng(tape.clone(), wasmtime_wasi::random::thread_rng()))
+            .insecure_random(TapedRng(tape.clone(), wasmtime_wasi::random::thread_rng()))
+            .insecure_random_seed(tape.seed());
+        }
         for dir in &policy.grants.dirs {
             let perms = if dir.writable {
                 FsPerms::ReadWrite
@@ -183,6 +212,8 @@ impl AgentState {
                 hit: None,
             },
             recorder: AgentRecorder::new(policy.limits.log_bytes, redact, observer),
+            // Only a recording is reported back.
+            tape: tape.filter(|_| policy.replay_inputs.is_none()),
             stderr,
             cancel,
             granted_secrets: policy.grants.secrets.clone(),
