@@ -560,6 +560,21 @@ fn cancel_stops_an_execution_another_process_runs() {
     );
 }
 
+/// `orchestr8` run inside the project at `dir`, with its own state folder.
+fn in_project(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_orchestr8"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env(
+            "ORCHESTR8_CACHE_DIR",
+            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
+        )
+        .env("NO_COLOR", "1")
+        .env_remove("ORCHESTR8_STATE_DIR");
+    command
+}
+
 /// A project running the `tally` agent (granted `marks/` to leave a marker
 /// per attempt) with a workflow of parallel branches, a retried step and a
 /// fallback; returns the workflow file and the marks directory.
@@ -636,19 +651,7 @@ fn an_execution_killed_anywhere_resumes_to_the_same_outputs_without_rerunning_wh
     let dir = tempfile::tempdir().unwrap();
     let (file, marks) = tally_project(dir.path());
     let file = file.to_str().unwrap();
-    let project = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_orchestr8"));
-        command
-            .args(args)
-            .current_dir(dir.path())
-            .env(
-                "ORCHESTR8_CACHE_DIR",
-                std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-            )
-            .env("NO_COLOR", "1")
-            .env_remove("ORCHESTR8_STATE_DIR");
-        command
-    };
+    let project = |args: &[&str]| in_project(dir.path(), args);
     let out = project(&["run", file, "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let expected = outputs(&serde_json::from_slice(&out.stdout).unwrap());
@@ -738,16 +741,12 @@ fn an_idle_timeout_stops_a_silent_agent_but_not_a_chatty_one() {
     });
     let file = dir.path().join("idle.json");
     std::fs::write(&file, wf.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_orchestr8"))
-        .args(["run", file.to_str().unwrap(), "--json", "--quiet"])
-        .current_dir(dir.path())
-        .env(
-            "ORCHESTR8_CACHE_DIR",
-            std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-        )
-        .env_remove("ORCHESTR8_STATE_DIR")
-        .output()
-        .unwrap();
+    let out = in_project(
+        dir.path(),
+        &["run", file.to_str().unwrap(), "--json", "--quiet"],
+    )
+    .output()
+    .unwrap();
     let result: Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
     assert_eq!(result["steps"]["chatty"]["status"], "succeeded", "{result}");
@@ -844,19 +843,7 @@ fn a_recorded_execution_replays_offline_and_a_changed_agent_diverges() {
     });
     let file = dir.path().join("replay.json");
     std::fs::write(&file, wf.to_string()).unwrap();
-    let project = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_orchestr8"))
-            .args(args)
-            .current_dir(dir.path())
-            .env(
-                "ORCHESTR8_CACHE_DIR",
-                std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-            )
-            .env("NO_COLOR", "1")
-            .env_remove("ORCHESTR8_STATE_DIR")
-            .output()
-            .unwrap()
-    };
+    let project = |args: &[&str]| in_project(dir.path(), args).output().unwrap();
     let out = project(&["run", file.to_str().unwrap(), "--json", "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -934,18 +921,7 @@ fn clock_and_random_readings_replay_when_recorded_and_diverge_when_not() {
         });
         let file = dir.path().join("stamp.json");
         std::fs::write(&file, wf.to_string()).unwrap();
-        let project = |args: &[&str]| {
-            Command::new(env!("CARGO_BIN_EXE_orchestr8"))
-                .args(args)
-                .current_dir(dir.path())
-                .env(
-                    "ORCHESTR8_CACHE_DIR",
-                    std::env::temp_dir().join("orchestr8-cli-tests-cache"),
-                )
-                .env_remove("ORCHESTR8_STATE_DIR")
-                .output()
-                .unwrap()
-        };
+        let project = |args: &[&str]| in_project(dir.path(), args).output().unwrap();
         let out = project(&["run", file.to_str().unwrap(), "--json", "--quiet"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let result: Value = serde_json::from_slice(&out.stdout).unwrap();
