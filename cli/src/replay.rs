@@ -50,7 +50,8 @@ struct Recorded {
     attempt: u32,
     exchanges: Vec<HttpFixture>,
     inputs: Option<RecordedInputs>,
-    complete: bool,
+    /// Why it cannot be replayed exactly, if it cannot.
+    unrecorded: Option<String>,
     ended: Result<Value, (String, String)>,
 }
 
@@ -131,11 +132,8 @@ pub async fn replay(args: ReplayArgs, config: SandboxConfig) -> Outcome {
                 ..agent
             };
         }
-        if !step.complete {
-            verdicts.push(not_replayable(
-                step,
-                "what it received was not recorded whole (a response too large, not text, or not read to its end; or too many clock readings or random bytes)".into(),
-            ));
+        if let Some(why) = &step.unrecorded {
+            verdicts.push(not_replayable(step, why.clone()));
             continue;
         }
         verdicts.push(replay_step(&invoker, agent, step, &id).await);
@@ -279,16 +277,35 @@ fn recorded_steps(document: &Value, journal: &[JournalEntry]) -> Vec<Recorded> {
         let Some(step_id) = def["id"].as_str() else {
             continue;
         };
-        let events = journal.iter().filter_map(|e| match &e.record {
-            Record::Event(event) if event.step_id() == Some(step_id) => Some(event),
-            _ => None,
-        });
         let mut input = None;
         let mut attempt = 0;
         let mut exchanges: Vec<(u32, Option<HttpFixture>, bool)> = Vec::new();
         let mut inputs: Vec<(u32, Option<RecordedInputs>)> = Vec::new();
         let mut ended = None;
-        for event in events {
+        // A step-started or step-succeeded entry too large to journal.
+        let mut too_large = None;
+        for entry in journal.iter().filter(|e| e.step_id() == Some(step_id)) {
+            let event = match &entry.record {
+                Record::Event(event) => event,
+                Record::Oversized(o) if o.kind == "step-started" || o.kind == "step-succeeded" => {
+                    too_large = Some(format!(
+                        "its {} ({} bytes) was too large to journal",
+                        if o.kind == "step-started" {
+                            "input"
+                        } else {
+                            "output"
+                        },
+                        o.original_bytes
+                    ));
+                    if o.kind == "step-started" {
+                        input = Some(Value::Null);
+                    } else {
+                        ended = Some(Ok(Value::Null));
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
             match event {
                 ExecutionEvent::StepStarted { input: i, .. } => input = Some(i.clone()),
                 ExecutionEvent::Resilience {
@@ -342,17 +359,62 @@ fn recorded_steps(document: &Value, journal: &[JournalEntry]) -> Vec<Recorded> {
             .map(|(_, i)| i)
             .collect();
         let tape_complete = taped.iter().all(|i| i.as_ref().is_some_and(|i| i.complete));
+        let http_complete = last.iter().all(|(f, c)| *c && f.is_some());
+        let unrecorded = too_large.or_else(|| {
+            (!(http_complete && tape_complete)).then(|| {
+                "what it received was not recorded whole (a response too large, not text, or not read to its end; or too many clock readings or random bytes)".to_string()
+            })
+        });
         steps.push(Recorded {
             step_id: step_id.to_string(),
             agent_id: def["agent"]["id"].as_str().unwrap_or_default().to_string(),
             config: def["agent"]["config"].clone(),
             input,
             attempt,
-            complete: last.iter().all(|(f, c)| *c && f.is_some()) && tape_complete,
+            unrecorded,
             inputs: taped.into_iter().flatten().next(),
             exchanges: last.into_iter().filter_map(|(f, _)| f).collect(),
             ended,
         });
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orchestr8_host::record::Oversized;
+    use serde_json::json;
+
+    fn stored(records: Vec<Record>) -> Vec<JournalEntry> {
+        records
+            .into_iter()
+            .zip(1..)
+            .map(|(r, seq)| NewEntry::now(r).stored(seq))
+            .collect()
+    }
+
+    #[test]
+    fn a_step_whose_output_was_too_large_to_journal_is_not_replayable() {
+        let document = json!({"steps": [{"id": "s", "agent": {"id": "@a/b"}}]});
+        let journal = stored(vec![
+            Record::Event(ExecutionEvent::StepStarted {
+                step_id: "s".into(),
+                agent_id: "@a/b".into(),
+                input: json!({}),
+            }),
+            Record::Oversized(Oversized {
+                kind: "step-succeeded".into(),
+                truncated: true,
+                original_bytes: 20_000_000,
+                step_id: Some("s".into()),
+            }),
+        ]);
+        let steps = recorded_steps(&document, &journal);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(
+            steps[0].unrecorded.as_deref(),
+            Some("its output (20000000 bytes) was too large to journal")
+        );
+    }
 }

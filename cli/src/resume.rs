@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use clap::Args;
-use orchestr8_host::engine::ExecutionStatus;
+use orchestr8_host::engine::{ExecutionStatus, ResumeError};
 use orchestr8_host::sandbox::SandboxConfig;
 use orchestr8_host::store::{ExecutionQuery, Store};
 use tokio_util::sync::CancellationToken;
@@ -83,7 +83,13 @@ pub async fn resume(args: ResumeArgs, config: SandboxConfig) -> Outcome {
     for id in ids {
         let resumable = orchestrator
             .prepare_resume(&id, runtime.agents().as_ref())
-            .map_err(|e| Failure::of(&e, exit::FAILED))?;
+            .map_err(|e| {
+                let code = match e {
+                    ResumeError::Unknown(_) => exit::USAGE,
+                    _ => exit::FAILED,
+                };
+                Failure::of(&e, code)
+            })?;
         let wf = resumable.plan().workflow().clone();
         let cancel = CancellationToken::new();
         let style = Progress::chosen(args.quiet, args.json);

@@ -814,6 +814,144 @@ impl Upstream {
     }
 }
 
+/// `resume` and `replay` refuse what they cannot do, saying why: an
+/// unknown execution (usage error, 2), one that ended (1), a step the
+/// execution does not have (2).
+#[test]
+fn resume_and_replay_refuse_unknown_and_ended_executions_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _marks) = tally_project(dir.path());
+    let project = |args: &[&str]| in_project(dir.path(), args).output().unwrap();
+    let out = project(&["run", file.to_str().unwrap(), "--json", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = result["executionId"].as_str().unwrap();
+    let unknown = "01a23ea4-d447-7244-9ff8-b90db1979716";
+    for (args, code, says) in [
+        (
+            vec!["resume", unknown],
+            2,
+            format!("unknown execution `{unknown}`"),
+        ),
+        (
+            vec!["resume", id],
+            1,
+            format!("execution `{id}` is succeeded: only an execution whose process died"),
+        ),
+        (
+            vec!["replay", unknown],
+            2,
+            format!("unknown execution `{unknown}`"),
+        ),
+        (
+            vec!["replay", id, "--step", "nope"],
+            2,
+            format!("execution `{id}` has no ended step `nope`"),
+        ),
+    ] {
+        let out = project(&args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&says), "{args:?}: {}", stderr(&out));
+    }
+    // Nothing was added to the execution's journal by the refusals.
+    let out = project(&["inspect", id, "--json"]);
+    let inspected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last = inspected["journal"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["kind"], "execution-finished", "{last}");
+}
+
+/// A step's output far past the 64 KiB entry cap (1 MiB), and a step input
+/// past it (180 KiB), are journaled whole: killed while the second step
+/// runs, the execution resumes without running the first again and ends
+/// with its output intact; a replay compares both steps on them.
+#[test]
+fn a_large_step_output_is_restored_on_resume_and_replayed() {
+    const PAD: usize = 1024 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, marks) = tally_project(dir.path());
+    let wf = json!({
+        "version": "1.0.0", "schemaVersion": "1.0.0",
+        "metadata": {"id": "6f9619ff-8b86-4d11-b42d-00c04fc964f5", "name": "large"},
+        "steps": [
+            {"id": "big", "name": "big", "agent": {"id": "@test/tally"},
+             "input": {"mapping": {"parts": ["big"], "pad": PAD}}},
+            {"id": "then", "name": "then", "agent": {"id": "@test/tally"}, "dependencies": ["big"],
+             "input": {"mapping": {"parts": ["${steps.big.output.value}", "${variables.chunk}", "${variables.chunk}", "${variables.chunk}"], "ms": 2000}}}
+        ]
+    });
+    let file = dir.path().join("large.json");
+    std::fs::write(&file, wf.to_string()).unwrap();
+    // Each expression may expand to 64 KiB at most: three make a larger input.
+    let chunk = "c".repeat(60 * 1024);
+    let input = json!({ "chunk": chunk }).to_string();
+    let mut running = in_project(
+        dir.path(),
+        &["run", file.to_str().unwrap(), "--quiet", "--input", &input],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let id = running_id(&dir.path().join(".orchestr8"), &mut running);
+    // Kill once `then` has started: `big` has succeeded by then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while marks_of(&marks, &id, "then") == 0 {
+        assert!(std::time::Instant::now() < deadline, "`then` never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    running.kill().unwrap();
+    running.wait().unwrap();
+
+    // The journal holds both steps' data whole, not as size markers.
+    let out = in_project(dir.path(), &["inspect", &id, "--json"])
+        .output()
+        .unwrap();
+    let before: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let journal = before["journal"].as_array().unwrap();
+    let succeeded = journal
+        .iter()
+        .find(|e| e["kind"] == "step-succeeded")
+        .unwrap();
+    assert_eq!(
+        succeeded["data"]["output"]["pad"].as_str().unwrap().len(),
+        PAD
+    );
+    let started = journal
+        .iter()
+        .find(|e| e["kind"] == "step-started" && e["stepId"] == "then")
+        .unwrap();
+    assert_eq!(started["data"]["input"]["parts"][3], chunk.as_str());
+
+    let out = in_project(dir.path(), &["resume", &id, "--json", "--quiet"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(marks_of(&marks, &id, "big"), 1, "`big` ran again");
+    assert_eq!(
+        result["steps"]["big"]["output"]["pad"]
+            .as_str()
+            .unwrap()
+            .len(),
+        PAD
+    );
+    let then = result["steps"]["then"]["output"]["value"].as_str().unwrap();
+    assert_eq!(then, format!("big+{chunk}+{chunk}+{chunk}"));
+
+    let out = in_project(dir.path(), &["replay", &id, "--json"])
+        .output()
+        .unwrap();
+    let verdicts: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    assert_eq!(out.status.code(), Some(0), "{verdicts}");
+    assert_eq!(verdicts.as_array().unwrap().len(), 2, "{verdicts}");
+}
+
 /// A recorded execution whose steps called an HTTP API replays offline
 /// (its upstream stopped) to the same outputs, step by step; a changed
 /// agent for a step is reported as diverged.

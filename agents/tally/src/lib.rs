@@ -1,10 +1,11 @@
 //! Tally: leaves one marker file per attempt in its granted `/marks`
 //! directory (named by its idempotency key and attempt), so a test can count
 //! how often each step really ran, a thing only the sandbox can do. Then it
-//! pauses `ms` and answers its `parts` joined, or fails its first
-//! `failures` attempts with a retryable error, or, when its step's config
-//! says `"fail": true`, every attempt with a fatal one (config, not input:
-//! a fallback gets the failed step's input but its own config).
+//! pauses `ms` and answers its `parts` joined (and `pad` bytes of padding,
+//! for a large output), or fails its first `failures` attempts with a
+//! retryable error, or, when its step's config says `"fail": true`, every
+//! attempt with a fatal one (config, not input: a fallback gets the failed
+//! step's input but its own config).
 
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub struct Input {
     /// Attempts that fail (retryably) before one succeeds.
     #[serde(default)]
     pub failures: u32,
+    /// Also answer this many bytes of padding (a large output).
+    #[serde(default)]
+    pub pad: usize,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -37,6 +41,9 @@ pub struct Output {
     /// With `stamp`: nanoseconds since the Unix epoch, and a random number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stamp: Option<(u128, u64)>,
+    /// With `pad`: that many dots.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub pad: String,
 }
 
 pub struct Tally;
@@ -74,6 +81,7 @@ impl Agent for Tally {
         Ok(Output {
             value: input.parts.join("+"),
             stamp,
+            pad: ".".repeat(input.pad),
         })
     }
 }

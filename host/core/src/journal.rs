@@ -28,11 +28,19 @@ use orchestr8_types::records::REDACTED;
 
 /// Largest entry stored whole, in bytes of JSON.
 pub const MAX_ENTRY_BYTES: usize = 64 * 1024;
+/// Largest `step-started` or `step-succeeded` entry stored whole: a step's
+/// input and output are what resuming and replaying an execution need, so
+/// they are kept up to twice the sandbox's default output limit (8 MiB).
+pub const MAX_STEP_DATA_BYTES: usize = 16 * 1024 * 1024;
 /// Most entries kept per execution; past it a marker is written and only
 /// the final entry follows.
 pub const MAX_ENTRIES: u64 = 100_000;
 /// Most changes committed in one transaction.
 const BATCH: usize = 512;
+/// Bytes of journal entries past which a transaction takes no further
+/// change (a larger entry still goes, alone), so that one transaction, and
+/// with it the SQLite WAL, stays bounded when steps pass large data.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// A committed entry, as published on the bus.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -49,6 +57,8 @@ type Ack = oneshot::Sender<Result<(), StoreError>>;
 struct Write {
     change: Change,
     ack: Option<Ack>,
+    /// Bytes of JSON its entries take (0 when small or not entries).
+    bytes: usize,
 }
 
 /// Writes executions and journals, for the whole process.
@@ -78,6 +88,7 @@ impl JournalWriter {
             .send(Write {
                 change,
                 ack: Some(ack),
+                bytes: 0,
             })
             .map_err(|_| gone())?;
         done.await.map_err(|_| gone())?
@@ -87,7 +98,11 @@ impl JournalWriter {
     /// by the execution's [`Change::Finish`].
     pub fn send(&self, change: Change) {
         // Fails only once the writer thread is gone, which `write` reports.
-        let _ = self.tx.send(Write { change, ack: None });
+        let _ = self.tx.send(Write {
+            change,
+            ack: None,
+            bytes: 0,
+        });
     }
 
     /// Where the engine sends the events of `execution_id`: each becomes a
@@ -95,11 +110,16 @@ impl JournalWriter {
     pub fn sink(&self, execution_id: ExecutionId, redact: Vec<String>) -> EventSink {
         let tx = self.tx.clone();
         Arc::new(move |event| {
+            let (entry, bytes) = entry(&event, &redact);
             let change = Change::Append {
                 execution_id: execution_id.clone(),
-                entries: vec![entry(&event, &redact)],
+                entries: vec![entry],
             };
-            let _ = tx.send(Write { change, ack: None });
+            let _ = tx.send(Write {
+                change,
+                ack: None,
+                bytes,
+            });
         })
     }
 }
@@ -164,8 +184,8 @@ fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::Unbound
     }
 }
 
-/// `first` and whatever else is queued, up to [`BATCH`] writes, with each
-/// journal capped. An execution's events arrive one at a time; appends that
+/// `first` and whatever else is queued, up to [`BATCH`] writes or
+/// [`BATCH_BYTES`] of entries, with each journal capped. An execution's events arrive one at a time; appends that
 /// follow each other (for that execution) are merged into one change.
 fn take_batch(
     first: Write,
@@ -177,9 +197,16 @@ fn take_batch(
     // Where each execution's latest change in the batch is.
     let mut latest: HashMap<String, usize> = HashMap::new();
     let mut taken = 0;
+    let mut bytes = 0;
     let mut next = Some(first);
-    while let Some(Write { mut change, ack }) = next {
+    while let Some(Write {
+        mut change,
+        ack,
+        bytes: size,
+    }) = next
+    {
         taken += 1;
+        bytes += size;
         if let Change::Append {
             execution_id,
             entries,
@@ -206,7 +233,7 @@ fn take_batch(
             changes.push(change);
             acks.push(ack);
         }
-        next = if taken < BATCH {
+        next = if taken < BATCH && bytes < BATCH_BYTES {
             rx.try_recv().ok()
         } else {
             None
@@ -246,9 +273,11 @@ fn cap(tally: &mut Tally, entries: &mut Vec<NewEntry>) {
     *entries = kept;
 }
 
-/// The journal entry for an event: the event as its record, secrets
-/// redacted (in its JSON text, so no field escapes), size capped.
-pub fn entry(event: &ExecutionEvent, redact: &[String]) -> NewEntry {
+/// The journal entry for an event, and its size in bytes of JSON: the event
+/// as its record, secrets redacted (in its JSON text, so no field escapes),
+/// size capped ([`MAX_ENTRY_BYTES`], or [`MAX_STEP_DATA_BYTES`] for a
+/// step's input and output).
+fn entry(event: &ExecutionEvent, redact: &[String]) -> (NewEntry, usize) {
     let mut text = serde_json::to_string(event).unwrap_or_else(|_| "null".into());
     let mut redacted = false;
     for secret in redact.iter().filter(|s| !s.is_empty()) {
@@ -259,18 +288,27 @@ pub fn entry(event: &ExecutionEvent, redact: &[String]) -> NewEntry {
             redacted = true;
         }
     }
-    let record = if text.len() > MAX_ENTRY_BYTES {
-        Record::Oversized(Oversized {
+    let cap = match event {
+        ExecutionEvent::StepStarted { .. } | ExecutionEvent::StepSucceeded { .. } => {
+            MAX_STEP_DATA_BYTES
+        }
+        _ => MAX_ENTRY_BYTES,
+    };
+    if text.len() > cap {
+        let marker = Record::Oversized(Oversized {
             kind: event.kind().to_string(),
             truncated: true,
             original_bytes: text.len(),
-        })
-    } else if redacted {
+            step_id: event.step_id().map(str::to_string),
+        });
+        return (NewEntry::now(marker), 0);
+    }
+    let record = if redacted {
         Record::from_value(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     } else {
         Record::Event(event.clone())
     };
-    NewEntry::now(record)
+    (NewEntry::now(record), text.len())
 }
 
 #[cfg(test)]
@@ -290,20 +328,48 @@ mod tests {
 
     #[test]
     fn entries_are_redacted_and_capped() {
-        let e = entry(
+        let (e, _) = entry(
             &started("s", json!({"key": "hunter2"})),
             &["hunter2".into()],
         );
         assert_eq!(e.record.to_value()["input"]["key"], REDACTED);
         assert_eq!(e.record.step_id(), Some("s"));
-        let big = entry(
-            &started("s", json!({"x": "y".repeat(MAX_ENTRY_BYTES)})),
-            &[],
-        );
+
+        // A log line past the entry cap is dropped for a marker…
+        let line = ExecutionEvent::AgentLog {
+            step_id: "s".into(),
+            attempt: 1,
+            line: serde_json::from_value(
+                json!({"level": "info", "message": "y".repeat(MAX_ENTRY_BYTES), "at_ms": 0}),
+            )
+            .unwrap(),
+        };
+        let (big, bytes) = entry(&line, &[]);
         assert!(
             matches!(&big.record, Record::Oversized(o) if o.truncated && o.original_bytes > MAX_ENTRY_BYTES)
         );
-        assert_eq!(big.record.kind(), "step-started");
+        assert_eq!(
+            (big.record.kind(), big.record.step_id(), bytes),
+            ("agent-log", Some("s"), 0)
+        );
+
+        // …while a step's input and output are kept whole up to their own.
+        let input = json!({"x": "y".repeat(MAX_ENTRY_BYTES * 4)});
+        let (kept, bytes) = entry(&started("s", input.clone()), &[]);
+        assert_eq!(kept.record.to_value()["input"], input);
+        assert!(bytes > MAX_ENTRY_BYTES * 4);
+        let output = ExecutionEvent::StepSucceeded {
+            step_id: "s".into(),
+            output: json!("y".repeat(MAX_STEP_DATA_BYTES)),
+            attempts: 1,
+            duration_ms: 1.0,
+            via_fallback: None,
+        };
+        let (big, _) = entry(&output, &[]);
+        assert!(
+            matches!(&big.record, Record::Oversized(o) if o.step_id.as_deref() == Some("s") && o.original_bytes > MAX_STEP_DATA_BYTES)
+        );
+        assert_eq!(big.record.kind(), "step-succeeded");
     }
 
     fn record(id: &str) -> ExecutionRecord {
@@ -407,7 +473,7 @@ mod tests {
             duration_ms: 1,
             error: None,
         }));
-        let step = |id: &str| entry(&started(id, json!(1)), &[]);
+        let step = |id: &str| entry(&started(id, json!(1)), &[]).0;
         let mut entries = vec![step("a"), step("b"), step("c"), finished];
         cap(&mut tally, &mut entries);
         let kinds: Vec<&str> = entries.iter().map(|e| e.record.kind()).collect();

@@ -39,6 +39,9 @@ pub struct Oversized {
     pub truncated: bool,
     /// How large the event was, in bytes of JSON.
     pub original_bytes: usize,
+    /// The step it was about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
 }
 
 /// The journal's own notes.
@@ -86,6 +89,7 @@ impl Record {
     pub fn step_id(&self) -> Option<&str> {
         match self {
             Record::Event(e) => e.step_id(),
+            Record::Oversized(o) => o.step_id.as_deref(),
             _ => None,
         }
     }
@@ -315,6 +319,7 @@ mod tests {
                 kind: "step-started".into(),
                 truncated: true,
                 original_bytes: 70_000,
+                step_id: Some("s".into()),
             }),
             Record::Unknown(json!({"type": "from-the-future", "x": 1})),
         ] {
@@ -327,7 +332,8 @@ mod tests {
             entry(Record::Oversized(Oversized {
                 kind: "step-started".into(),
                 truncated: true,
-                original_bytes: 1
+                original_bytes: 1,
+                step_id: None,
             }))
             .kind(),
             "step-started"

@@ -81,10 +81,11 @@ pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// WAL size past which the committing connection restarts the log itself.
 pub const WAL_CHECKPOINT_AT: u64 = 16 * 1024 * 1024;
 
-/// The most the WAL can hold: the threshold plus one group commit (at most
-/// 512 changes; journal entries are capped at 64 KiB, so a group commit of
-/// entries stays under 40 MiB even in the worst case). The soak benchmark
-/// and the serve test check it under load.
+/// The most the WAL can hold: the threshold plus one group commit (the
+/// journal writer stops adding to one at 8 MiB of entries, and the entry
+/// that crosses it is at most 16 MiB, a step's output, so a group commit
+/// stays under 25 MiB even in the worst case). The soak benchmark and the
+/// serve test check it under load.
 pub const WAL_BOUND: u64 = 64 * 1024 * 1024;
 
 /// The database page size (SQLite's default, set explicitly so frame
