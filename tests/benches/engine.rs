@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{micros, percentile, ratio};
+use common::{micros, percentile, probe_steps, ratio};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,7 +28,7 @@ use orchestr8_host::sandbox::{
 };
 use orchestr8_host::store::{MemoryStore, SqliteStore, Store};
 use orchestr8_host::workflow::{self, Plan};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 const STEPS: u32 = 10;
@@ -36,17 +36,7 @@ const STEPS: u32 = 10;
 const ROUNDS: usize = 10;
 
 fn workflow(parallel: bool) -> Plan {
-    let steps: Vec<Value> = (0..STEPS)
-        .map(|i| {
-            let deps: Vec<String> = if parallel || i == 0 {
-                vec![]
-            } else {
-                vec![format!("s{}", i - 1)]
-            };
-            json!({"id": format!("s{i}"), "name": "s", "agent": {"id": "@test/state-probe"},
-                   "dependencies": deps, "input": {"mapping": {"tag": i}}})
-        })
-        .collect();
+    let steps = probe_steps(STEPS as usize, !parallel);
     let doc = json!({
         "version": "1.0.0", "schemaVersion": "1.0.0",
         "metadata": {"id": "7f1d2c3e-0b4a-4f5e-9d8c-1a2b3c4d5e6f", "name": "bench"},

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{micros, percentile, ratio};
+use common::{micros, percentile, print_p50_p95, ratio};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -136,17 +136,10 @@ async fn main() {
         "One-step workflows fetching a {body_bytes}-byte JSON document from loopback, {runs} of each, SQLite journal in {}.\n",
         state.path().display()
     );
-    println!("| record | execution p50 | execution p95 |");
-    println!("|---|---|---|");
-    let row = |name: &str, s: &[Duration]| {
-        println!(
-            "| {name} | {} | {} |",
-            micros(percentile(s, 0.5)),
-            micros(percentile(s, 0.95))
-        );
-    };
-    row("http (recorded)", &with);
-    row("off (baseline)", &without);
+    print_p50_p95(
+        "record (per execution)",
+        &[("http (recorded)", &with), ("off (baseline)", &without)],
+    );
     let cost = |p: f64| percentile(&with, p).saturating_sub(percentile(&without, p));
     println!(
         "\nRecording adds {} at p50 and {} at p95 per step ({} and {} of the baseline); each recorded exchange is {} journal bytes for a {body_bytes}-byte body.",

@@ -11,12 +11,12 @@
 
 mod common;
 
-use common::{micros, percentile, ratio};
+use common::{percentile, print_p50_p95, probe_steps, ratio};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use orchestr8_host::call::Invoker;
 use orchestr8_host::engine::{AgentStepRunner, Engine, RegisteredAgent};
@@ -32,17 +32,7 @@ use tokio_util::sync::CancellationToken;
 const STEPS: usize = 251;
 
 fn workflow() -> (Value, Plan) {
-    let steps: Vec<Value> = (0..STEPS)
-        .map(|i| {
-            let deps: Vec<String> = if i == 0 {
-                vec![]
-            } else {
-                vec![format!("s{}", i - 1)]
-            };
-            json!({"id": format!("s{i}"), "name": "s", "agent": {"id": "@test/state-probe"},
-                   "dependencies": deps, "input": {"mapping": {"tag": i}}})
-        })
-        .collect();
+    let steps = probe_steps(STEPS, true);
     let doc = json!({
         "version": "1.0.0", "schemaVersion": "1.0.0",
         "metadata": {"id": "7f1d2c3e-0b4a-4f5e-9d8c-1a2b3c4d5e6f", "name": "long"},
@@ -174,17 +164,13 @@ async fn main() {
         cut,
         state.path().display()
     );
-    println!("| | p50 | p95 |");
-    println!("|---|---|---|");
-    let row = |name: &str, s: &[Duration]| {
-        println!(
-            "| {name} | {} | {} |",
-            micros(percentile(s, 0.5)),
-            micros(percentile(s, 0.95))
-        );
-    };
-    row("resume → first new attempt starts", &resume);
-    row("baseline: bare SQLite read of the same journal rows", &bare);
+    print_p50_p95(
+        "",
+        &[
+            ("resume → first new attempt starts", &resume),
+            ("baseline: bare SQLite read of the same journal rows", &bare),
+        ],
+    );
     println!(
         "\nResume p50 is {} the bare read.",
         ratio(percentile(&resume, 0.5), percentile(&bare, 0.5))
