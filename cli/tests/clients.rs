@@ -133,7 +133,9 @@ fn schemathesis_finds_serve_true_to_its_document() {
     let server = Server::start(command);
     let base = &server.base;
 
-    // Real executions for the examples: a finished one and a running one.
+    // Real executions for the examples: a finished one and a running one
+    // (briefly: its event stream, which Schemathesis follows too, stays
+    // open until it ends).
     let counting = workflow(json!([
         { "id": "count", "name": "count", "agent": { "id": "@orchestr8/text-stats" },
           "input": { "mapping": { "text": "one two three" } }, "output": { "capture": { "words": "words" } } },
@@ -149,7 +151,7 @@ fn schemathesis_finds_serve_true_to_its_document() {
     assert_eq!(status, 200, "{finished}");
     let sleeping = workflow(json!([
         { "id": "nap", "name": "nap", "agent": { "id": "@hostile/sleep" },
-          "policies": { "timeout": 600000 }, "input": { "mapping": { "seconds": 600 } } }
+          "input": { "mapping": { "seconds": 4 } } }
     ]));
     let (status, running) = post(
         base,
@@ -168,6 +170,10 @@ fn schemathesis_finds_serve_true_to_its_document() {
         ("/paths/~1executions~1{id}/get/parameters/0", &finished_id),
         (
             "/paths/~1executions~1{id}~1journal/get/parameters/0",
+            &finished_id,
+        ),
+        (
+            "/paths/~1executions~1{id}~1events/get/parameters/0",
             &finished_id,
         ),
         (

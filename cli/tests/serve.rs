@@ -53,26 +53,26 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-/// Status and JSON body of a request.
+/// Status, JSON body and `Retry-After` of a request with `headers`.
 fn call(
     method: &str,
     url: &str,
     body: Option<&str>,
-    token: Option<&str>,
+    headers: &[(&str, &str)],
 ) -> (u16, Value, Option<String>) {
     let client = agent();
     let mut response = match (method, body) {
         ("GET", _) => {
             let mut req = client.get(url);
-            if let Some(t) = token {
-                req = req.header("authorization", &format!("Bearer {t}"));
+            for (name, value) in headers {
+                req = req.header(*name, *value);
             }
             req.call().unwrap()
         }
         (_, body) => {
             let mut req = client.post(url).header("content-type", "application/json");
-            if let Some(t) = token {
-                req = req.header("authorization", &format!("Bearer {t}"));
+            for (name, value) in headers {
+                req = req.header(*name, *value);
             }
             req.send(body.unwrap_or("")).unwrap()
         }
@@ -88,12 +88,12 @@ fn call(
 }
 
 fn get(url: &str) -> (u16, Value) {
-    let (s, v, _) = call("GET", url, None, None);
+    let (s, v, _) = call("GET", url, None, &[]);
     (s, v)
 }
 
 fn post(url: &str, body: &str) -> (u16, Value) {
-    let (s, v, _) = call("POST", url, Some(body), None);
+    let (s, v, _) = call("POST", url, Some(body), &[]);
     (s, v)
 }
 
@@ -247,6 +247,159 @@ fn execute_poll_and_read_the_journal_page_by_page() {
     );
 }
 
+/// One Server-Sent Event: its id, event name and data.
+struct SseEvent {
+    id: u64,
+    kind: String,
+    data: Value,
+}
+
+/// Reads events from `/executions/{id}/events` (after `last`, sent as
+/// `Last-Event-ID`) until the stream ends or `stop_after` events came.
+fn read_events(base: &str, id: &str, last: Option<u64>, stop_after: usize) -> Vec<SseEvent> {
+    use std::io::BufRead;
+    let client = agent();
+    let mut request = client.get(format!("{base}/executions/{id}/events"));
+    if let Some(last) = last {
+        request = request.header("last-event-id", &last.to_string());
+    }
+    let mut response = request.call().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers().get("content-type").unwrap();
+    assert_eq!(content_type.to_str().unwrap(), "text/event-stream");
+    let reader = std::io::BufReader::new(response.body_mut().as_reader());
+    let mut events = Vec::new();
+    let (mut event_id, mut kind, mut data) = (None, None, None);
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(v) = line.strip_prefix("id: ") {
+            event_id = Some(v.parse().unwrap());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            kind = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data = Some(serde_json::from_str(v).unwrap());
+        } else if line.is_empty()
+            && let (Some(id), Some(kind), Some(data)) = (event_id.take(), kind.take(), data.take())
+        {
+            events.push(SseEvent { id, kind, data });
+            if events.len() == stop_after {
+                // Dropping the reader closes the connection mid-stream.
+                break;
+            }
+        }
+    }
+    events
+}
+
+/// The event stream sends every journal entry as it commits, in order,
+/// and ends with `execution-finished`; a client that drops the connection
+/// in the middle of a burst of log lines and reconnects with
+/// `Last-Event-ID` gets the rest with nothing lost and nothing twice.
+/// Unknown executions are 404 and a bad `Last-Event-ID` is 400.
+#[test]
+fn the_event_stream_resumes_from_last_event_id_losing_and_repeating_nothing() {
+    let state = tempfile::tempdir().unwrap();
+    let server = serve(&[], state.path());
+    let base = &server.base;
+    let flood = workflow(json!([
+        { "id": "nap", "name": "nap", "agent": { "id": "@hostile/sleep" }, "input": { "mapping": { "seconds": 1 } } },
+        { "id": "flood", "name": "flood", "agent": { "id": "@hostile/logs" }, "dependencies": ["nap"],
+          "input": { "mapping": { "lines": 400 } } }
+    ]));
+    let (status, accepted) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": flood }).to_string(),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["executionId"].as_str().unwrap();
+
+    // Live from the start; dropped in the middle of the log lines.
+    let first = read_events(base, id, None, 60);
+    assert_eq!(first.len(), 60);
+    assert!(first.iter().any(|e| e.kind == "agent-log"));
+    let last = first.last().unwrap().id;
+    let rest = read_events(base, id, Some(last), usize::MAX);
+    assert_eq!(rest.last().unwrap().kind, "execution-finished");
+
+    let ids: Vec<u64> = first.iter().chain(&rest).map(|e| e.id).collect();
+    let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+    assert_eq!(ids, expected, "every entry once, in order");
+    // The events are the journal's entries, as the journal endpoint has them.
+    let (status, page) = get(&format!("{base}/executions/{id}/journal?limit=1000"));
+    assert_eq!(status, 200);
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), ids.len());
+    for (event, entry) in first.iter().chain(&rest).zip(entries) {
+        assert_eq!(&event.data, entry);
+        assert_eq!(event.kind, entry["kind"]);
+    }
+    assert!(rest.iter().filter(|e| e.kind == "agent-log").count() > 100);
+
+    // A finished execution's stream is its journal, then the end.
+    let again = read_events(base, id, Some(ids.len() as u64 - 1), usize::MAX);
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].kind, "execution-finished");
+    // Past its end: nothing, and the stream ends at once.
+    assert!(read_events(base, id, Some(ids.len() as u64 + 5), usize::MAX).is_empty());
+
+    let (status, body) = get(&format!("{base}/executions/nope/events"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("NOT_FOUND"))
+    );
+    let (status, body, _) = call(
+        "GET",
+        &format!("{base}/executions/{id}/events"),
+        None,
+        &[("last-event-id", "soon")],
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_INPUT")),
+        "{body}"
+    );
+}
+
+/// An execution that another process (`orchestr8 run`) runs on the same
+/// state directory streams too: its entries reach the server's stream
+/// from the store, in order, to the end.
+#[test]
+fn the_event_stream_follows_an_execution_another_process_runs() {
+    let state = tempfile::tempdir().unwrap();
+    let server = serve(&[], state.path());
+    let base = &server.base;
+    let file = state.path().join("flood.json");
+    let flood = workflow(json!([
+        { "id": "nap", "name": "nap", "agent": { "id": "@hostile/sleep" }, "input": { "mapping": { "seconds": 1 } } },
+        { "id": "flood", "name": "flood", "agent": { "id": "@hostile/logs" }, "dependencies": ["nap"],
+          "input": { "mapping": { "lines": 50 } } }
+    ]));
+    std::fs::write(&file, flood.to_string()).unwrap();
+    let mut run = orchestr8()
+        .args(["run", file.to_str().unwrap(), "--quiet", "--agents-dir"])
+        .arg(agents_dir())
+        .env("ORCHESTR8_STATE_DIR", state.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        let (_, page) = get(&format!("{base}/executions"));
+        if let Some(id) = page["executions"][0]["executionId"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let events = read_events(base, &id, None, usize::MAX);
+    assert!(run.wait().unwrap().success());
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+    assert_eq!(events.last().unwrap().kind, "execution-finished");
+    assert!(events.iter().filter(|e| e.kind == "agent-log").count() >= 50);
+}
+
 #[test]
 fn bad_requests_get_the_error_shape_and_the_right_status() {
     let state = tempfile::tempdir().unwrap();
@@ -302,7 +455,7 @@ fn bad_requests_get_the_error_shape_and_the_right_status() {
         ("POST", format!("/executions/{unknown}/cancel")),
         ("GET", "/no/such/route".to_string()),
     ] {
-        let (status, body, _) = call(method, &format!("{base}{path}"), Some("{}"), None);
+        let (status, body, _) = call(method, &format!("{base}{path}"), Some("{}"), &[]);
         assert_eq!(status, 404, "{method} {path}: {body}");
         assert_eq!(body["error"]["code"], "NOT_FOUND");
     }
@@ -402,7 +555,7 @@ fn a_full_queue_answers_503_with_retry_after() {
     let slow = json!({ "workflow": sleep_workflow(60) }).to_string();
     let (status, accepted) = post(&execute, &slow);
     assert_eq!(status, 202);
-    let (status, body, retry_after) = call("POST", &execute, Some(&slow), None);
+    let (status, body, retry_after) = call("POST", &execute, Some(&slow), &[]);
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "OVERLOADED");
     assert_eq!(retry_after.as_deref(), Some("1"));
@@ -437,18 +590,28 @@ fn a_token_guards_every_route_but_health_and_public_binds_need_one() {
 
     let server = serve(&["--token", "s3cret"], state.path());
     let base = &server.base;
-    let (status, body, _) = call("GET", &format!("{base}/metrics"), None, None);
+    let (status, body, _) = call("GET", &format!("{base}/metrics"), None, &[]);
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["code"], "UNAUTHORIZED");
-    let (status, _, _) = call("GET", &format!("{base}/metrics"), None, Some("wrong"));
+    let (status, _, _) = call(
+        "GET",
+        &format!("{base}/metrics"),
+        None,
+        &[("authorization", "Bearer wrong")],
+    );
     assert_eq!(status, 401);
-    let (status, _, _) = call("GET", &format!("{base}/metrics"), None, Some("s3cret"));
+    let (status, _, _) = call(
+        "GET",
+        &format!("{base}/metrics"),
+        None,
+        &[("authorization", "Bearer s3cret")],
+    );
     assert_eq!(status, 200);
     let (status, _, _) = call(
         "POST",
         &format!("{base}/workflows/execute"),
         Some("{}"),
-        None,
+        &[],
     );
     assert_eq!(status, 401);
     assert_eq!(get(&format!("{base}/health")).0, 200);
@@ -460,7 +623,12 @@ fn a_token_guards_every_route_but_health_and_public_binds_need_one() {
         .unwrap();
     assert_eq!(lower.status().as_u16(), 200);
     // The document says what the server does: bearer security and 401s.
-    let (status, doc, _) = call("GET", &format!("{base}/openapi.json"), None, Some("s3cret"));
+    let (status, doc, _) = call(
+        "GET",
+        &format!("{base}/openapi.json"),
+        None,
+        &[("authorization", "Bearer s3cret")],
+    );
     assert_eq!(status, 200);
     assert_eq!(doc["security"], json!([{"bearer": []}]));
     for (path, method) in [
@@ -679,7 +847,7 @@ fn a_busy_agent_service_answers_503_overloaded_with_retry_after() {
             "POST",
             &url,
             Some(r#"{"attack": "fill", "mib": 1, "hold_ms": 0}"#),
-            None,
+            &[],
         );
         if status == 503 {
             assert_eq!(body["error"]["code"], "OVERLOADED", "{body}");
@@ -731,7 +899,7 @@ fn malformed_bodies_never_break_the_servers() {
     for (method, url) in &routes {
         for _ in 0..1000 {
             let body = malformed(&mut rng, &seeds);
-            let (status, response, _) = call(method, url, Some(&body), None);
+            let (status, response, _) = call(method, url, Some(&body), &[]);
             assert!(
                 status < 500,
                 "{method} {url} with {body:?} answered {status}: {response}"

@@ -1,5 +1,6 @@
 //! The orchestrator's REST API: `POST /workflows/execute`,
 //! `GET /executions/{id}`, `GET /executions/{id}/journal`,
+//! `GET /executions/{id}/events` (in `events`),
 //! `POST /executions/{id}/cancel`, plus `/health`, `/metrics` and
 //! `/openapi.json`.
 //!
@@ -32,9 +33,11 @@ use super::model::{
     JournalPage, JournalQuery, ListQuery,
 };
 use super::{ApiError, HttpOptions, Metrics, harden, openapi};
+use orchestr8_host::bus::Subscription;
 use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
 use orchestr8_host::error::ErrorCode;
 use orchestr8_host::ids::ExecutionId;
+use orchestr8_host::journal::JournalUpdate;
 use orchestr8_host::orchestrator::{Orchestrator, Resumable};
 use orchestr8_host::record::Record;
 use orchestr8_host::registry::AgentRegistry;
@@ -214,6 +217,7 @@ impl ExecutionService {
             .route("/executions", get(list))
             .route("/executions/{id}", get(status))
             .route("/executions/{id}/journal", get(journal))
+            .route("/executions/{id}/events", get(super::events::events))
             .route("/executions/{id}/cancel", post(cancel))
             .route("/health", get(health))
             .route("/metrics", get(metrics))
@@ -462,7 +466,17 @@ impl ExecutionService {
         done_rx
     }
 
-    fn record(&self, id: &str) -> Result<ExecutionRecord, ApiError> {
+    /// The orchestrator executions run on.
+    pub(super) fn orchestrator(&self) -> &Orchestrator {
+        &self.orchestrator
+    }
+
+    /// Committed journal entries of every execution, as they commit.
+    pub(super) fn subscribe(&self, capacity: usize) -> Subscription<JournalUpdate> {
+        self.orchestrator.subscribe(capacity)
+    }
+
+    pub(super) fn record(&self, id: &str) -> Result<ExecutionRecord, ApiError> {
         match self.orchestrator.store().execution(id) {
             Ok(Some(record)) => Ok(record),
             Ok(None) => Err(ApiError::new(

@@ -8,6 +8,7 @@
 //! timeout, and a bearer token on every route but `/health` when one is set.
 
 mod error;
+mod events;
 mod executions;
 mod extract;
 mod metrics;

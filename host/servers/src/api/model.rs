@@ -134,6 +134,16 @@ pub struct JournalQuery {
     pub limit: usize,
 }
 
+/// `?after=N` on the event stream.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Entries after this sequence number [default 0]; the
+    /// `Last-Event-ID` header, when sent, takes its place.
+    #[serde(default)]
+    pub after: u64,
+}
+
 fn default_limit() -> usize {
     100
 }

@@ -22,8 +22,8 @@ use serde_json::{Map, Value, json};
 
 use super::ErrorEnvelope;
 use super::model::{
-    Accepted, AgentHealth, Cancelling, ExecuteQuery, ExecuteRequest, ExecutionList, ExecutionView,
-    Health, JournalPage, JournalQuery, ListQuery,
+    Accepted, AgentHealth, Cancelling, EventsQuery, ExecuteQuery, ExecuteRequest, ExecutionList,
+    ExecutionView, Health, JournalPage, JournalQuery, ListQuery,
 };
 use orchestr8_host::engine::ExecutionResult;
 use orchestr8_host::sandbox::AgentInfo;
@@ -185,6 +185,13 @@ pub fn document(secured: bool) -> Value {
     }));
     let mut journal_params = vec![id_param()];
     journal_params.extend(d.params::<JournalQuery>());
+    let mut events_params = vec![id_param()];
+    events_params.extend(d.params::<EventsQuery>());
+    events_params.push(json!({
+        "name": "Last-Event-ID", "in": "header", "required": false,
+        "description": "Resume after this journal sequence number (what the last event's `id` was); takes the place of `after`.",
+        "schema": { "type": "string", "pattern": "^[0-9]+$" }
+    }));
     let result = d.sent::<ExecutionResult>();
     let accepted = d.sent::<Accepted>();
     let cancelling = d.sent::<Cancelling>();
@@ -214,6 +221,25 @@ pub fn document(secured: bool) -> Value {
     let journal = json!({
         "200": Doc::json(page, "A page of entries"),
         "400": d.error("Bad paging (`limit` outside 1 to 1000, unknown parameter)"),
+        "404": d.error("Unknown id"),
+    });
+    let events = json!({
+        "200": {
+            "description": "Server-Sent Events: one per journal entry, in sequence order, from the one after `Last-Event-ID` (or `after`) to `execution-finished`, then the stream ends (it also ends once an interrupted execution's entries are all sent). Each event has `id` = the entry's `seq`, `event` = its `kind`, and `data` = the entry as JSON, as in the journal's `entries` (`{seq, at, kind, stepId, attempt, durationMs, code, data}`). An `error` event, whose data is a message, ends a stream the journal could not be read for. Comments keep an idle stream open.",
+            "content": { "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "One event: `id: <seq>`, `event: <kind>`, `data: <entry JSON>`, ended by a blank line",
+                    "properties": {
+                        "id": { "type": "string", "pattern": "^[0-9]+$", "description": "The entry's `seq` (absent on an `error` event)" },
+                        "event": { "type": "string", "description": "The entry's `kind`, or `error`" },
+                        "data": { "type": "string", "description": "The entry as JSON, or the error's message" }
+                    },
+                    "required": ["event", "data"]
+                }
+            } }
+        },
+        "400": d.error("A `Last-Event-ID` that is not a sequence number, or an unknown parameter"),
         "404": d.error("Unknown id"),
     });
     let cancel = json!({
@@ -253,6 +279,14 @@ pub fn document(secured: bool) -> Value {
             "summary": "Journal entries, paginated by sequence number",
             "parameters": journal_params,
             "responses": d.responses(journal),
+        }}),
+    );
+    paths.insert(
+        "/executions/{id}/events".into(),
+        json!({ "get": {
+            "summary": "The journal as Server-Sent Events, live, resumable with `Last-Event-ID`",
+            "parameters": events_params,
+            "responses": d.responses(events),
         }}),
     );
     paths.insert(
