@@ -360,6 +360,37 @@ fn the_event_stream_resumes_from_last_event_id_losing_and_repeating_nothing() {
     );
 }
 
+/// Starts `orchestr8 run` of `workflow` in another process on the
+/// server's `state`, and returns it with its execution id once the server
+/// lists it.
+// The lint misses a child handed back to the caller, who waits for it.
+#[allow(clippy::zombie_processes)]
+fn run_beside(base: &str, state: &Path, workflow: &Value) -> (std::process::Child, String) {
+    let file = state.join("beside.json");
+    std::fs::write(&file, workflow.to_string()).unwrap();
+    let mut run = orchestr8()
+        .args(["run", file.to_str().unwrap(), "--quiet", "--agents-dir"])
+        .arg(agents_dir())
+        .env("ORCHESTR8_STATE_DIR", state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, page) = get(&format!("{base}/executions?status=running"));
+        if let Some(id) = page["executions"][0]["executionId"].as_str() {
+            return (run, id.to_string());
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("the run never started");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// An execution that another process (`orchestr8 run`) runs on the same
 /// state directory streams too: its entries reach the server's stream
 /// from the store, in order, to the end.
@@ -368,30 +399,12 @@ fn the_event_stream_follows_an_execution_another_process_runs() {
     let state = tempfile::tempdir().unwrap();
     let server = serve(&[], state.path());
     let base = &server.base;
-    let file = state.path().join("flood.json");
     let flood = workflow(json!([
         { "id": "nap", "name": "nap", "agent": { "id": "@hostile/sleep" }, "input": { "mapping": { "seconds": 1 } } },
         { "id": "flood", "name": "flood", "agent": { "id": "@hostile/logs" }, "dependencies": ["nap"],
           "input": { "mapping": { "lines": 50 } } }
     ]));
-    std::fs::write(&file, flood.to_string()).unwrap();
-    let mut run = orchestr8()
-        .args(["run", file.to_str().unwrap(), "--quiet", "--agents-dir"])
-        .arg(agents_dir())
-        .env("ORCHESTR8_STATE_DIR", state.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let id = loop {
-        let (_, page) = get(&format!("{base}/executions"));
-        if let Some(id) = page["executions"][0]["executionId"].as_str() {
-            break id.to_string();
-        }
-        assert!(Instant::now() < deadline, "the run never started");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (mut run, id) = run_beside(base, state.path(), &flood);
     let events = read_events(base, &id, None, usize::MAX);
     assert!(run.wait().unwrap().success());
     let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
@@ -520,25 +533,7 @@ fn cancelling_a_slow_step_interrupts_its_sandbox_and_is_journaled() {
 
     // An execution that another process (`orchestr8 run`) runs on the same
     // state is cancelled through the server too.
-    let file = state.path().join("slow.json");
-    std::fs::write(&file, sleep_workflow(60).to_string()).unwrap();
-    let mut run = orchestr8()
-        .args(["run", file.to_str().unwrap(), "--agents-dir"])
-        .arg(agents_dir())
-        .env("ORCHESTR8_STATE_DIR", state.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let other = loop {
-        let (_, page) = get(&format!("{base}/executions?status=running"));
-        if let Some(id) = page["executions"][0]["executionId"].as_str() {
-            break id.to_string();
-        }
-        assert!(Instant::now() < deadline, "the run never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (mut run, other) = run_beside(base, state.path(), &sleep_workflow(60));
     let (status, body) = post(&format!("{base}/executions/{other}/cancel"), "");
     assert_eq!(status, 202, "{body}");
     assert_eq!(run.wait().unwrap().code(), Some(1));
