@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::Bus;
@@ -43,13 +42,13 @@ const BATCH: usize = 512;
 const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// A committed entry, as published on the bus.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JournalUpdate {
     /// The execution.
     pub execution_id: ExecutionId,
-    /// The entry.
-    pub entry: JournalEntry,
+    /// The entry, shared: the bus hands each subscriber its own copy of
+    /// the update, and a step's output may be megabytes.
+    pub entry: Arc<JournalEntry>,
 }
 
 type Ack = oneshot::Sender<Result<(), StoreError>>;
@@ -163,7 +162,7 @@ fn write_loop(store: &dyn Store, bus: &Bus<JournalUpdate>, mut rx: mpsc::Unbound
                         for (seq, e) in seqs.into_iter().zip(entries) {
                             bus.publish(JournalUpdate {
                                 execution_id: id.clone(),
-                                entry: e.stored(seq),
+                                entry: Arc::new(e.stored(seq)),
                             });
                         }
                     }
