@@ -75,22 +75,8 @@ pub async fn start() -> Servers {
 
     let state = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&state.path().join("orchestr8.db")).unwrap();
-    let chain = Resilience::default();
-    let agents = Arc::new(AgentRegistry::fixed(HashMap::from([(id.clone(), echo)])));
-    let runner =
-        AgentStepRunner::over(Invoker::new(sandbox.clone(), chain.clone()), agents.clone());
-    let orchestrator = Orchestrator::new(Engine::new(Arc::new(runner)), Arc::new(store)).unwrap();
-    let service = ExecutionService::new(
-        Arc::new(orchestrator),
-        agents,
-        ServiceOptions {
-            max_running: 256,
-            queue_capacity: 4096,
-            ..ServiceOptions::default()
-        },
-        Arc::new(Metrics::new(Some(chain))),
-    );
-    let execute = spawn_server(service.router(&HttpOptions::default())).await;
+    let agents = HashMap::from([(id.clone(), echo)]);
+    let execute = execution_server(&sandbox, store, agents).await;
 
     let bare = spawn_server(axum::Router::new().route(
         "/process",
@@ -113,6 +99,30 @@ pub async fn start() -> Servers {
         ),
         state,
     }
+}
+
+/// `orchestr8 serve`'s REST API over `store`, running `agents`.
+pub async fn execution_server(
+    sandbox: &Sandbox,
+    store: SqliteStore,
+    agents: HashMap<String, RegisteredAgent>,
+) -> SocketAddr {
+    let chain = Resilience::default();
+    let agents = Arc::new(AgentRegistry::fixed(agents));
+    let runner =
+        AgentStepRunner::over(Invoker::new(sandbox.clone(), chain.clone()), agents.clone());
+    let orchestrator = Orchestrator::new(Engine::new(Arc::new(runner)), Arc::new(store)).unwrap();
+    let service = ExecutionService::new(
+        Arc::new(orchestrator),
+        agents,
+        ServiceOptions {
+            max_running: 256,
+            queue_capacity: 4096,
+            ..ServiceOptions::default()
+        },
+        Arc::new(Metrics::new(Some(chain))),
+    );
+    spawn_server(service.router(&HttpOptions::default())).await
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -139,6 +149,19 @@ impl Client {
             .header("content-type", "application/json")
             .body(Full::new(body))
             .unwrap();
+        self.send(request).await.0
+    }
+
+    /// GETs `path`: how long the answer took, and the answer.
+    pub async fn get(&mut self, path: &str) -> (Duration, Bytes) {
+        let request = hyper::Request::get(path)
+            .header("host", "bench")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn send(&mut self, request: hyper::Request<Full<Bytes>>) -> (Duration, Bytes) {
         let started = Instant::now();
         self.sender.ready().await.unwrap();
         let response = self.sender.send_request(request).await.unwrap();
@@ -150,6 +173,6 @@ impl Client {
             "{status}: {}",
             String::from_utf8_lossy(&bytes)
         );
-        took
+        (took, bytes)
     }
 }

@@ -262,6 +262,48 @@ fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     Ok(tx)
 }
 
+/// The query for a page of executions, and its values: only the filters
+/// given, so that SQLite seeks the cursor and the status in their indexes
+/// (`?1 IS NULL OR …` made it walk the creation index from the newest row:
+/// a page deep down read every row above it).
+pub(super) fn listing(query: &ExecutionQuery) -> (String, Vec<rusqlite::types::Value>) {
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    let mut clauses: Vec<String> = Vec::new();
+    let mut filter = |clause: &str, value: rusqlite::types::Value| {
+        values.push(value);
+        clauses.push(clause.replace('#', &format!("?{}", values.len())));
+    };
+    if let Some(status) = query.status {
+        filter("status = #", status.as_str().to_string().into());
+    }
+    if let Some(workflow) = &query.workflow {
+        filter(
+            "(workflow_id = # OR workflow_name = #)",
+            workflow.clone().into(),
+        );
+    }
+    if let Some(since) = &query.since {
+        filter("started_at >= #", since.clone().into());
+    }
+    if let Some(until) = &query.until {
+        filter("started_at < #", until.clone().into());
+    }
+    if let Some(before) = query.before {
+        filter("created < #", (before as i64).into());
+    }
+    // One more than asked tells whether another page follows.
+    values.push((query.limit as i64 + 1).into());
+    let sql = format!(
+        "SELECT id, workflow_id, workflow_name, status, started_at, finished_at,
+            json_extract(result, '$.durationMs'), created
+         FROM executions {} {} ORDER BY created DESC LIMIT ?{}",
+        if clauses.is_empty() { "" } else { "WHERE" },
+        clauses.join(" AND "),
+        values.len()
+    );
+    (sql, values)
+}
+
 /// The columns [`record`] reads, in its order.
 const RECORD_COLUMNS: &str =
     "SELECT id, workflow_id, workflow_name, status, started_at, finished_at,
@@ -557,46 +599,24 @@ impl Store for SqliteStore {
     }
 
     fn list_executions(&self, query: &ExecutionQuery) -> Result<ExecutionPage, StoreError> {
+        let (sql, values) = listing(query);
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT id, workflow_id, workflow_name, status, started_at, finished_at,
-                        json_extract(result, '$.durationMs'), created
-                 FROM executions
-                 WHERE (?1 IS NULL OR status = ?1)
-                   AND (?2 IS NULL OR workflow_id = ?2 OR workflow_name = ?2)
-                   AND (?3 IS NULL OR started_at >= ?3)
-                   AND (?4 IS NULL OR started_at < ?4)
-                   AND (?5 IS NULL OR created < ?5)
-                 ORDER BY created DESC LIMIT ?6",
-            )
-            .map_err(db)?;
-        // One more than asked tells whether another page follows.
+        let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
         let rows = stmt
-            .query_map(
-                params![
-                    query.status.map(ExecutionStatus::as_str),
-                    query.workflow,
-                    query.since,
-                    query.until,
-                    query.before.map(|c| c as i64),
-                    query.limit as i64 + 1,
-                ],
-                |row| {
-                    Ok((
-                        ExecutionSummary {
-                            execution_id: ExecutionId::from(row.get::<_, String>(0)?),
-                            workflow_id: row.get(1)?,
-                            workflow_name: row.get(2)?,
-                            status: status(&row.get::<_, String>(3)?),
-                            started_at: row.get(4)?,
-                            finished_at: row.get(5)?,
-                            duration_ms: row.get::<_, Option<i64>>(6)?.map(|d| d.max(0) as u64),
-                        },
-                        row.get::<_, i64>(7)? as u64,
-                    ))
-                },
-            )
+            .query_map(rusqlite::params_from_iter(values.iter()), |row| {
+                Ok((
+                    ExecutionSummary {
+                        execution_id: ExecutionId::from(row.get::<_, String>(0)?),
+                        workflow_id: row.get(1)?,
+                        workflow_name: row.get(2)?,
+                        status: status(&row.get::<_, String>(3)?),
+                        started_at: row.get(4)?,
+                        finished_at: row.get(5)?,
+                        duration_ms: row.get::<_, Option<i64>>(6)?.map(|d| d.max(0) as u64),
+                    },
+                    row.get::<_, i64>(7)? as u64,
+                ))
+            })
             .map_err(db)?;
         let found: Vec<(ExecutionSummary, u64)> = rows.collect::<Result<_, _>>().map_err(db)?;
         Ok(page(found, query.limit))
