@@ -108,7 +108,12 @@ impl Tail {
                     // sent before, or asked past) or stopped without
                     // finishing (its process died) has nothing coming.
                     if self.stopped() {
-                        self.ended = true;
+                        // Its entries commit no later than its status: what
+                        // committed since the read above is the rest.
+                        match self.read() {
+                            Ok(rest) if !rest.is_empty() => self.ready = rest.into_iter(),
+                            _ => self.ended = true,
+                        }
                         continue;
                     }
                     self.wait().await;
