@@ -23,7 +23,7 @@ async fn client(addr: SocketAddr, path: &'static str, body: Bytes, n: usize) -> 
     let mut client = Client::connect(addr).await;
     let mut latencies = Vec::with_capacity(n);
     for _ in 0..n {
-        latencies.push(client.post(path, body.clone()).await);
+        latencies.push(client.post(path, body.clone()).await.0);
     }
     latencies
 }

@@ -118,7 +118,7 @@ async fn main() {
         ..SandboxConfig::default()
     })
     .unwrap();
-    let addr =
+    let (addr, _) =
         http::execution_server(&sandbox, SqliteStore::open(&path).unwrap(), HashMap::new()).await;
     let mut client = Client::connect(addr).await;
     // Halfway down: 1,000 pages in with 100,000 executions.

@@ -37,7 +37,7 @@ async fn hammer(
                 let mut client = Client::connect(addr).await;
                 let mut seen = Vec::new();
                 while Instant::now() < until {
-                    let took = client.post(path, body.clone()).await;
+                    let took = client.post(path, body.clone()).await.0;
                     seen.push((Instant::now(), took));
                 }
                 seen

@@ -76,7 +76,7 @@ pub async fn start() -> Servers {
     let state = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&state.path().join("orchestr8.db")).unwrap();
     let agents = HashMap::from([(id.clone(), echo)]);
-    let execute = execution_server(&sandbox, store, agents).await;
+    let (execute, _) = execution_server(&sandbox, store, agents).await;
 
     let bare = spawn_server(axum::Router::new().route(
         "/process",
@@ -101,19 +101,21 @@ pub async fn start() -> Servers {
     }
 }
 
-/// `orchestr8 serve`'s REST API over `store`, running `agents`.
+/// `orchestr8 serve`'s REST API over `store`, running `agents`, and the
+/// orchestrator behind it.
 pub async fn execution_server(
     sandbox: &Sandbox,
     store: SqliteStore,
     agents: HashMap<String, RegisteredAgent>,
-) -> SocketAddr {
+) -> (SocketAddr, Arc<Orchestrator>) {
     let chain = Resilience::default();
     let agents = Arc::new(AgentRegistry::fixed(agents));
     let runner =
         AgentStepRunner::over(Invoker::new(sandbox.clone(), chain.clone()), agents.clone());
-    let orchestrator = Orchestrator::new(Engine::new(Arc::new(runner)), Arc::new(store)).unwrap();
+    let orchestrator =
+        Arc::new(Orchestrator::new(Engine::new(Arc::new(runner)), Arc::new(store)).unwrap());
     let service = ExecutionService::new(
-        Arc::new(orchestrator),
+        orchestrator.clone(),
         agents,
         ServiceOptions {
             max_running: 256,
@@ -122,7 +124,8 @@ pub async fn execution_server(
         },
         Arc::new(Metrics::new(Some(chain))),
     );
-    spawn_server(service.router(&HttpOptions::default())).await
+    let addr = spawn_server(service.router(&HttpOptions::default())).await;
+    (addr, orchestrator)
 }
 
 /// One keep-alive HTTP/1.1 connection.
@@ -141,15 +144,15 @@ impl Client {
         Client { sender }
     }
 
-    /// POSTs `body` to `path`; how long the answer took. Panics on a
-    /// failure status: a bench of failures measures nothing.
-    pub async fn post(&mut self, path: &str, body: Bytes) -> Duration {
+    /// POSTs `body` to `path`: how long the answer took, and the answer.
+    /// Panics on a failure status: a bench of failures measures nothing.
+    pub async fn post(&mut self, path: &str, body: Bytes) -> (Duration, Bytes) {
         let request = hyper::Request::post(path)
             .header("host", "bench")
             .header("content-type", "application/json")
             .body(Full::new(body))
             .unwrap();
-        self.send(request).await.0
+        self.send(request).await
     }
 
     /// GETs `path`: how long the answer took, and the answer.
