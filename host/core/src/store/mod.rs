@@ -2,18 +2,21 @@
 //!
 //! The [`Store`] trait is the seam: the embedded default is a SQLite file
 //! ([`SqliteStore`], WAL mode) in the project's `.orchestr8/` folder; an
-//! in-memory store ([`MemoryStore`]) serves tests; a shared database can
-//! implement the same trait later. Journal entries are append-only and
+//! in-memory store ([`MemoryStore`]) serves tests; several nodes share a
+//! PostgreSQL database ([`PostgresStore`]), which holds each execution
+//! under one node's lease. Journal entries are append-only and
 //! numbered per execution from 1; an entry is acknowledged once `append`
 //! returns, and from then on survives a crash of the process.
 
 mod memory;
+mod postgresql;
 mod sqlite;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use memory::MemoryStore;
+pub use postgresql::{PostgresOptions, PostgresStore, migrate_database};
 pub use sqlite::{SqliteStore, WAL_BOUND};
 
 use crate::error::{Coded, ErrorCode};
@@ -145,6 +148,54 @@ impl ExecutionRecord {
     }
 }
 
+/// A value bound to a listing query's placeholder.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Bound {
+    Text(String),
+    Int(i64),
+}
+
+/// The `WHERE` clause of a page of executions (empty without filters) with
+/// numbered placeholders (`?1` or `$1`: `mark`), and the values they take,
+/// the last being the `LIMIT` (one more than asked: the extra row only says
+/// another page follows). Only the filters given are named, so that the
+/// database seeks the cursor and the status in their indexes (`?1 IS NULL
+/// OR …` made SQLite walk the creation index from the newest row: a page
+/// deep down read every row above it).
+pub(crate) fn listing_filters(query: &ExecutionQuery, mark: char) -> (String, Vec<Bound>) {
+    let mut values: Vec<Bound> = Vec::new();
+    let mut clauses: Vec<String> = Vec::new();
+    let mut filter = |clause: &str, value: Bound| {
+        values.push(value);
+        clauses.push(clause.replace('#', &format!("{mark}{}", values.len())));
+    };
+    if let Some(status) = query.status {
+        filter("status = #", Bound::Text(status.as_str().to_string()));
+    }
+    if let Some(workflow) = &query.workflow {
+        filter(
+            "(workflow_id = # OR workflow_name = #)",
+            Bound::Text(workflow.clone()),
+        );
+    }
+    if let Some(since) = &query.since {
+        filter("started_at >= #", Bound::Text(since.clone()));
+    }
+    if let Some(until) = &query.until {
+        filter("started_at < #", Bound::Text(until.clone()));
+    }
+    if let Some(before) = query.before {
+        filter("created < #", Bound::Int(before as i64));
+    }
+    values.push(Bound::Int(query.limit as i64 + 1));
+    let filters = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (filters, values)
+}
+
 /// A page from up to `limit + 1` executions, newest first, each with its
 /// creation number: the extra one only says another page follows.
 pub(crate) fn page(mut found: Vec<(ExecutionSummary, u64)>, limit: usize) -> ExecutionPage {
@@ -181,6 +232,12 @@ pub enum StoreError {
         /// Where it is.
         status: String,
     },
+    /// This node no longer holds the execution (its lease expired, and
+    /// another node may have taken it over): the write was refused.
+    #[error(
+        "this node no longer holds execution `{0}` (its lease expired; another node takes it over): the write was refused"
+    )]
+    LeaseLost(String),
 }
 
 impl Coded for StoreError {
@@ -188,7 +245,9 @@ impl Coded for StoreError {
         match self {
             StoreError::Database(_) => ErrorCode::Internal,
             StoreError::UnknownExecution(_) => ErrorCode::NotFound,
-            StoreError::NotResumable { .. } | StoreError::DuplicateKey(_) => ErrorCode::Conflict,
+            StoreError::NotResumable { .. }
+            | StoreError::DuplicateKey(_)
+            | StoreError::LeaseLost(_) => ErrorCode::Conflict,
         }
     }
 }
@@ -329,6 +388,20 @@ pub trait Store: Send + Sync {
         at: &str,
         alive: &dyn Fn(u32) -> bool,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Whether other nodes share this store: executions are then
+    /// interrupted whenever a node dies, not only found so at start, and a
+    /// server takes them over as they come.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Executions this process was running that it no longer holds (a
+    /// shared store's lease expired), each returned once: stop them, their
+    /// writes are refused.
+    fn lost(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 fn commit_one<S: Store + ?Sized>(store: &S, change: Change) -> Result<Vec<u64>, StoreError> {

@@ -34,6 +34,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
+use super::Bound;
 use super::{
     Applied, Change, ExecutionPage, ExecutionQuery, ExecutionRecord, ExecutionSummary,
     JournalEntry, NewEntry, Store, StoreError, interrupted_entry, page,
@@ -262,43 +263,21 @@ fn start_checkpoints(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     Ok(tx)
 }
 
-/// The query for a page of executions, and its values: only the filters
-/// given, so that SQLite seeks the cursor and the status in their indexes
-/// (`?1 IS NULL OR …` made it walk the creation index from the newest row:
-/// a page deep down read every row above it).
+/// The query for a page of executions, and its values (see
+/// [`super::listing_filters`]).
 pub(super) fn listing(query: &ExecutionQuery) -> (String, Vec<rusqlite::types::Value>) {
-    let mut values: Vec<rusqlite::types::Value> = Vec::new();
-    let mut clauses: Vec<String> = Vec::new();
-    let mut filter = |clause: &str, value: rusqlite::types::Value| {
-        values.push(value);
-        clauses.push(clause.replace('#', &format!("?{}", values.len())));
-    };
-    if let Some(status) = query.status {
-        filter("status = #", status.as_str().to_string().into());
-    }
-    if let Some(workflow) = &query.workflow {
-        filter(
-            "(workflow_id = # OR workflow_name = #)",
-            workflow.clone().into(),
-        );
-    }
-    if let Some(since) = &query.since {
-        filter("started_at >= #", since.clone().into());
-    }
-    if let Some(until) = &query.until {
-        filter("started_at < #", until.clone().into());
-    }
-    if let Some(before) = query.before {
-        filter("created < #", (before as i64).into());
-    }
-    // One more than asked tells whether another page follows.
-    values.push((query.limit as i64 + 1).into());
+    let (filters, bounds) = super::listing_filters(query, '?');
+    let values: Vec<rusqlite::types::Value> = bounds
+        .into_iter()
+        .map(|b| match b {
+            Bound::Text(t) => t.into(),
+            Bound::Int(i) => i.into(),
+        })
+        .collect();
     let sql = format!(
         "SELECT id, workflow_id, workflow_name, status, started_at, finished_at,
             json_extract(result, '$.durationMs'), created
-         FROM executions {} {} ORDER BY created DESC LIMIT ?{}",
-        if clauses.is_empty() { "" } else { "WHERE" },
-        clauses.join(" AND "),
+         FROM executions {filters} ORDER BY created DESC LIMIT ?{}",
         values.len()
     );
     (sql, values)

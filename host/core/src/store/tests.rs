@@ -26,7 +26,16 @@ fn entry(kind: &str) -> NewEntry {
     NewEntry::now(Record::Unknown(json!({"type": kind})))
 }
 
-fn exercise(store: &dyn Store) {
+/// What makes the owner of execution "a" (pid 4242) dead, and has `store`
+/// find its executions interrupted; returns their ids.
+type Kill<'a> = &'a dyn Fn(&dyn Store) -> Vec<String>;
+
+/// An owner told apart by its process: 4242 is gone.
+fn kill_pid(store: &dyn Store) -> Vec<String> {
+    store.mark_interrupted(&now(), &|pid| pid != 4242).unwrap()
+}
+
+fn exercise(store: &dyn Store, kill: Kill<'_>) {
     store.create_execution(&record("a")).unwrap();
     store.create_execution(&record("b")).unwrap();
     assert_eq!(
@@ -56,7 +65,7 @@ fn exercise(store: &dyn Store) {
             .is_empty(),
         "live owners keep theirs"
     );
-    let interrupted = store.mark_interrupted(&now(), &|pid| pid != 4242).unwrap();
+    let interrupted = kill(store);
     assert_eq!(interrupted, vec!["a".to_string()]);
     let a = store.execution("a").unwrap().unwrap();
     assert_eq!(a.status, ExecutionStatus::Interrupted);
@@ -204,14 +213,14 @@ fn both_stores_list_executions_newest_first_with_filters_and_cursors() {
 
 #[test]
 fn the_memory_store_keeps_executions_and_journals() {
-    exercise(&MemoryStore::new());
+    exercise(&MemoryStore::new(), &kill_pid);
 }
 
 #[test]
 fn the_sqlite_store_keeps_executions_and_journals_across_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state").join("orchestr8.db");
-    exercise(&SqliteStore::open(&path).unwrap());
+    exercise(&SqliteStore::open(&path).unwrap(), &kill_pid);
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(reopened.journal("a", 0, 100).unwrap().len(), 4);
     assert_eq!(reopened.last_execution().unwrap().as_deref(), Some("b"));
@@ -289,4 +298,176 @@ fn listing_seeks_the_cursor_and_the_status_in_their_indexes() {
         failed.contains("SEARCH executions USING INDEX executions_status (status=? AND created<?)"),
         "{failed}"
     );
+}
+
+/// A database of its own in a throwaway cluster, and a store (a node) on it.
+fn postgres(cluster: &orchestr8_test_postgres::Cluster, name: &str) -> (String, PostgresStore) {
+    let url = cluster.database(name).unwrap();
+    let store = PostgresStore::connect(&url, PostgresOptions::default()).unwrap();
+    (url, store)
+}
+
+/// A node dies (its lease is ended in the database, as expiry would) and
+/// another node's sweep finds its executions.
+fn kill_node<'a>(
+    cluster: &'a orchestr8_test_postgres::Cluster,
+    name: &'a str,
+    url: &'a str,
+) -> impl Fn(&dyn Store) -> Vec<String> + 'a {
+    move |_| {
+        cluster
+            .sql(
+                name,
+                "UPDATE nodes SET lease_until = now() - interval '1 second'",
+            )
+            .unwrap();
+        let other = PostgresStore::connect(url, PostgresOptions::default()).unwrap();
+        other.mark_interrupted(&now(), &|_| true).unwrap()
+    }
+}
+
+#[test]
+fn the_postgres_store_passes_the_same_suite() {
+    let cluster = orchestr8_test_postgres::Cluster::start().unwrap();
+    let (url, store) = postgres(&cluster, "exercise");
+    exercise(&store, &kill_node(&cluster, "exercise", &url));
+    let (_, store) = postgres(&cluster, "list");
+    list(&store);
+    let (_, store) = postgres(&cluster, "cancel");
+    cancel_requests(&store);
+}
+
+/// Two nodes on one database: once a node's lease expires, another takes
+/// its execution over, and the first node's writes to it are refused, so
+/// the journal has one writer at a time; the first node learns it lost the
+/// execution and goes on as a new node.
+#[test]
+fn a_node_whose_lease_expired_cannot_write_to_what_another_took_over() {
+    let cluster = orchestr8_test_postgres::Cluster::start().unwrap();
+    let url = cluster.database("fence").unwrap();
+    let lease = PostgresOptions {
+        lease: std::time::Duration::from_millis(600),
+        ..PostgresOptions::default()
+    };
+    let a = PostgresStore::connect(&url, lease.clone()).unwrap();
+    let b = PostgresStore::connect(&url, lease).unwrap();
+    a.create_execution(&record("x")).unwrap();
+    assert_eq!(a.append("x", &[entry("one")]).unwrap(), vec![1]);
+    assert!(
+        b.append("x", &[entry("intruder")])
+            .is_err_and(|e| matches!(e, StoreError::LeaseLost(_)))
+    );
+    assert!(
+        b.mark_interrupted(&now(), &|_| true).unwrap().is_empty(),
+        "a's lease is live"
+    );
+
+    // A stops renewing (as if paused) past its lease.
+    let a_node = a.node_id();
+    cluster
+        .sql(
+            "fence",
+            &format!("UPDATE nodes SET lease_until = now() WHERE id = '{a_node}'"),
+        )
+        .unwrap();
+    assert_eq!(
+        b.mark_interrupted(&now(), &|_| true).unwrap(),
+        vec!["x".to_string()]
+    );
+    b.commit(&[Change::Resume {
+        execution_id: "x".into(),
+        owner_pid: 7,
+    }])
+    .unwrap()
+    .pop()
+    .unwrap()
+    .unwrap();
+    let refused = a.append("x", &[entry("stale")]).unwrap_err();
+    assert!(matches!(refused, StoreError::LeaseLost(_)), "{refused}");
+    assert!(matches!(
+        a.finish_execution("x", ExecutionStatus::Succeeded, &now(), &json!({})),
+        Err(StoreError::LeaseLost(_))
+    ));
+    assert_eq!(b.append("x", &[entry("two")]).unwrap(), vec![3]);
+    let kinds: Vec<String> = b
+        .journal("x", 0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind().to_string())
+        .collect();
+    assert_eq!(kinds, ["one", "execution-interrupted", "two"]);
+    let x = b.execution("x").unwrap().unwrap();
+    assert_eq!((x.status, x.owner_pid), (ExecutionStatus::Running, 7));
+
+    // A finds out at its next renewal: it hands the execution back as lost
+    // and goes on as a new node, whose new work is its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut lost = Vec::new();
+    while lost.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        lost = a.lost();
+    }
+    assert_eq!(lost, vec!["x".to_string()]);
+    assert_ne!(a.node_id(), a_node);
+    a.create_execution(&record("y")).unwrap();
+    assert_eq!(a.append("y", &[entry("fresh")]).unwrap(), vec![1]);
+    assert!(matches!(
+        a.append("x", &[entry("stale")]),
+        Err(StoreError::LeaseLost(_))
+    ));
+}
+
+/// Nodes sweeping at once split a dead node's executions: each is marked
+/// interrupted once, and taken over by one node only.
+#[test]
+fn nodes_sweeping_together_interrupt_and_take_over_each_execution_once() {
+    let cluster = orchestr8_test_postgres::Cluster::start().unwrap();
+    let url = cluster.database("sweep").unwrap();
+    let dead = PostgresStore::connect(&url, PostgresOptions::default()).unwrap();
+    let ids: Vec<String> = (0..40).map(|i| format!("e{i:02}")).collect();
+    for id in &ids {
+        dead.create_execution(&record(id)).unwrap();
+    }
+    cluster
+        .sql("sweep", "UPDATE nodes SET lease_until = now()")
+        .unwrap();
+    let nodes: Vec<PostgresStore> = (0..3)
+        .map(|_| PostgresStore::connect(&url, PostgresOptions::default()).unwrap())
+        .collect();
+    let (interrupted, taken): (Vec<Vec<String>>, Vec<Vec<String>>) = std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                s.spawn(|| {
+                    let interrupted = node.mark_interrupted(&now(), &|_| true).unwrap();
+                    let taken: Vec<String> = ids
+                        .iter()
+                        .filter(|id| {
+                            node.commit(&[Change::Resume {
+                                execution_id: id.as_str().into(),
+                                owner_pid: 1,
+                            }])
+                            .unwrap()
+                            .pop()
+                            .unwrap()
+                            .is_ok()
+                        })
+                        .cloned()
+                        .collect();
+                    (interrupted, taken)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).unzip()
+    });
+    let mut all: Vec<String> = interrupted.concat();
+    all.sort();
+    assert_eq!(all, ids, "each marked once");
+    let mut all: Vec<String> = taken.concat();
+    all.sort();
+    assert_eq!(all, ids, "each taken over once");
+    for id in &ids {
+        let journal = nodes[0].journal(id, 0, 10).unwrap();
+        assert_eq!(journal.len(), 1, "{id}: {journal:?}");
+    }
 }
