@@ -4,12 +4,13 @@
 //! `run` or a `serve` in another process) until it ends.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use orchestr8_host::ErrorCode;
 use orchestr8_host::engine::ExecutionStatus;
-use orchestr8_host::runtime::database;
+use orchestr8_host::runtime::{database, open_store};
 use orchestr8_host::store::{ExecutionQuery, SqliteStore, Store, now, process_alive, stored_time};
 
 use crate::error::{Failure, Outcome, exit, report};
@@ -105,8 +106,24 @@ fn parse_time(flag: &str, text: &str) -> Result<String, Failure> {
     Ok(humantime::format_rfc3339_millis(then).to_string())
 }
 
-/// The project's store, with executions whose process died marked so.
-pub fn open(state_dir: &Path) -> Result<SqliteStore, Failure> {
+/// The store `state` names (the shared database, else the state
+/// directory's), with executions whose process died marked so.
+pub fn open(state: &StateArgs) -> Result<Arc<dyn Store>, Failure> {
+    let state_dir = state.dir();
+    let store = match state.database() {
+        Some(url) => {
+            open_store(&state_dir, Some(url)).map_err(|e| Failure::of(&e, exit::FAILED))?
+        }
+        None => open_local(&state_dir)?,
+    };
+    store
+        .mark_interrupted(&now(), &process_alive)
+        .map_err(|e| Failure::of(&e, exit::FAILED))?;
+    Ok(store)
+}
+
+/// The state directory's store, which must exist.
+fn open_local(state_dir: &Path) -> Result<Arc<dyn Store>, Failure> {
     let path = database(state_dir);
     if !path.is_file() {
         return Err(report(
@@ -119,14 +136,11 @@ pub fn open(state_dir: &Path) -> Result<SqliteStore, Failure> {
         ));
     }
     let store = SqliteStore::open(&path).map_err(|e| Failure::of(&e, exit::FAILED))?;
-    store
-        .mark_interrupted(&now(), &process_alive)
-        .map_err(|e| Failure::of(&e, exit::FAILED))?;
-    Ok(store)
+    Ok(Arc::new(store))
 }
 
 pub fn list(args: ListArgs) -> Outcome {
-    let store = open(&args.state.dir())?;
+    let store = open(&args.state)?;
     let query = ExecutionQuery {
         status: args.status,
         workflow: args.workflow,
@@ -177,7 +191,7 @@ pub fn list(args: ListArgs) -> Outcome {
 }
 
 pub async fn inspect(args: InspectArgs) -> Outcome {
-    let store = open(&args.state.dir())?;
+    let store = open(&args.state)?;
     let id = match args.execution {
         Some(id) => id,
         None => store
@@ -191,7 +205,7 @@ pub async fn inspect(args: InspectArgs) -> Outcome {
                 )
             })?,
     };
-    let record = |store: &SqliteStore| match store.execution(&id) {
+    let record = |store: &Arc<dyn Store>| match store.execution(&id) {
         Ok(Some(r)) => Ok(r),
         Ok(None) => Err(report(
             ErrorCode::NotFound,
@@ -257,7 +271,7 @@ pub async fn inspect(args: InspectArgs) -> Outcome {
 /// (a `run`, a `serve`) picks up within a moment; the steps running then
 /// get their grace period to stop, as with Ctrl-C.
 pub async fn cancel(args: CancelArgs) -> Outcome {
-    let store = open(&args.state.dir())?;
+    let store = open(&args.state)?;
     let id = args.execution;
     let record = store
         .request_cancel(&id, &now())

@@ -3,6 +3,7 @@
 mod agent;
 mod build;
 mod claude;
+mod db;
 mod dev;
 mod distribute;
 mod error;
@@ -214,6 +215,12 @@ enum Command {
     /// Set a project up for Claude Code.
     #[command(subcommand)]
     Claude(claude::ClaudeCommand),
+    /// The shared PostgreSQL database of several nodes (`--store`).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  orchestr8 db migrate --store postgres://orchestr8:secret@db:5432/orchestr8\n  ORCHESTR8_DATABASE_URL=postgres://… orchestr8 db migrate --json"
+    )]
+    Db(db::DbCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  orchestr8 completions bash > ~/.local/share/bash-completion/completions/orchestr8\n  orchestr8 completions zsh > ~/.zfunc/_orchestr8\n  orchestr8 completions fish > ~/.config/fish/completions/orchestr8.fish"
@@ -424,6 +431,7 @@ fn main() -> ExitCode {
             Command::Uninstall(args) => distribute::uninstall(args),
             Command::Agents(cmd) => distribute::agents(cmd, config).await,
             Command::Claude(cmd) => claude::run(cmd),
+            Command::Db(cmd) => db::run(cmd),
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,

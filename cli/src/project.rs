@@ -21,12 +21,38 @@ pub struct StateArgs {
     /// .orchestr8/, else ./.orchestr8/]
     #[arg(long, value_name = "DIR", env = "ORCHESTR8_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Keep executions and journals in this PostgreSQL database
+    /// (postgres://USER:PASSWORD@HOST:PORT/DB), shared by every node
+    /// started with it, instead of the state directory's SQLite file
+    #[arg(
+        long = "store",
+        value_name = "URL",
+        env = "ORCHESTR8_DATABASE_URL",
+        hide_env_values = true,
+        value_parser = postgres_url
+    )]
+    database: Option<String>,
+}
+
+/// A `--store` value: only PostgreSQL databases are shared stores (the
+/// embedded SQLite file is the default, chosen by --state-dir).
+fn postgres_url(text: &str) -> Result<String, String> {
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        Ok(text.to_string())
+    } else {
+        Err("give a PostgreSQL URL, postgres://USER:PASSWORD@HOST:PORT/DB (without --store, executions are kept in the state directory's SQLite file)".into())
+    }
 }
 
 impl StateArgs {
     /// The state folder given (flag or environment), if any.
     pub fn given(&self) -> Option<PathBuf> {
         self.state_dir.clone()
+    }
+
+    /// The shared database given (flag or environment), if any.
+    pub fn database(&self) -> Option<&str> {
+        self.database.as_deref()
     }
 
     /// The state folder: as given, else the project's, else `./.orchestr8`.
@@ -39,6 +65,7 @@ impl StateArgs {
             dir: std::env::current_dir().unwrap_or_default(),
             agents_dirs,
             state_dir: self.state_dir.clone(),
+            database: self.database.clone(),
             ..Place::default()
         }
     }

@@ -14,7 +14,6 @@ use orchestr8_host::journal::MAX_ENTRIES;
 use orchestr8_host::record::{JournalEntry, NewEntry, Note, Record};
 use orchestr8_host::resilience::{ResilienceEvent, ignore_events};
 use orchestr8_host::sandbox::{HttpFixture, HttpFixtures, RecordedInputs, SandboxConfig};
-use orchestr8_host::store::Store;
 use orchestr8_host::{Coded, ErrorCode};
 use serde::Serialize;
 use serde_json::Value;
@@ -68,7 +67,7 @@ struct Verdict {
 }
 
 pub async fn replay(args: ReplayArgs, config: SandboxConfig) -> Outcome {
-    let store = executions::open(&args.project.state.dir())?;
+    let store = executions::open(&args.project.state)?;
     let id = args.execution.clone();
     let record = store
         .execution(&id)
@@ -156,7 +155,7 @@ pub async fn replay(args: ReplayArgs, config: SandboxConfig) -> Outcome {
         reason,
         steps: serde_json::to_value(&verdicts).unwrap_or(Value::Null),
     }));
-    executions::open(&args.project.state.dir())?
+    executions::open(&args.project.state)?
         .append(&id, &[note])
         .map_err(|e| Failure::of(&e, exit::FAILED))?;
     if args.json {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use clap::Args;
 use orchestr8_host::engine::{ExecutionStatus, ResumeError};
 use orchestr8_host::sandbox::SandboxConfig;
-use orchestr8_host::store::{ExecutionQuery, Store};
+use orchestr8_host::store::ExecutionQuery;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Failure, Outcome, exit};
@@ -35,7 +35,7 @@ pub struct ResumeArgs {
 }
 
 pub async fn resume(args: ResumeArgs, config: SandboxConfig) -> Outcome {
-    let store = executions::open(&args.project.state.dir())?;
+    let store = executions::open(&args.project.state)?;
     let ids: Vec<String> = match &args.execution {
         Some(id) => vec![id.clone()],
         None => {

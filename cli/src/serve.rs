@@ -55,7 +55,8 @@ pub struct ServerArgs {
     #[arg(long, default_value_t = 60_000)]
     max_wait_ms: u64,
     /// Leave executions whose process died interrupted instead of resuming
-    /// them at start (`orchestr8 resume` can later).
+    /// them at start (`orchestr8 resume` can later); with --store, also
+    /// leave those of other nodes that die to the other nodes.
     #[arg(long)]
     no_resume: bool,
 }
@@ -202,6 +203,19 @@ pub async fn serve_api(
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+    }
+    // On a shared store, executions of nodes that die are taken over.
+    if !args.no_resume {
+        service.keep_taking_over(|ids| {
+            output::notice(&format!(
+                "taking over {} execution(s) of a node that stopped: {}",
+                ids.len(),
+                ids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        });
     }
     announce(&listener);
     let grace = Duration::from_millis(args.listen.grace_ms);

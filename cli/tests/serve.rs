@@ -6,22 +6,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::api::{agent, agents_dir, call, get, poll_until_final, post, workflow};
 use support::{Server, orchestr8};
-
-fn agents_dir() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agents/target/wasm32-wasip2/release");
-    assert!(
-        dir.join("hostile_sleep.wasm").is_file(),
-        "build the agents first: scripts/test"
-    );
-    dir
-}
 
 fn start(args: &[&str], state: &Path) -> Server {
     let mut command = orchestr8();
@@ -45,67 +36,6 @@ fn serve(extra: &[&str], state: &Path) -> Server {
     start(&args, state)
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-/// Status, JSON body and `Retry-After` of a request with `headers`.
-fn call(
-    method: &str,
-    url: &str,
-    body: Option<&str>,
-    headers: &[(&str, &str)],
-) -> (u16, Value, Option<String>) {
-    let client = agent();
-    let mut response = match (method, body) {
-        ("GET", _) => {
-            let mut req = client.get(url);
-            for (name, value) in headers {
-                req = req.header(*name, *value);
-            }
-            req.call().unwrap()
-        }
-        (_, body) => {
-            let mut req = client.post(url).header("content-type", "application/json");
-            for (name, value) in headers {
-                req = req.header(*name, *value);
-            }
-            req.send(body.unwrap_or("")).unwrap()
-        }
-    };
-    let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_string());
-    let text = response.body_mut().read_to_string().unwrap();
-    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, value, retry_after)
-}
-
-fn get(url: &str) -> (u16, Value) {
-    let (s, v, _) = call("GET", url, None, &[]);
-    (s, v)
-}
-
-fn post(url: &str, body: &str) -> (u16, Value) {
-    let (s, v, _) = call("POST", url, Some(body), &[]);
-    (s, v)
-}
-
-fn workflow(steps: Value) -> Value {
-    json!({
-        "version": "1.0.0", "schemaVersion": "1.0.0",
-        "metadata": { "id": "0f8e4c52-6d1b-4e0a-9a3f-5b7c2d1e8f90", "name": "api test" },
-        "policies": { "resilience": { "retry": { "maxAttempts": 1 } } },
-        "steps": steps
-    })
-}
-
 fn stats_workflow() -> Value {
     workflow(json!([
         { "id": "a", "name": "a", "agent": { "id": "@orchestr8/text-stats" }, "input": { "mapping": { "text": "one two three" } } },
@@ -118,22 +48,6 @@ fn sleep_workflow(seconds: u64) -> Value {
     workflow(json!([
         { "id": "nap", "name": "nap", "agent": { "id": "@hostile/sleep" }, "input": { "mapping": { "seconds": seconds } } }
     ]))
-}
-
-fn poll_until_final(base: &str, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, view) = get(&format!("{base}/executions/{id}"));
-        assert_eq!(status, 200, "{view}");
-        if !["pending", "running"].contains(&view["status"].as_str().unwrap()) {
-            return view;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "execution {id} never finished: {view}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

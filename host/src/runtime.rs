@@ -23,7 +23,7 @@ use crate::project::{AgentSpec, ConfigError, Project, STATE_DIR, Secrets, secret
 use crate::registry::{AgentRegistry, AgentSet};
 use crate::resilience::Resilience;
 use crate::sandbox::{HttpFixtures, LoadError, LoadedAgent, Sandbox, SandboxPolicy};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{PostgresOptions, PostgresStore, SqliteStore, Store, StoreError};
 
 /// The file of the embedded store, in the state directory.
 pub const DATABASE_FILE: &str = "orchestr8.db";
@@ -39,6 +39,10 @@ pub struct Place {
     /// Where executions and journals are kept [default: the project's
     /// `.orchestr8/`, else `.orchestr8/` in `dir`].
     pub state_dir: Option<PathBuf>,
+    /// A PostgreSQL URL: keep executions and journals in that database,
+    /// shared with other nodes, instead of the state directory's SQLite
+    /// file.
+    pub database: Option<String>,
     /// Answer every agent's outbound HTTP from these recorded fixtures.
     pub fixtures: Option<HttpFixtures>,
     /// Load only these of the project's agents (by id), not all: what a
@@ -63,6 +67,30 @@ impl Place {
                 .unwrap_or_else(|| self.dir.clone())
                 .join(STATE_DIR)
         })
+    }
+}
+
+/// The store executions are kept in: the PostgreSQL database at `url`
+/// when given (this process joins it as a node), else the SQLite file in
+/// `state_dir`, created if missing.
+pub fn open_store(state_dir: &Path, url: Option<&str>) -> Result<Arc<dyn Store>, RuntimeError> {
+    let opened: Result<Arc<dyn Store>, StoreError> = match url {
+        Some(url) => PostgresStore::connect(url, PostgresOptions::default())
+            .map(|s| Arc::new(s) as Arc<dyn Store>),
+        None => SqliteStore::open(&database(state_dir)).map(|s| Arc::new(s) as Arc<dyn Store>),
+    };
+    opened.map_err(|source| RuntimeError::Store {
+        place: store_place(state_dir, url),
+        source,
+    })
+}
+
+/// Where the store is, as an error message names it (never the URL: it
+/// may hold a password).
+fn store_place(state_dir: &Path, url: Option<&str>) -> String {
+    match url {
+        Some(_) => "the PostgreSQL database".to_string(),
+        None => format!("`{}`", state_dir.display()),
     }
 }
 
@@ -121,11 +149,11 @@ pub enum RuntimeError {
     /// The component directories hold no agent.
     #[error("no agents found in {0}")]
     NoAgents(String),
-    /// The state directory's store cannot be opened.
-    #[error("cannot open the state in `{}`: {source}", .dir.display())]
+    /// The store cannot be opened.
+    #[error("cannot open the state in {place}: {source}")]
     Store {
-        /// The state directory.
-        dir: PathBuf,
+        /// The state directory (quoted), or the database.
+        place: String,
         /// Why.
         source: StoreError,
     },
@@ -153,6 +181,7 @@ pub struct Runtime {
     resilience: Resilience,
     project: Option<Project>,
     state_dir: PathBuf,
+    database: Option<String>,
     agents: Arc<AgentRegistry>,
 }
 
@@ -196,6 +225,7 @@ impl Runtime {
             resilience: Resilience::default(),
             project,
             state_dir,
+            database: place.database.clone(),
             agents: Arc::new(AgentRegistry::fixed(agents)),
         })
     }
@@ -206,6 +236,7 @@ impl Runtime {
     /// (its workflows fail, saying why) instead of stopping the rest.
     pub async fn open_live(sandbox: Sandbox, place: Place) -> Result<Runtime, RuntimeError> {
         let state_dir = place.state_dir();
+        let database = place.database.clone();
         let project = match Project::find(&place.dir) {
             Some(root) => Some(Project::load(&root)?),
             None if place.agents_dirs.is_empty() => {
@@ -219,6 +250,7 @@ impl Runtime {
             resilience: Resilience::default(),
             project,
             state_dir,
+            database,
             agents: Arc::new(agents),
         })
     }
@@ -290,22 +322,21 @@ impl Runtime {
         let runner = AgentStepRunner::over(invoker, agents);
         Orchestrator::new(Engine::new(Arc::new(runner)), store).map_err(|source| {
             RuntimeError::Store {
-                dir: self.state_dir.clone(),
+                place: self.store_place(),
                 source,
             }
         })
     }
 
-    /// An orchestrator over the state directory's embedded store, running
-    /// this runtime's agents.
+    fn store_place(&self) -> String {
+        store_place(&self.state_dir, self.database.as_deref())
+    }
+
+    /// An orchestrator over the place's store (the shared database, else
+    /// the state directory's embedded one), running this runtime's agents.
     pub fn orchestrator(&self) -> Result<Orchestrator, RuntimeError> {
-        let store = SqliteStore::open(&database(&self.state_dir)).map_err(|source| {
-            RuntimeError::Store {
-                dir: self.state_dir.clone(),
-                source,
-            }
-        })?;
-        self.orchestrator_with(self.invoker(), self.agents.clone(), Arc::new(store))
+        let store = open_store(&self.state_dir, self.database.as_deref())?;
+        self.orchestrator_with(self.invoker(), self.agents.clone(), store)
     }
 }
 

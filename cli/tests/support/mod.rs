@@ -3,6 +3,8 @@
 //! Each test binary uses its own part of it.
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -52,7 +52,8 @@ impl Drop for Listed<'_> {
 }
 
 /// Until the orchestrator is gone: every [`CANCEL_POLL`], while executions
-/// run here, cancels those whose cancellation was requested in the store.
+/// run here, cancels those whose cancellation was requested in the store,
+/// and those this node lost to another ([`Store::lost`]).
 fn watch_cancel_requests(running: Weak<Running>, store: Weak<dyn Store>) {
     let pid = std::process::id();
     loop {
@@ -66,6 +67,16 @@ fn watch_cancel_requests(running: Weak<Running>, store: Weak<dyn Store>) {
             .is_empty()
         {
             continue;
+        }
+        // Executions this node no longer holds (a shared store's lease
+        // expired): another node goes on with them, and every write from
+        // here is refused, so stop running them.
+        for id in store.lost() {
+            let running = running.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(token) = running.get(&id).filter(|t| !t.is_cancelled()) {
+                tracing::warn!(execution_id = %id, "stopped here: this node's lease expired and another node took the execution over");
+                token.cancel();
+            }
         }
         let requested = match store.cancel_requests(pid) {
             Ok(ids) => ids,

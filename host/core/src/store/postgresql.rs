@@ -205,8 +205,11 @@ fn migrate(client: &mut Client) -> Result<Vec<i32>, StoreError> {
 /// starting a node: what `orchestr8 db migrate` does. Returns the versions
 /// applied (empty when it was up to date) and the current one.
 pub fn migrate_database(url: &str) -> Result<(Vec<i32>, i32), StoreError> {
-    let mut client = connect(&parse(url)?)?;
-    let applied = migrate(&mut client)?;
+    let config = parse(url)?;
+    // On a thread of its own, as every connection (see `serve_jobs`).
+    let applied = std::thread::spawn(move || migrate(&mut connect(&config)?))
+        .join()
+        .map_err(|_| StoreError::Database("the migration thread panicked".into()))??;
     Ok((applied, MIGRATIONS.last().map_or(0, |(v, _)| *v)))
 }
 
@@ -236,31 +239,25 @@ impl PostgresStore {
     /// registers this process as a node with a lease.
     pub fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let config = parse(url)?;
-        let mut first = connect(&config)?;
-        migrate(&mut first)?;
-        let mut lease_client = connect(&config)?;
-        let id = register(&mut lease_client, options.lease)?;
-        tracing::info!(node = %id, lease_ms = options.lease.as_millis() as u64, "joined as a node");
         let node = Arc::new(Mutex::new(Node {
-            id,
+            id: String::new(),
             owned: HashMap::new(),
             lost: Vec::new(),
         }));
+        // The lease thread connects, migrates and registers the node first.
+        let lease = keep_lease(config.clone(), node.clone(), options.lease)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let mut clients = vec![Some(first)];
-        clients.resize_with(options.connections.max(1), || None);
-        for (n, client) in clients.into_iter().enumerate() {
+        for n in 0..options.connections.max(1) {
             let rx = rx.clone();
             let config = config.clone();
             std::thread::Builder::new()
                 .name(format!("orchestr8-postgres-{n}"))
-                .spawn(move || serve_jobs(client, &config, &rx))
+                .spawn(move || serve_jobs(&config, &rx))
                 .map_err(|e| {
                     StoreError::Database(format!("cannot start a database thread: {e}"))
                 })?;
         }
-        let lease = keep_lease(lease_client, config, node.clone(), options.lease)?;
         Ok(PostgresStore {
             jobs,
             node,
@@ -289,17 +286,16 @@ impl PostgresStore {
             }))
             .map_err(|_| StoreError::Database("the database threads have stopped".into()))?;
         rx.recv()
-            .map_err(|_| StoreError::Database("a database thread stopped mid-job".into()))?
+            .map_err(|_| StoreError::Database("the database is unreachable (the log says why)".into()))?
     }
 }
 
 /// A connection's thread: runs jobs until the store is dropped,
-/// reconnecting when the connection broke.
-fn serve_jobs(
-    mut client: Option<Client>,
-    config: &postgres::Config,
-    jobs: &Mutex<mpsc::Receiver<Job>>,
-) {
+/// connecting at its first job, and again when the connection broke. (A
+/// client is made, used and dropped on its thread only: the driver runs
+/// its own runtime, which must not start inside a caller's.)
+fn serve_jobs(config: &postgres::Config, jobs: &Mutex<mpsc::Receiver<Job>>) {
+    let mut client: Option<Client> = None;
     loop {
         let job = match jobs.lock().unwrap_or_else(PoisonError::into_inner).recv() {
             Ok(job) => job,
@@ -322,18 +318,37 @@ fn serve_jobs(
     }
 }
 
-/// Starts the thread that renews the node's lease every third of `lease`;
-/// it ends when the sender is dropped, giving the lease up.
+/// Starts the thread that joins the database as a node (connecting,
+/// applying migrations, registering `node` with a lease) and then renews
+/// the lease every third of `lease`; returns once the node is registered.
+/// The thread ends when the sender is dropped, giving the lease up.
 fn keep_lease(
-    mut client: Client,
     config: postgres::Config,
     node: Arc<Mutex<Node>>,
     lease: Duration,
 ) -> Result<mpsc::Sender<()>, StoreError> {
     let (tx, rx) = mpsc::channel::<()>();
+    let (joined_tx, joined) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("orchestr8-lease".into())
         .spawn(move || {
+            let setup = connect(&config).and_then(|mut client| {
+                migrate(&mut client)?;
+                let id = register(&mut client, lease)?;
+                Ok((client, id))
+            });
+            let mut client = match setup {
+                Ok((client, id)) => {
+                    tracing::info!(node = %id, lease_ms = lease.as_millis() as u64, "joined as a node");
+                    node.lock().unwrap_or_else(PoisonError::into_inner).id = id;
+                    let _ = joined_tx.send(Ok(()));
+                    client
+                }
+                Err(e) => {
+                    let _ = joined_tx.send(Err(e));
+                    return;
+                }
+            };
             let lock = || node.lock().unwrap_or_else(PoisonError::into_inner);
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(lease / 3) {
                 if client.is_closed() {
@@ -384,6 +399,9 @@ fn keep_lease(
             }
         })
         .map_err(|e| StoreError::Database(format!("cannot start the lease thread: {e}")))?;
+    joined
+        .recv()
+        .map_err(|_| StoreError::Database("the lease thread stopped".into()))??;
     Ok(tx)
 }
 

@@ -34,7 +34,9 @@ use super::model::{
 };
 use super::{ApiError, HttpOptions, Metrics, harden, openapi};
 use orchestr8_host::bus::Subscription;
-use orchestr8_host::engine::{ExecutionEvent, ExecutionResult, ExecutionStatus, StepStatus};
+use orchestr8_host::engine::{
+    ExecutionEvent, ExecutionResult, ExecutionStatus, ResumeError, StepStatus,
+};
 use orchestr8_host::error::ErrorCode;
 use orchestr8_host::ids::ExecutionId;
 use orchestr8_host::journal::JournalUpdate;
@@ -162,7 +164,14 @@ pub struct ExecutionService {
     running: AtomicUsize,
     tasks: TaskTracker,
     stopping: CancellationToken,
+    /// Interrupted executions that cannot go on here (an agent is
+    /// missing): looked at once, not at every sweep.
+    passed_over: Mutex<std::collections::HashSet<ExecutionId>>,
 }
+
+/// How often a node on a shared store looks for executions of dead nodes
+/// to take over (their leases expire first: see the store's lease).
+pub const TAKE_OVER_EVERY: Duration = Duration::from_secs(1);
 
 impl ExecutionService {
     /// A service over `orchestrator`, which runs the agents of `agents`:
@@ -186,6 +195,7 @@ impl ExecutionService {
             running: AtomicUsize::new(0),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
+            passed_over: Mutex::new(std::collections::HashSet::new()),
         });
         service.watch_journal();
         service
@@ -378,17 +388,25 @@ impl ExecutionService {
         })
     }
 
-    /// Goes on with the executions of this state whose process died,
-    /// each in the background as if just accepted (listed, cancellable):
-    /// what a restarted server does first. Returns their ids; one that
-    /// cannot go on (its agent is gone) is logged and left interrupted.
+    /// Goes on with the executions of this state whose process died (on
+    /// a shared store: whose node's lease expired), each in the background
+    /// as if just accepted (listed, cancellable): what a restarted server
+    /// does first, and a node on a shared store every [`TAKE_OVER_EVERY`]
+    /// (see [`ExecutionService::keep_taking_over`]). Returns their ids; one
+    /// that cannot go on here (its agent is gone) is logged and left
+    /// interrupted, and one another node took first is left to it.
     pub fn resume_interrupted(self: &Arc<Self>) -> Vec<ExecutionId> {
+        let store = self.orchestrator.store();
+        if let Err(e) = store.mark_interrupted(&now(), &process_alive) {
+            tracing::error!(error = %e, "cannot look for executions whose process died");
+            return Vec::new();
+        }
         let query = ExecutionQuery {
             status: Some(ExecutionStatus::Interrupted),
             limit: 1000,
             ..ExecutionQuery::default()
         };
-        let found = match self.orchestrator.store().list_executions(&query) {
+        let found = match store.list_executions(&query) {
             Ok(page) => page.executions,
             Err(e) => {
                 tracing::error!(error = %e, "cannot list interrupted executions");
@@ -399,16 +417,59 @@ impl ExecutionService {
         let mut resumed = Vec::new();
         for summary in found.into_iter().rev() {
             let id = summary.execution_id;
+            if self
+                .passed_over
+                .lock()
+                .is_ok_and(|passed| passed.contains(&id))
+            {
+                continue;
+            }
             match self.orchestrator.prepare_resume(&id, agents.as_ref()) {
                 Ok(resumable) => {
                     self.admitted.fetch_add(1, Ordering::SeqCst);
                     self.spawn(id.clone(), Begin::Resumed(Box::new(resumable)));
                     resumed.push(id);
                 }
-                Err(e) => tracing::warn!(execution_id = %id, error = %e, "not resumed"),
+                Err(ResumeError::NotInterrupted { .. }) => {
+                    tracing::debug!(execution_id = %id, "taken over by another node first");
+                }
+                Err(e) => {
+                    tracing::warn!(execution_id = %id, error = %e, "not resumed");
+                    if let Ok(mut passed) = self.passed_over.lock() {
+                        passed.insert(id);
+                    }
+                }
             }
         }
         resumed
+    }
+
+    /// On a store shared with other nodes: until the service stops, takes
+    /// over the executions of nodes that died, every [`TAKE_OVER_EVERY`],
+    /// calling `taken` with the ids of those it goes on with. Nothing on a
+    /// store of its own (a dead process's executions are resumed at start).
+    pub fn keep_taking_over(self: &Arc<Self>, taken: impl Fn(&[ExecutionId]) + Send + 'static) {
+        if !self.orchestrator.store().shared() {
+            return;
+        }
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TAKE_OVER_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = service.stopping.cancelled() => return,
+                }
+                // The store blocks: off the async workers.
+                let sweeping = service.clone();
+                match tokio::task::spawn_blocking(move || sweeping.resume_interrupted()).await {
+                    Ok(ids) if !ids.is_empty() => taken(&ids),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "the takeover sweep failed"),
+                }
+            }
+        });
     }
 
     /// Runs an admitted execution in the background: it waits for a
@@ -449,6 +510,12 @@ impl ExecutionService {
             match result {
                 Ok(result) => {
                     let _ = done_tx.send(Some(Arc::new(result)));
+                }
+                Err(StoreError::NotResumable { .. }) => {
+                    tracing::debug!(execution_id = %exec_id, "taken over by another node first");
+                }
+                Err(e @ StoreError::LeaseLost(_)) => {
+                    tracing::warn!(execution_id = %exec_id, error = %e, "stopped: another node goes on with it");
                 }
                 Err(e) => {
                     tracing::error!(execution_id = %exec_id, error = %e, "the execution could not be recorded")
