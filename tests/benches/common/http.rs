@@ -18,7 +18,7 @@ use orchestr8_host::orchestrator::Orchestrator;
 use orchestr8_host::registry::AgentRegistry;
 use orchestr8_host::resilience::{Resilience, ResiliencePolicy};
 use orchestr8_host::sandbox::{Sandbox, SandboxConfig, SandboxPolicy};
-use orchestr8_host::store::SqliteStore;
+use orchestr8_host::store::{SqliteStore, Store};
 use orchestr8_servers::api::{
     self, AgentService, ExecutionService, HttpOptions, Metrics, ServiceOptions,
 };
@@ -102,10 +102,11 @@ pub async fn start() -> Servers {
 }
 
 /// `orchestr8 serve`'s REST API over `store`, running `agents`, and the
-/// orchestrator behind it.
+/// orchestrator behind it; on a shared store it takes over the executions
+/// of nodes that die, as `serve` does.
 pub async fn execution_server(
     sandbox: &Sandbox,
-    store: SqliteStore,
+    store: impl Store + 'static,
     agents: HashMap<String, RegisteredAgent>,
 ) -> (SocketAddr, Arc<Orchestrator>) {
     let chain = Resilience::default();
@@ -124,6 +125,7 @@ pub async fn execution_server(
         },
         Arc::new(Metrics::new(Some(chain))),
     );
+    service.keep_taking_over(|_| {});
     let addr = spawn_server(service.router(&HttpOptions::default())).await;
     (addr, orchestrator)
 }

@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, GenericClient, NoTls, Row};
+use postgres::{Client, GenericClient, NoTls, Row, Statement};
 use serde_json::Value;
 
 use super::{
@@ -129,7 +129,60 @@ struct Node {
     lost: Vec<String>,
 }
 
-type Job = Box<dyn FnOnce(&mut Client) + Send>;
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+/// A connection and its statements, each prepared once by its text: the
+/// server parses and plans it once per connection, and each use is then
+/// one round trip instead of two.
+struct Conn {
+    client: Client,
+    prepared: HashMap<String, Statement>,
+}
+
+impl Conn {
+    fn session(&mut self) -> Session<'_, Client> {
+        Session {
+            client: &mut self.client,
+            prepared: &mut self.prepared,
+        }
+    }
+}
+
+/// A connection, or a transaction on one, with its prepared statements.
+struct Session<'a, C> {
+    client: &'a mut C,
+    prepared: &'a mut HashMap<String, Statement>,
+}
+
+impl<C: GenericClient> Session<'_, C> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).map_err(db)?;
+        self.prepared.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        let statement = self.statement(sql)?;
+        self.client.query(&statement, params).map_err(db)
+    }
+
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, StoreError> {
+        let statement = self.statement(sql)?;
+        self.client.query_opt(&statement, params).map_err(db)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let statement = self.statement(sql)?;
+        self.client.execute(&statement, params).map_err(db)
+    }
+}
 
 /// Executions and journals in a PostgreSQL database, shared with other
 /// nodes.
@@ -277,7 +330,7 @@ impl PostgresStore {
     /// Runs `job` on a connection and waits for its answer.
     fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut Client) -> Result<T, StoreError> + Send + 'static,
+        job: impl FnOnce(&mut Conn) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
@@ -285,8 +338,9 @@ impl PostgresStore {
                 let _ = tx.send(job(client));
             }))
             .map_err(|_| StoreError::Database("the database threads have stopped".into()))?;
-        rx.recv()
-            .map_err(|_| StoreError::Database("the database is unreachable (the log says why)".into()))?
+        rx.recv().map_err(|_| {
+            StoreError::Database("the database is unreachable (the log says why)".into())
+        })?
     }
 }
 
@@ -295,15 +349,18 @@ impl PostgresStore {
 /// client is made, used and dropped on its thread only: the driver runs
 /// its own runtime, which must not start inside a caller's.)
 fn serve_jobs(config: &postgres::Config, jobs: &Mutex<mpsc::Receiver<Job>>) {
-    let mut client: Option<Client> = None;
+    let mut conn: Option<Conn> = None;
     loop {
         let job = match jobs.lock().unwrap_or_else(PoisonError::into_inner).recv() {
             Ok(job) => job,
             Err(_) => return,
         };
-        if client.as_ref().is_none_or(Client::is_closed) {
-            client = match connect(config) {
-                Ok(c) => Some(c),
+        if conn.as_ref().is_none_or(|c| c.client.is_closed()) {
+            conn = match connect(config) {
+                Ok(client) => Some(Conn {
+                    client,
+                    prepared: HashMap::new(),
+                }),
                 Err(e) => {
                     tracing::warn!(error = %e, "no database connection");
                     // Dropping the job answers its caller with an error.
@@ -312,8 +369,8 @@ fn serve_jobs(config: &postgres::Config, jobs: &Mutex<mpsc::Receiver<Job>>) {
                 }
             };
         }
-        if let Some(client) = client.as_mut() {
-            job(client);
+        if let Some(conn) = conn.as_mut() {
+            job(conn);
         }
     }
 }
@@ -443,17 +500,17 @@ struct Writer<'a> {
 
 /// Why a write to execution `id` under (`node`, its generation) changed
 /// nothing: no such execution, or this node does not hold it.
-fn refused(tx: &mut impl GenericClient, id: &str) -> StoreError {
+fn refused(tx: &mut Session<'_, impl GenericClient>, id: &str) -> StoreError {
     match tx.query_opt("SELECT 1 FROM executions WHERE id = $1", &[&id]) {
         Ok(None) => StoreError::UnknownExecution(id.to_string()),
         Ok(Some(_)) => StoreError::LeaseLost(id.to_string()),
-        Err(e) => db(e),
+        Err(e) => e,
     }
 }
 
 /// The node and generation `writer` holds execution `id` under.
 fn held<'a>(
-    tx: &mut impl GenericClient,
+    tx: &mut Session<'_, impl GenericClient>,
     writer: &Writer<'a>,
     id: &str,
 ) -> Result<(&'a str, i64), StoreError> {
@@ -466,7 +523,7 @@ fn held<'a>(
 /// Appends `entries` to `id`'s journal, fenced by the writer's hold on it
 /// when given (the sweep marking a dead node's execution writes unfenced).
 fn append_in(
-    tx: &mut impl GenericClient,
+    tx: &mut Session<'_, impl GenericClient>,
     id: &str,
     entries: &[NewEntry],
     fence: Option<(&str, i64)>,
@@ -511,8 +568,7 @@ fn append_in(
             &[
                 &id, &node, &generation, &at, &kind, &step, &attempt, &duration, &code, &data,
             ],
-        )
-        .map_err(db)?;
+        )?;
     if rows.is_empty() {
         return Err(refused(tx, id));
     }
@@ -528,7 +584,7 @@ fn append_in(
 /// cases a change may meet (a duplicate key, a takeover, an unknown
 /// execution), so one change never aborts the batch's transaction.
 fn apply(
-    tx: &mut impl GenericClient,
+    tx: &mut Session<'_, impl GenericClient>,
     writer: &Writer<'_>,
     change: &Change,
 ) -> Result<(Vec<u64>, Option<i64>), StoreError> {
@@ -540,31 +596,29 @@ fn apply(
                 .as_ref()
                 .and_then(|v| v.get("durationMs"))
                 .and_then(Value::as_i64);
-            let inserted = tx
-                .execute(
-                    "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at,
+            let inserted = tx.execute(
+                "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at,
                        finished_at, input, result, duration_ms, owner_pid, owner_node, workflow,
                        idempotency_key, request_hash)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                      ON CONFLICT DO NOTHING",
-                    &[
-                        &r.id.as_str(),
-                        &r.workflow_id,
-                        &r.workflow_name,
-                        &r.status.as_str(),
-                        &r.started_at,
-                        &r.finished_at,
-                        &r.input.to_string(),
-                        &r.result.as_ref().map(Value::to_string),
-                        &duration,
-                        &i64::from(r.owner_pid),
-                        &writer.node,
-                        &r.workflow.as_ref().map(Value::to_string),
-                        &r.idempotency_key,
-                        &r.request_hash,
-                    ],
-                )
-                .map_err(db)?;
+                &[
+                    &r.id.as_str(),
+                    &r.workflow_id,
+                    &r.workflow_name,
+                    &r.status.as_str(),
+                    &r.started_at,
+                    &r.finished_at,
+                    &r.input.to_string(),
+                    &r.result.as_ref().map(Value::to_string),
+                    &duration,
+                    &i64::from(r.owner_pid),
+                    &writer.node,
+                    &r.workflow.as_ref().map(Value::to_string),
+                    &r.idempotency_key,
+                    &r.request_hash,
+                ],
+            )?;
             if inserted == 0 {
                 return Err(match &r.idempotency_key {
                     Some(key) => StoreError::DuplicateKey(key.clone()),
@@ -579,33 +633,28 @@ fn apply(
                 "UPDATE executions SET status = 'running'
                  WHERE id = $1 AND status = 'pending' AND owner_node = $2 AND generation = $3",
                 &[&id, &node, &generation],
-            )
-            .map_err(db)?;
+            )?;
             Ok((Vec::new(), None))
         }
         Change::Resume {
             execution_id,
             owner_pid,
         } => {
-            let taken = tx
-                .query_opt(
-                    "UPDATE executions SET status = 'running', owner_pid = $2, owner_node = $3,
+            let taken = tx.query_opt(
+                "UPDATE executions SET status = 'running', owner_pid = $2, owner_node = $3,
                        generation = generation + 1, finished_at = NULL, result = NULL,
                        duration_ms = NULL, cancel_requested = NULL
                      WHERE id = $1 AND status = 'interrupted'
                      RETURNING generation",
-                    &[&execution_id.as_str(), &i64::from(*owner_pid), &writer.node],
-                )
-                .map_err(db)?;
+                &[&execution_id.as_str(), &i64::from(*owner_pid), &writer.node],
+            )?;
             match taken {
                 Some(row) => Ok((Vec::new(), Some(row.get(0)))),
                 None => {
-                    let found = tx
-                        .query_opt(
-                            "SELECT status FROM executions WHERE id = $1",
-                            &[&execution_id.as_str()],
-                        )
-                        .map_err(db)?;
+                    let found = tx.query_opt(
+                        "SELECT status FROM executions WHERE id = $1",
+                        &[&execution_id.as_str()],
+                    )?;
                     Err(match found {
                         None => StoreError::UnknownExecution(execution_id.to_string()),
                         Some(row) => StoreError::NotResumable {
@@ -628,22 +677,20 @@ fn apply(
         } => {
             let (node, generation) = held(tx, writer, id)?;
             let duration = result.get("durationMs").and_then(Value::as_i64);
-            let changed = tx
-                .execute(
-                    "UPDATE executions SET status = $2, finished_at = $3, result = $4,
+            let changed = tx.execute(
+                "UPDATE executions SET status = $2, finished_at = $3, result = $4,
                        duration_ms = $5
                      WHERE id = $1 AND owner_node = $6 AND generation = $7",
-                    &[
-                        &id,
-                        &status.as_str(),
-                        finished_at,
-                        &result.to_string(),
-                        &duration,
-                        &node,
-                        &generation,
-                    ],
-                )
-                .map_err(db)?;
+                &[
+                    &id,
+                    &status.as_str(),
+                    finished_at,
+                    &result.to_string(),
+                    &duration,
+                    &node,
+                    &generation,
+                ],
+            )?;
             if changed == 0 {
                 return Err(refused(tx, id));
             }
@@ -668,15 +715,19 @@ impl Store for PostgresStore {
                     .collect();
                 (node.id.clone(), owned)
             };
-            let mut tx = client.transaction().map_err(db)?;
+            let Conn { client, prepared } = client;
+            let mut transaction = client.transaction().map_err(db)?;
+            let mut tx = Session {
+                client: &mut transaction,
+                prepared,
+            };
             // Held until the commit: a sweep cannot declare this node dead
             // while its writes are on their way (see the module comment).
             let live = tx
                 .query_opt(
                     "SELECT 1 FROM nodes WHERE id = $1 AND lease_until > now() FOR SHARE",
                     &[&me],
-                )
-                .map_err(db)?
+                )?
                 .is_some();
             let mut outcomes = Vec::with_capacity(changes.len());
             let mut holds: Vec<(String, Option<i64>)> = Vec::new();
@@ -701,7 +752,7 @@ impl Store for PostgresStore {
                     seqs
                 }));
             }
-            tx.commit().map_err(db)?;
+            transaction.commit().map_err(db)?;
             let mut node = node.lock().unwrap_or_else(PoisonError::into_inner);
             // What this incarnation now holds; an incarnation that expired
             // meanwhile holds nothing.
@@ -721,9 +772,9 @@ impl Store for PostgresStore {
         let id = id.to_string();
         self.run(move |client| {
             client
+                .session()
                 .query_opt(&format!("{RECORD_COLUMNS} WHERE id = $1"), &[&id])
                 .map(|row| row.as_ref().map(record))
-                .map_err(db)
         })
     }
 
@@ -732,13 +783,11 @@ impl Store for PostgresStore {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |client| {
-            let rows = client
-                .query(
-                    "SELECT seq, at, data FROM journal
+            let rows = client.session().query(
+                "SELECT seq, at, data FROM journal
                      WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                    &[&id, &after, &limit],
-                )
-                .map_err(db)?;
+                &[&id, &after, &limit],
+            )?;
             Ok(rows
                 .iter()
                 .map(|row| JournalEntry {
@@ -753,12 +802,12 @@ impl Store for PostgresStore {
     fn last_execution(&self) -> Result<Option<String>, StoreError> {
         self.run(|client| {
             client
+                .session()
                 .query_opt(
                     "SELECT id FROM executions ORDER BY created DESC LIMIT 1",
                     &[],
                 )
                 .map(|row| row.map(|r| r.get(0)))
-                .map_err(db)
         })
     }
 
@@ -785,7 +834,7 @@ impl Store for PostgresStore {
                  FROM executions {filters} ORDER BY created DESC LIMIT ${}",
                 params.len()
             );
-            let rows = client.query(&sql, &params).map_err(db)?;
+            let rows = client.session().query(&sql, &params)?;
             let found = rows
                 .iter()
                 .map(|row| {
@@ -813,12 +862,12 @@ impl Store for PostgresStore {
         let key = key.to_string();
         self.run(move |client| {
             client
+                .session()
                 .query_opt(
                     &format!("{RECORD_COLUMNS} WHERE idempotency_key = $1"),
                     &[&key],
                 )
                 .map(|row| row.as_ref().map(record))
-                .map_err(db)
         })
     }
 
@@ -826,12 +875,12 @@ impl Store for PostgresStore {
         let id = id.to_string();
         self.run(move |client| {
             client
+                .session()
                 .execute(
                     "UPDATE executions SET idempotency_key = NULL WHERE id = $1",
                     &[&id],
                 )
                 .map(drop)
-                .map_err(db)
         })
     }
 
@@ -839,16 +888,16 @@ impl Store for PostgresStore {
         let (id, at) = (id.to_string(), at.to_string());
         self.run(move |client| {
             client
+                .session()
                 .execute(
                     "UPDATE executions SET cancel_requested = $2
                      WHERE id = $1 AND status IN ('pending', 'running') AND cancel_requested IS NULL",
                     &[&id, &at],
-                )
-                .map_err(db)?;
+                )?;
             client
+                .session()
                 .query_opt(&format!("{RECORD_COLUMNS} WHERE id = $1"), &[&id])
                 .map(|row| row.as_ref().map(record))
-                .map_err(db)
         })
     }
 
@@ -857,13 +906,11 @@ impl Store for PostgresStore {
     fn cancel_requests(&self, owner_pid: u32) -> Result<Vec<String>, StoreError> {
         let node = self.node_id();
         self.run(move |client| {
-            let rows = client
-                .query(
-                    "SELECT id FROM executions WHERE status IN ('pending', 'running')
+            let rows = client.session().query(
+                "SELECT id FROM executions WHERE status IN ('pending', 'running')
                      AND owner_node = $1 AND owner_pid = $2 AND cancel_requested IS NOT NULL",
-                    &[&node, &i64::from(owner_pid)],
-                )
-                .map_err(db)?;
+                &[&node, &i64::from(owner_pid)],
+            )?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
@@ -878,13 +925,17 @@ impl Store for PostgresStore {
     ) -> Result<Vec<String>, StoreError> {
         let at = at.to_string();
         self.run(move |client| {
-            let mut tx = client.transaction().map_err(db)?;
+            let Conn { client, prepared } = client;
+            let mut transaction = client.transaction().map_err(db)?;
+            let mut tx = Session {
+                client: &mut transaction,
+                prepared,
+            };
             let dead = tx
                 .query(
                     "DELETE FROM nodes WHERE lease_until <= now() RETURNING id",
                     &[],
-                )
-                .map_err(db)?;
+                )?;
             for row in &dead {
                 tracing::warn!(node = %row.get::<_, String>(0), "a node's lease expired: its executions are marked interrupted for other nodes to take over");
             }
@@ -894,8 +945,7 @@ impl Store for PostgresStore {
                      AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.owner_node)
                      ORDER BY created FOR UPDATE SKIP LOCKED",
                     &[],
-                )
-                .map_err(db)?
+                )?
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
@@ -904,10 +954,9 @@ impl Store for PostgresStore {
                 tx.execute(
                     "UPDATE executions SET status = 'interrupted', finished_at = $2 WHERE id = $1",
                     &[id, &at],
-                )
-                .map_err(db)?;
+                )?;
             }
-            tx.commit().map_err(db)?;
+            transaction.commit().map_err(db)?;
             Ok(orphans)
         })
     }

@@ -30,7 +30,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ErrorEnvelope, status_for};
-pub use executions::{ExecutionService, ServiceOptions};
+pub use executions::{ExecutionService, ServiceOptions, TAKE_OVER_EVERY};
 pub use extract::{ApiPath, ApiQuery, JsonBody};
 pub use metrics::Metrics;
 pub use model::{
