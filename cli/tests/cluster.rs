@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use orchestr8_test_postgres::Cluster;
 use serde_json::{Value, json};
-use support::api::{agents_dir, get, post, workflow};
+use support::api::{agents_dir, get, post, read_events, workflow};
 use support::{Server, orchestr8};
 
 /// A node on `url`, its log written to `log`.
@@ -235,6 +235,8 @@ fn a_node_paused_past_its_lease_has_its_writes_refused_and_says_so() {
     assert!(!check_journal(&fresh, &journal(&paused.base, &fresh)));
 }
 
+/// A cancel sent to a node that does not run the execution reaches the
+/// node that does, and that node's entries stream live from the other.
 #[test]
 fn a_cancel_sent_to_any_node_reaches_the_node_running_the_execution() {
     let cluster = Cluster::start().unwrap();
@@ -251,6 +253,13 @@ fn a_cancel_sent_to_any_node_reaches_the_node_running_the_execution() {
         assert!(Instant::now() < deadline, "the nap never started");
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Its events, streamed by the node that does not run it, as they
+    // commit on the other.
+    let streaming = {
+        let (base, id) = (other.base.clone(), id.clone());
+        std::thread::spawn(move || read_events(&base, &id, None, usize::MAX))
+    };
+    std::thread::sleep(Duration::from_millis(300));
     let (status, body) = post(&format!("{}/executions/{id}/cancel", other.base), "");
     assert_eq!(status, 202, "{body}");
     let views = wait_all(
@@ -261,4 +270,17 @@ fn a_cancel_sent_to_any_node_reaches_the_node_running_the_execution() {
     assert_eq!(views[&id]["status"], "cancelled", "{}", views[&id]);
     let (status, body) = post(&format!("{}/executions/{id}/cancel", runner.base), "");
     assert_eq!(status, 409, "{body}");
+    let events = streaming.join().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"execution-started"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"execution-finished"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"step-cancelled") || kinds.contains(&"step-failed"),
+        "{kinds:?}"
+    );
+    for (n, e) in events.iter().enumerate() {
+        assert_eq!(e.id, n as u64 + 1, "{kinds:?}");
+    }
+    let last = &events.last().unwrap().data;
+    assert_eq!(last["data"]["status"], "cancelled", "{last}");
 }

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::api::{agent, agents_dir, call, get, poll_until_final, post, workflow};
+use support::api::{agent, agents_dir, call, get, poll_until_final, post, read_events, workflow};
 use support::{Server, orchestr8};
 
 fn start(args: &[&str], state: &Path) -> Server {
@@ -159,50 +159,6 @@ fn execute_poll_and_read_the_journal_page_by_page() {
         doc.get("security").is_none(),
         "no token, no security requirement"
     );
-}
-
-/// One Server-Sent Event: its id, event name and data.
-struct SseEvent {
-    id: u64,
-    kind: String,
-    data: Value,
-}
-
-/// Reads events from `/executions/{id}/events` (after `last`, sent as
-/// `Last-Event-ID`) until the stream ends or `stop_after` events came.
-fn read_events(base: &str, id: &str, last: Option<u64>, stop_after: usize) -> Vec<SseEvent> {
-    use std::io::BufRead;
-    let client = agent();
-    let mut request = client.get(format!("{base}/executions/{id}/events"));
-    if let Some(last) = last {
-        request = request.header("last-event-id", &last.to_string());
-    }
-    let mut response = request.call().unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let content_type = response.headers().get("content-type").unwrap();
-    assert_eq!(content_type.to_str().unwrap(), "text/event-stream");
-    let reader = std::io::BufReader::new(response.body_mut().as_reader());
-    let mut events = Vec::new();
-    let (mut event_id, mut kind, mut data) = (None, None, None);
-    for line in reader.lines() {
-        let line = line.unwrap();
-        if let Some(v) = line.strip_prefix("id: ") {
-            event_id = Some(v.parse().unwrap());
-        } else if let Some(v) = line.strip_prefix("event: ") {
-            kind = Some(v.to_string());
-        } else if let Some(v) = line.strip_prefix("data: ") {
-            data = Some(serde_json::from_str(v).unwrap());
-        } else if line.is_empty()
-            && let (Some(id), Some(kind), Some(data)) = (event_id.take(), kind.take(), data.take())
-        {
-            events.push(SseEvent { id, kind, data });
-            if events.len() == stop_after {
-                // Dropping the reader closes the connection mid-stream.
-                break;
-            }
-        }
-    }
-    events
 }
 
 /// The event stream sends every journal entry as it commits, in order,

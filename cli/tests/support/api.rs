@@ -94,3 +94,47 @@ pub fn poll_until_final(base: &str, id: &str) -> Value {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// One Server-Sent Event: its id, event name and data.
+pub struct SseEvent {
+    pub id: u64,
+    pub kind: String,
+    pub data: Value,
+}
+
+/// Reads events from `/executions/{id}/events` (after `last`, sent as
+/// `Last-Event-ID`) until the stream ends or `stop_after` events came.
+pub fn read_events(base: &str, id: &str, last: Option<u64>, stop_after: usize) -> Vec<SseEvent> {
+    use std::io::BufRead;
+    let client = agent();
+    let mut request = client.get(format!("{base}/executions/{id}/events"));
+    if let Some(last) = last {
+        request = request.header("last-event-id", &last.to_string());
+    }
+    let mut response = request.call().unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers().get("content-type").unwrap();
+    assert_eq!(content_type.to_str().unwrap(), "text/event-stream");
+    let reader = std::io::BufReader::new(response.body_mut().as_reader());
+    let mut events = Vec::new();
+    let (mut event_id, mut kind, mut data) = (None, None, None);
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(v) = line.strip_prefix("id: ") {
+            event_id = Some(v.parse().unwrap());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            kind = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            data = Some(serde_json::from_str(v).unwrap());
+        } else if line.is_empty()
+            && let (Some(id), Some(kind), Some(data)) = (event_id.take(), kind.take(), data.take())
+        {
+            events.push(SseEvent { id, kind, data });
+            if events.len() == stop_after {
+                // Dropping the reader closes the connection mid-stream.
+                break;
+            }
+        }
+    }
+    events
+}

@@ -35,6 +35,8 @@ pub struct Orchestrator {
     engine: Engine,
     store: Arc<dyn Store>,
     bus: Arc<Bus<JournalUpdate>>,
+    /// Executions whose journal another node sharing the store appended to.
+    elsewhere: Arc<Bus<ExecutionId>>,
     journal: JournalWriter,
     running: Arc<Running>,
 }
@@ -108,6 +110,15 @@ impl Orchestrator {
         }
         let bus = Arc::new(Bus::new());
         let journal = JournalWriter::start(store.clone(), bus.clone())?;
+        let elsewhere = Arc::new(Bus::new());
+        {
+            let elsewhere = Arc::downgrade(&elsewhere);
+            store.watch_commits(Box::new(move |id| {
+                if let Some(bus) = elsewhere.upgrade() {
+                    bus.publish(ExecutionId::from(id));
+                }
+            }))?;
+        }
         let running = Arc::new(Running::default());
         {
             let running = Arc::downgrade(&running);
@@ -123,6 +134,7 @@ impl Orchestrator {
             engine,
             store,
             bus,
+            elsewhere,
             journal,
             running,
         })
@@ -141,6 +153,12 @@ impl Orchestrator {
     /// Watches committed journal entries of every execution.
     pub fn subscribe(&self, capacity: usize) -> Subscription<JournalUpdate> {
         self.bus.subscribe(capacity)
+    }
+
+    /// Watches executions whose journal another node sharing the store
+    /// appended to (their entries are in the store once signalled).
+    pub fn subscribe_elsewhere(&self, capacity: usize) -> Subscription<ExecutionId> {
+        self.elsewhere.subscribe(capacity)
     }
 
     /// Runs `workflow` (already validated) with `variables` over its own,

@@ -396,6 +396,16 @@ pub trait Store: Send + Sync {
         false
     }
 
+    /// Calls `committed` with the id of each execution whose journal
+    /// another node sharing this store appended to, once that commit has
+    /// landed (live event streams on this node wake up on it). Nothing on
+    /// a store of its own: this process's journal writer is its only
+    /// writer, and its bus says so.
+    fn watch_commits(&self, committed: Box<dyn Fn(&str) + Send + Sync>) -> Result<(), StoreError> {
+        drop(committed);
+        Ok(())
+    }
+
     /// Executions this process was running that it no longer holds (a
     /// shared store's lease expired), each returned once: stop them, their
     /// writes are refused.

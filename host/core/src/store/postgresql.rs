@@ -37,6 +37,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Row, Statement};
 use serde_json::Value;
@@ -95,6 +96,10 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         PRIMARY KEY (execution_id, seq)
     );",
 )];
+
+/// The channel a commit that appended to journals notifies, with `NODE
+/// EXECUTION` for each execution, for live event streams on other nodes.
+const JOURNAL_CHANNEL: &str = "orchestr8_journal";
 
 /// The key of the advisory lock that migrations run under, so nodes
 /// starting together apply each one once.
@@ -187,6 +192,7 @@ impl<C: GenericClient> Session<'_, C> {
 /// Executions and journals in a PostgreSQL database, shared with other
 /// nodes.
 pub struct PostgresStore {
+    config: postgres::Config,
     jobs: mpsc::Sender<Job>,
     node: Arc<Mutex<Node>>,
     /// Dropping it stops the lease thread, which then gives the lease up.
@@ -312,6 +318,7 @@ impl PostgresStore {
                 })?;
         }
         Ok(PostgresStore {
+            config,
             jobs,
             node,
             _lease: lease,
@@ -460,6 +467,53 @@ fn keep_lease(
         .recv()
         .map_err(|_| StoreError::Database("the lease thread stopped".into()))??;
     Ok(tx)
+}
+
+/// The listener's thread: on a connection of its own, `LISTEN`s to the
+/// journal channel and calls `committed` for each execution another node
+/// appended to, until the store (its `node`) is gone; reconnects when the
+/// connection breaks.
+fn listen(
+    config: &postgres::Config,
+    node: &std::sync::Weak<Mutex<Node>>,
+    committed: &dyn Fn(&str),
+) {
+    let mut client: Option<Client> = None;
+    while let Some(me) = node
+        .upgrade()
+        .map(|n| n.lock().unwrap_or_else(PoisonError::into_inner).id.clone())
+    {
+        let Some(c) = client.as_mut().filter(|c| !c.is_closed()) else {
+            client = match connect(config).and_then(|mut c| {
+                c.batch_execute(&format!("LISTEN {JOURNAL_CHANNEL}"))
+                    .map_err(db)?;
+                Ok(c)
+            }) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other nodes' commits");
+                    std::thread::sleep(Duration::from_secs(1));
+                    None
+                }
+            };
+            continue;
+        };
+        let mut notifications = c.notifications();
+        let mut batch = notifications.timeout_iter(Duration::from_millis(500));
+        loop {
+            match batch.next() {
+                Ok(Some(n)) => match n.payload().split_once(' ') {
+                    Some((from, id)) if from != me => committed(id),
+                    _ => {}
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %db(e), "lost the listening connection");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// The columns [`record`] reads, in its order.
@@ -731,6 +785,7 @@ impl Store for PostgresStore {
                 .is_some();
             let mut outcomes = Vec::with_capacity(changes.len());
             let mut holds: Vec<(String, Option<i64>)> = Vec::new();
+            let mut appended: Vec<&str> = Vec::new();
             for change in &changes {
                 let id = change.execution_id().to_string();
                 let outcome = if live {
@@ -742,6 +797,11 @@ impl Store for PostgresStore {
                 } else {
                     Err(refused(&mut tx, &id))
                 };
+                if matches!(change, Change::Append { .. })
+                    && outcome.as_ref().is_ok_and(|(seqs, _)| !seqs.is_empty())
+                {
+                    appended.push(change.execution_id());
+                }
                 outcomes.push(outcome.map(|(seqs, generation)| {
                     if let Some(generation) = generation {
                         owned.insert(id.clone(), generation);
@@ -751,6 +811,14 @@ impl Store for PostgresStore {
                     }
                     seqs
                 }));
+            }
+            if !appended.is_empty() {
+                // Delivered to listening nodes when (and only if) this
+                // transaction commits.
+                tx.execute(
+                    "SELECT pg_notify($1, $2 || ' ' || id) FROM unnest($3::text[]) AS id",
+                    &[&JOURNAL_CHANNEL, &me, &appended],
+                )?;
             }
             transaction.commit().map_err(db)?;
             let mut node = node.lock().unwrap_or_else(PoisonError::into_inner);
@@ -963,6 +1031,16 @@ impl Store for PostgresStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn watch_commits(&self, committed: Box<dyn Fn(&str) + Send + Sync>) -> Result<(), StoreError> {
+        let node = Arc::downgrade(&self.node);
+        let config = self.config.clone();
+        std::thread::Builder::new()
+            .name("orchestr8-listen".into())
+            .spawn(move || listen(&config, &node, committed.as_ref()))
+            .map(drop)
+            .map_err(|e| StoreError::Database(format!("cannot start the listener thread: {e}")))
     }
 
     fn lost(&self) -> Vec<String> {

@@ -471,3 +471,35 @@ fn nodes_sweeping_together_interrupt_and_take_over_each_execution_once() {
         assert_eq!(journal.len(), 1, "{id}: {journal:?}");
     }
 }
+
+/// A node hears of the commits other nodes make to journals (what wakes
+/// its live event streams), and not of its own.
+#[test]
+fn a_node_hears_when_another_node_appends_to_a_journal() {
+    let cluster = orchestr8_test_postgres::Cluster::start().unwrap();
+    let url = cluster.database("listen").unwrap();
+    let a = PostgresStore::connect(&url, PostgresOptions::default()).unwrap();
+    let b = PostgresStore::connect(&url, PostgresOptions::default()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx = std::sync::Mutex::new(tx);
+    a.watch_commits(Box::new(move |id| {
+        let _ = tx.lock().unwrap().send(id.to_string());
+    }))
+    .unwrap();
+    // The listener connects on its own thread: wait until it hears.
+    a.create_execution(&record("mine")).unwrap();
+    b.create_execution(&record("theirs")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let heard = loop {
+        a.append("mine", &[entry("own")]).unwrap();
+        b.append("theirs", &[entry("other")]).unwrap();
+        if let Ok(id) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            break id;
+        }
+        assert!(std::time::Instant::now() < deadline, "never heard");
+    };
+    assert_eq!(heard, "theirs");
+    while let Ok(id) = rx.recv_timeout(std::time::Duration::from_millis(300)) {
+        assert_eq!(id, "theirs", "its own commits are not signalled");
+    }
+}

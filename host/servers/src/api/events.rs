@@ -6,7 +6,9 @@
 //! read from the store in sequence order after the last one sent, so a
 //! stream never skips or repeats one, whether the bus dropped updates for
 //! a slow reader or the execution runs in another process on the same
-//! state (checked every [`POLL`] when the bus is quiet). Each event's `id`
+//! state (checked every [`POLL`] when the bus is quiet). An execution run
+//! by another node on a shared store is signalled by that store as its
+//! commits land. Each event's `id`
 //! is the entry's sequence number, which is what a client reconnecting
 //! sends back as `Last-Event-ID`.
 
@@ -61,12 +63,14 @@ pub(super) async fn events(
     // Subscribed before the first read, so nothing committed in between
     // goes unsignalled.
     let updates = service.subscribe(QUEUE);
+    let elsewhere = service.subscribe_elsewhere(QUEUE);
     service.record(&id)?;
     let tail = Tail {
         service,
         id,
         after,
         updates,
+        elsewhere,
         ready: Vec::new().into_iter(),
         ended: false,
     };
@@ -82,6 +86,8 @@ struct Tail {
     /// The last sequence number sent.
     after: u64,
     updates: Subscription<JournalUpdate>,
+    /// Executions another node appended to (a shared store).
+    elsewhere: Subscription<ExecutionId>,
     /// Read, not sent yet.
     ready: std::vec::IntoIter<JournalEntry>,
     /// The execution has ended and its last entry is read.
@@ -150,18 +156,34 @@ impl Tail {
         }
     }
 
-    /// Until the bus signals an entry of this execution, or [`POLL`].
+    /// Until the bus signals an entry of this execution (committed here or
+    /// by another node), or [`POLL`].
     async fn wait(&mut self) {
-        let signalled = async {
+        let (id, after) = (&self.id, self.after);
+        let here = async {
             while let Some(update) = self.updates.recv().await {
-                if update.execution_id == self.id && update.entry.seq > self.after {
+                if update.execution_id == *id && update.entry.seq > after {
                     return;
                 }
             }
             // The bus is gone (the server is stopping): poll from now on.
             std::future::pending::<()>().await;
         };
-        let _ = tokio::time::timeout(POLL, signalled).await;
+        let elsewhere = async {
+            while let Some(committed) = self.elsewhere.recv().await {
+                if committed == *id {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let _ = tokio::time::timeout(POLL, async {
+            tokio::select! {
+                () = here => {}
+                () = elsewhere => {}
+            }
+        })
+        .await;
     }
 }
 

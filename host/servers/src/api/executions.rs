@@ -543,6 +543,10 @@ impl ExecutionService {
         self.orchestrator.subscribe(capacity)
     }
 
+    pub(super) fn subscribe_elsewhere(&self, capacity: usize) -> Subscription<ExecutionId> {
+        self.orchestrator.subscribe_elsewhere(capacity)
+    }
+
     pub(super) fn record(&self, id: &str) -> Result<ExecutionRecord, ApiError> {
         match self.orchestrator.store().execution(id) {
             Ok(Some(record)) => Ok(record),
