@@ -574,64 +574,101 @@ fn held<'a>(
     }
 }
 
-/// Appends `entries` to `id`'s journal, fenced by the writer's hold on it
-/// when given (the sweep marking a dead node's execution writes unfenced).
-fn append_in(
+/// One append of a commit: the execution, its entries, and the hold the
+/// writer has on it (`None`: unfenced, the sweep marking a dead node's
+/// execution).
+struct Append<'a> {
+    id: &'a str,
+    entries: &'a [NewEntry],
+    fence: Option<(&'a str, i64)>,
+}
+
+/// Appends every `appends` in one statement (one round trip however many
+/// executions a group commit carries), each execution's entries numbered
+/// on from its journal's last, and only where the writer still holds it.
+/// Returns, per append in order, its sequence numbers or why it was
+/// refused.
+fn append_all(
     tx: &mut Session<'_, impl GenericClient>,
-    id: &str,
-    entries: &[NewEntry],
-    fence: Option<(&str, i64)>,
-) -> Result<Vec<u64>, StoreError> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
+    appends: &[Append<'_>],
+) -> Result<Vec<Result<Vec<u64>, StoreError>>, StoreError> {
+    let rows: usize = appends.iter().map(|a| a.entries.len()).sum();
+    let mut execution = Vec::with_capacity(rows);
+    let mut node = Vec::with_capacity(rows);
+    let mut generation = Vec::with_capacity(rows);
+    let mut n: Vec<i64> = Vec::with_capacity(rows);
+    let mut at = Vec::with_capacity(rows);
+    let mut kind = Vec::with_capacity(rows);
+    let mut step = Vec::with_capacity(rows);
+    let mut attempt = Vec::with_capacity(rows);
+    let mut duration = Vec::with_capacity(rows);
+    let mut code = Vec::with_capacity(rows);
+    let mut data = Vec::with_capacity(rows);
+    // Entries of an execution count on across its appends in the batch.
+    let mut counted: HashMap<&str, i64> = HashMap::new();
+    for append in appends {
+        let (held_by, held_as) = append.fence.unzip();
+        for e in append.entries {
+            let r = &e.record;
+            let next = counted.entry(append.id).or_insert(0);
+            *next += 1;
+            execution.push(append.id);
+            node.push(held_by);
+            generation.push(held_as);
+            n.push(*next);
+            at.push(e.at.as_str());
+            kind.push(r.kind().to_string());
+            step.push(r.step_id().map(str::to_string));
+            attempt.push(r.attempt().map(i64::from));
+            duration.push(r.duration_ms());
+            code.push(r.code());
+            data.push(r.to_value().to_string());
+        }
     }
-    let mut at = Vec::with_capacity(entries.len());
-    let mut kind = Vec::with_capacity(entries.len());
-    let mut step = Vec::with_capacity(entries.len());
-    let mut attempt = Vec::with_capacity(entries.len());
-    let mut duration = Vec::with_capacity(entries.len());
-    let mut code = Vec::with_capacity(entries.len());
-    let mut data = Vec::with_capacity(entries.len());
-    for e in entries {
-        let r = &e.record;
-        at.push(e.at.as_str());
-        kind.push(r.kind().to_string());
-        step.push(r.step_id().map(str::to_string));
-        attempt.push(r.attempt().map(i64::from));
-        duration.push(r.duration_ms());
-        code.push(r.code());
-        data.push(r.to_value().to_string());
+    let inserted = tx.query(
+        "WITH e AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[],
+                                 $6::text[], $7::text[], $8::int8[], $9::float8[], $10::text[], $11::text[])
+              AS e(execution_id, node, generation, n, at, kind, step_id, attempt, duration_ms, code, data)
+         ), held AS (
+            SELECT x.id, (SELECT COALESCE(MAX(j.seq), 0) FROM journal j WHERE j.execution_id = x.id) AS last
+            FROM executions x
+            WHERE x.id IN (SELECT execution_id FROM e)
+              AND EXISTS (SELECT 1 FROM e WHERE e.execution_id = x.id
+                          AND (e.node IS NULL OR (x.owner_node = e.node AND x.generation = e.generation)))
+         )
+         INSERT INTO journal (execution_id, seq, at, kind, step_id, attempt, duration_ms, code, data)
+         SELECT e.execution_id, held.last + e.n, e.at, e.kind, e.step_id, e.attempt, e.duration_ms, e.code, e.data
+         FROM e JOIN held ON held.id = e.execution_id
+         RETURNING execution_id, seq",
+        &[
+            &execution, &node, &generation, &n, &at, &kind, &step, &attempt, &duration, &code, &data,
+        ],
+    )?;
+    let mut seqs: HashMap<String, std::collections::VecDeque<u64>> = HashMap::new();
+    for row in &inserted {
+        seqs.entry(row.get(0))
+            .or_default()
+            .push_back(u64::try_from(row.get::<_, i64>(1)).unwrap_or(0));
     }
-    let (node, generation) = fence.unzip();
-    // One statement, one round trip: the next numbers after the journal's
-    // last, only while the writer holds the execution (or unfenced).
-    let rows = tx
-        .query(
-            "WITH held AS (
-                SELECT 1 FROM executions WHERE id = $1
-                  AND ($2::text IS NULL OR (owner_node = $2 AND generation = $3))
-             ), last AS (
-                SELECT COALESCE(MAX(seq), 0) AS seq FROM journal WHERE execution_id = $1
-             )
-             INSERT INTO journal (execution_id, seq, at, kind, step_id, attempt, duration_ms, code, data)
-             SELECT $1, last.seq + e.n, e.at, e.kind, e.step_id, e.attempt, e.duration_ms, e.code, e.data
-             FROM held, last,
-                  unnest($4::text[], $5::text[], $6::text[], $7::int8[], $8::float8[], $9::text[], $10::text[])
-                    WITH ORDINALITY AS e(at, kind, step_id, attempt, duration_ms, code, data, n)
-             RETURNING seq",
-            &[
-                &id, &node, &generation, &at, &kind, &step, &attempt, &duration, &code, &data,
-            ],
-        )?;
-    if rows.is_empty() {
-        return Err(refused(tx, id));
+    for numbers in seqs.values_mut() {
+        numbers.make_contiguous().sort_unstable();
     }
-    let mut seqs: Vec<u64> = rows
-        .iter()
-        .map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
-        .collect();
-    seqs.sort_unstable();
-    Ok(seqs)
+    let mut outcomes = Vec::with_capacity(appends.len());
+    for append in appends {
+        let taken: Vec<u64> = match seqs.get_mut(append.id) {
+            Some(numbers) => numbers
+                .drain(..append.entries.len().min(numbers.len()))
+                .collect(),
+            None => Vec::new(),
+        };
+        outcomes.push(if taken.is_empty() && !append.entries.is_empty() {
+            Err(refused(tx, append.id))
+        } else {
+            Ok(taken)
+        });
+    }
+    Ok(outcomes)
 }
 
 /// Applies one change; its statements are written not to fail on the
@@ -719,10 +756,8 @@ fn apply(
                 }
             }
         }
-        Change::Append { entries, .. } => {
-            let fence = held(tx, writer, id)?;
-            Ok((append_in(tx, id, entries, Some(fence))?, None))
-        }
+        // Gathered by the commit into one statement (see `append_all`).
+        Change::Append { .. } => Ok((Vec::new(), None)),
         Change::Finish {
             status,
             finished_at,
@@ -785,23 +820,33 @@ impl Store for PostgresStore {
                 .is_some();
             let mut outcomes = Vec::with_capacity(changes.len());
             let mut holds: Vec<(String, Option<i64>)> = Vec::new();
-            let mut appended: Vec<&str> = Vec::new();
-            for change in &changes {
+            // The appends, applied together after the other changes (which
+            // they never need to precede: an append's execution is created
+            // or taken over before it, and a finish changes no hold).
+            let mut appends: Vec<Append<'_>> = Vec::new();
+            let mut appended_at: Vec<usize> = Vec::new();
+            for (index, change) in changes.iter().enumerate() {
                 let id = change.execution_id().to_string();
-                let outcome = if live {
-                    let writer = Writer {
-                        node: &me,
-                        owned: &owned,
-                    };
-                    apply(&mut tx, &writer, change)
-                } else {
-                    Err(refused(&mut tx, &id))
+                let writer = Writer {
+                    node: &me,
+                    owned: &owned,
                 };
-                if matches!(change, Change::Append { .. })
-                    && outcome.as_ref().is_ok_and(|(seqs, _)| !seqs.is_empty())
-                {
-                    appended.push(change.execution_id());
-                }
+                let outcome = match change {
+                    _ if !live => Err(refused(&mut tx, &id)),
+                    Change::Append {
+                        execution_id,
+                        entries,
+                    } => held(&mut tx, &writer, &id).map(|(_, generation)| {
+                        appended_at.push(index);
+                        appends.push(Append {
+                            id: execution_id,
+                            entries,
+                            fence: Some((me.as_str(), generation)),
+                        });
+                        (Vec::new(), None)
+                    }),
+                    _ => apply(&mut tx, &writer, change),
+                };
                 outcomes.push(outcome.map(|(seqs, generation)| {
                     if let Some(generation) = generation {
                         owned.insert(id.clone(), generation);
@@ -811,6 +856,16 @@ impl Store for PostgresStore {
                     }
                     seqs
                 }));
+            }
+            let mut appended: Vec<&str> = Vec::new();
+            if !appends.is_empty() {
+                let applied = append_all(&mut tx, &appends)?;
+                for ((index, append), outcome) in appended_at.iter().zip(&appends).zip(applied) {
+                    if outcome.as_ref().is_ok_and(|seqs| !seqs.is_empty()) {
+                        appended.push(append.id);
+                    }
+                    outcomes[*index] = outcome;
+                }
             }
             if !appended.is_empty() {
                 // Delivered to listening nodes when (and only if) this
@@ -1018,7 +1073,15 @@ impl Store for PostgresStore {
                 .map(|r| r.get(0))
                 .collect();
             for id in &orphans {
-                append_in(&mut tx, id, &[interrupted_entry(&at)], None)?;
+                let entry = [interrupted_entry(&at)];
+                let append = Append {
+                    id,
+                    entries: &entry,
+                    fence: None,
+                };
+                for outcome in append_all(&mut tx, std::slice::from_ref(&append))? {
+                    outcome?;
+                }
                 tx.execute(
                     "UPDATE executions SET status = 'interrupted', finished_at = $2 WHERE id = $1",
                     &[id, &at],
