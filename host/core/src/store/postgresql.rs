@@ -20,13 +20,20 @@
 //! its log and starts over as a new incarnation; what the old one ran is
 //! handed back through [`Store::lost`].
 //!
-//! **Fencing.** Every commit first locks its node's row (`FOR SHARE`), and
-//! only while the lease is live; the sweep's `DELETE` of an expired row
-//! waits for that lock, so a node's writes either commit before it is
+//! **Fencing.** Every commit first locks its node's row (`FOR KEY SHARE`,
+//! which the lease renewal's `UPDATE` does not wait for), and only while
+//! the lease is live; the sweep's `DELETE` of an expired row waits for that
+//! lock, so a node's writes either commit before it is
 //! declared dead or are refused after. Each write to an execution also
 //! names the owner and the generation this node holds it under, so two
 //! nodes can never both record a step's result: a refused write is
 //! [`StoreError::LeaseLost`].
+//!
+//! **Group commit.** The journal writer hands over every queued change in
+//! one call; each kind of change (creates, takeovers, runs, appends,
+//! finishes) goes in one statement over arrays, so a commit costs a few
+//! round trips however many executions it carries, and each statement is
+//! prepared once per connection.
 //!
 //! The driver is `postgres`, the blocking face of `tokio-postgres`; it runs
 //! its own runtime, so its connections live on threads of their own and
@@ -546,12 +553,6 @@ fn record(row: &Row) -> ExecutionRecord {
     }
 }
 
-/// Who writes: this node, and the generation it holds each execution under.
-struct Writer<'a> {
-    node: &'a str,
-    owned: &'a HashMap<String, i64>,
-}
-
 /// Why a write to execution `id` under (`node`, its generation) changed
 /// nothing: no such execution, or this node does not hold it.
 fn refused(tx: &mut Session<'_, impl GenericClient>, id: &str) -> StoreError {
@@ -562,14 +563,15 @@ fn refused(tx: &mut Session<'_, impl GenericClient>, id: &str) -> StoreError {
     }
 }
 
-/// The node and generation `writer` holds execution `id` under.
-fn held<'a>(
+/// The generation this node holds execution `id` under (in `owned`), or
+/// why it cannot write to it.
+fn held(
     tx: &mut Session<'_, impl GenericClient>,
-    writer: &Writer<'a>,
+    owned: &HashMap<String, i64>,
     id: &str,
-) -> Result<(&'a str, i64), StoreError> {
-    match writer.owned.get(id) {
-        Some(generation) => Ok((writer.node, *generation)),
+) -> Result<i64, StoreError> {
+    match owned.get(id) {
+        Some(generation) => Ok(*generation),
         None => Err(refused(tx, id)),
     }
 }
@@ -633,7 +635,7 @@ fn append_all(
          ), held AS (
             SELECT x.id, (SELECT COALESCE(MAX(j.seq), 0) FROM journal j WHERE j.execution_id = x.id) AS last
             FROM executions x
-            WHERE x.id IN (SELECT execution_id FROM e)
+            WHERE x.id = ANY($1::text[])
               AND EXISTS (SELECT 1 FROM e WHERE e.execution_id = x.id
                           AND (e.node IS NULL OR (x.owner_node = e.node AND x.generation = e.generation)))
          )
@@ -671,121 +673,305 @@ fn append_all(
     Ok(outcomes)
 }
 
-/// Applies one change; its statements are written not to fail on the
-/// cases a change may meet (a duplicate key, a takeover, an unknown
-/// execution), so one change never aborts the batch's transaction.
-fn apply(
+/// What a change did to this node's holds.
+enum Hold {
+    /// Nothing.
+    Keep,
+    /// It holds the execution now, under this generation.
+    Take(i64),
+    /// The execution ended: nothing more is written to it.
+    Release,
+}
+
+/// How one change of a commit went, and what it did to the holds.
+type Outcome = Result<(Vec<u64>, Hold), StoreError>;
+
+/// Records new executions, held by `node` under generation 1, in one
+/// statement; returns the ids inserted (one missing had its id or its
+/// idempotency key taken).
+fn create_all(
     tx: &mut Session<'_, impl GenericClient>,
-    writer: &Writer<'_>,
-    change: &Change,
-) -> Result<(Vec<u64>, Option<i64>), StoreError> {
-    let id = change.execution_id();
-    match change {
-        Change::Create(r) => {
-            let duration = r
-                .result
+    node: &str,
+    records: &[&ExecutionRecord],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let column = |f: &dyn Fn(&ExecutionRecord) -> Option<String>| -> Vec<Option<String>> {
+        records.iter().map(|r| f(r)).collect()
+    };
+    let id = column(&|r| Some(r.id.to_string()));
+    let workflow_id = column(&|r| Some(r.workflow_id.clone()));
+    let workflow_name = column(&|r| Some(r.workflow_name.clone()));
+    let status = column(&|r| Some(r.status.as_str().to_string()));
+    let started_at = column(&|r| Some(r.started_at.clone()));
+    let finished_at = column(&|r| r.finished_at.clone());
+    let input = column(&|r| Some(r.input.to_string()));
+    let result = column(&|r| r.result.as_ref().map(Value::to_string));
+    let workflow = column(&|r| r.workflow.as_ref().map(Value::to_string));
+    let key = column(&|r| r.idempotency_key.clone());
+    let hash = column(&|r| r.request_hash.clone());
+    let duration: Vec<Option<i64>> = records
+        .iter()
+        .map(|r| {
+            r.result
                 .as_ref()
                 .and_then(|v| v.get("durationMs"))
-                .and_then(Value::as_i64);
-            let inserted = tx.execute(
-                "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at,
-                       finished_at, input, result, duration_ms, owner_pid, owner_node, workflow,
-                       idempotency_key, request_hash)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                     ON CONFLICT DO NOTHING",
-                &[
-                    &r.id.as_str(),
-                    &r.workflow_id,
-                    &r.workflow_name,
-                    &r.status.as_str(),
-                    &r.started_at,
-                    &r.finished_at,
-                    &r.input.to_string(),
-                    &r.result.as_ref().map(Value::to_string),
-                    &duration,
-                    &i64::from(r.owner_pid),
-                    &writer.node,
-                    &r.workflow.as_ref().map(Value::to_string),
-                    &r.idempotency_key,
-                    &r.request_hash,
-                ],
-            )?;
-            if inserted == 0 {
-                return Err(match &r.idempotency_key {
+                .and_then(Value::as_i64)
+        })
+        .collect();
+    let pid: Vec<i64> = records.iter().map(|r| i64::from(r.owner_pid)).collect();
+    let rows = tx.query(
+        "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at,
+           finished_at, input, result, duration_ms, owner_pid, owner_node, workflow,
+           idempotency_key, request_hash)
+         SELECT c.id, c.workflow_id, c.workflow_name, c.status, c.started_at, c.finished_at,
+           c.input, c.result, c.duration_ms, c.owner_pid, $1, c.workflow, c.idempotency_key,
+           c.request_hash
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[], $13::text[],
+                     $14::text[])
+           WITH ORDINALITY AS c(id, workflow_id, workflow_name, status, started_at, finished_at,
+             input, result, duration_ms, owner_pid, workflow, idempotency_key, request_hash, n)
+         ORDER BY c.n
+         ON CONFLICT DO NOTHING
+         RETURNING id",
+        &[
+            &node,
+            &id,
+            &workflow_id,
+            &workflow_name,
+            &status,
+            &started_at,
+            &finished_at,
+            &input,
+            &result,
+            &duration,
+            &pid,
+            &workflow,
+            &key,
+            &hash,
+        ],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Takes over an interrupted execution: `running`, held by `node` under
+/// the next generation, which it returns.
+fn resume(
+    tx: &mut Session<'_, impl GenericClient>,
+    node: &str,
+    id: &str,
+    owner_pid: u32,
+) -> Result<i64, StoreError> {
+    let taken = tx.query_opt(
+        "UPDATE executions SET status = 'running', owner_pid = $2, owner_node = $3,
+           generation = generation + 1, finished_at = NULL, result = NULL,
+           duration_ms = NULL, cancel_requested = NULL
+         WHERE id = $1 AND status = 'interrupted'
+         RETURNING generation",
+        &[&id, &i64::from(owner_pid), &node],
+    )?;
+    if let Some(row) = taken {
+        return Ok(row.get(0));
+    }
+    let found = tx.query_opt("SELECT status FROM executions WHERE id = $1", &[&id])?;
+    Err(match found {
+        None => StoreError::UnknownExecution(id.to_string()),
+        Some(row) => StoreError::NotResumable {
+            id: id.to_string(),
+            status: row.get(0),
+        },
+    })
+}
+
+/// Moves pending executions `held` (id, generation) by `node` to running,
+/// in one statement.
+fn run_all(
+    tx: &mut Session<'_, impl GenericClient>,
+    node: &str,
+    held: &[(&str, i64)],
+) -> Result<(), StoreError> {
+    let (ids, generations): (Vec<&str>, Vec<i64>) = held.iter().copied().unzip();
+    tx.execute(
+        "UPDATE executions x SET status = 'running'
+         FROM unnest($2::text[], $3::int8[]) AS r(id, generation)
+         WHERE x.id = ANY($2::text[]) AND x.id = r.id AND x.status = 'pending'
+           AND x.owner_node = $1 AND x.generation = r.generation",
+        &[&node, &ids, &generations],
+    )?;
+    Ok(())
+}
+
+/// One finish of a commit, with the generation it is written under.
+struct Finish<'a> {
+    id: &'a str,
+    generation: i64,
+    status: &'a str,
+    finished_at: &'a str,
+    result: String,
+    duration_ms: Option<i64>,
+}
+
+/// Records how executions ended, in one statement, where `node` still
+/// holds them; returns the ids written.
+fn finish_all(
+    tx: &mut Session<'_, impl GenericClient>,
+    node: &str,
+    finishes: &[Finish<'_>],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let ids: Vec<&str> = finishes.iter().map(|f| f.id).collect();
+    let generations: Vec<i64> = finishes.iter().map(|f| f.generation).collect();
+    let statuses: Vec<&str> = finishes.iter().map(|f| f.status).collect();
+    let times: Vec<&str> = finishes.iter().map(|f| f.finished_at).collect();
+    let results: Vec<&str> = finishes.iter().map(|f| f.result.as_str()).collect();
+    let durations: Vec<Option<i64>> = finishes.iter().map(|f| f.duration_ms).collect();
+    let rows = tx.query(
+        "UPDATE executions x SET status = f.status, finished_at = f.finished_at,
+           result = f.result, duration_ms = f.duration_ms
+         FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::int8[])
+           AS f(id, generation, status, finished_at, result, duration_ms)
+         WHERE x.id = ANY($2::text[]) AND x.id = f.id AND x.owner_node = $1
+           AND x.generation = f.generation
+         RETURNING x.id",
+        &[
+            &node,
+            &ids,
+            &generations,
+            &statuses,
+            &times,
+            &results,
+            &durations,
+        ],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Applies a commit's changes for `node`, which holds executions under the
+/// generations in `owned` (updated as changes take or end holds). Each kind
+/// of change goes in one statement, one round trip however many
+/// executions the group commit carries, in the order a change of one
+/// execution follows another (created or taken over, running, its
+/// entries, finished); changes of different executions do not depend on
+/// each other. The statements are written not to fail on what a change may
+/// meet (a duplicate key, a takeover, an unknown execution), so one change
+/// never aborts the others.
+fn apply_all(
+    tx: &mut Session<'_, impl GenericClient>,
+    node: &str,
+    owned: &mut HashMap<String, i64>,
+    changes: &[Change],
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut outcomes: Vec<Option<Outcome>> = changes.iter().map(|_| None).collect();
+    let creates: Vec<(usize, &ExecutionRecord)> = changes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c {
+            Change::Create(r) => Some((i, r.as_ref())),
+            _ => None,
+        })
+        .collect();
+    if !creates.is_empty() {
+        let records: Vec<&ExecutionRecord> = creates.iter().map(|(_, r)| *r).collect();
+        let inserted = create_all(tx, node, &records)?;
+        for (i, r) in creates {
+            outcomes[i] = Some(if inserted.contains(r.id.as_str()) {
+                owned.insert(r.id.to_string(), 1);
+                Ok((Vec::new(), Hold::Take(1)))
+            } else {
+                Err(match &r.idempotency_key {
                     Some(key) => StoreError::DuplicateKey(key.clone()),
                     None => StoreError::Database(format!("execution `{}` exists", r.id)),
-                });
-            }
-            Ok((Vec::new(), Some(1)))
+                })
+            });
         }
-        Change::Running(_) => {
-            let (node, generation) = held(tx, writer, id)?;
-            tx.execute(
-                "UPDATE executions SET status = 'running'
-                 WHERE id = $1 AND status = 'pending' AND owner_node = $2 AND generation = $3",
-                &[&id, &node, &generation],
-            )?;
-            Ok((Vec::new(), None))
-        }
-        Change::Resume {
+    }
+    for (i, change) in changes.iter().enumerate() {
+        if let Change::Resume {
             execution_id,
             owner_pid,
-        } => {
-            let taken = tx.query_opt(
-                "UPDATE executions SET status = 'running', owner_pid = $2, owner_node = $3,
-                       generation = generation + 1, finished_at = NULL, result = NULL,
-                       duration_ms = NULL, cancel_requested = NULL
-                     WHERE id = $1 AND status = 'interrupted'
-                     RETURNING generation",
-                &[&execution_id.as_str(), &i64::from(*owner_pid), &writer.node],
-            )?;
-            match taken {
-                Some(row) => Ok((Vec::new(), Some(row.get(0)))),
-                None => {
-                    let found = tx.query_opt(
-                        "SELECT status FROM executions WHERE id = $1",
-                        &[&execution_id.as_str()],
-                    )?;
-                    Err(match found {
-                        None => StoreError::UnknownExecution(execution_id.to_string()),
-                        Some(row) => StoreError::NotResumable {
-                            id: execution_id.to_string(),
-                            status: row.get(0),
-                        },
-                    })
-                }
-            }
+        } = change
+        {
+            outcomes[i] = Some(
+                resume(tx, node, execution_id, *owner_pid).map(|generation| {
+                    owned.insert(execution_id.to_string(), generation);
+                    (Vec::new(), Hold::Take(generation))
+                }),
+            );
         }
-        // Gathered by the commit into one statement (see `append_all`).
-        Change::Append { .. } => Ok((Vec::new(), None)),
-        Change::Finish {
+    }
+    let mut running: Vec<(&str, i64)> = Vec::new();
+    let mut appends: Vec<(usize, Append<'_>)> = Vec::new();
+    for (i, change) in changes.iter().enumerate() {
+        let id = change.execution_id();
+        match change {
+            Change::Running(_) => match held(tx, owned, id) {
+                Ok(generation) => {
+                    running.push((id, generation));
+                    outcomes[i] = Some(Ok((Vec::new(), Hold::Keep)));
+                }
+                Err(e) => outcomes[i] = Some(Err(e)),
+            },
+            Change::Append { entries, .. } => match held(tx, owned, id) {
+                Ok(generation) => appends.push((
+                    i,
+                    Append {
+                        id,
+                        entries,
+                        fence: Some((node, generation)),
+                    },
+                )),
+                Err(e) => outcomes[i] = Some(Err(e)),
+            },
+            _ => {}
+        }
+    }
+    if !running.is_empty() {
+        run_all(tx, node, &running)?;
+    }
+    if !appends.is_empty() {
+        let (at, batch): (Vec<usize>, Vec<Append<'_>>) = appends.into_iter().unzip();
+        for (i, outcome) in at.into_iter().zip(append_all(tx, &batch)?) {
+            outcomes[i] = Some(outcome.map(|seqs| (seqs, Hold::Keep)));
+        }
+    }
+    let mut finishes: Vec<(usize, Finish<'_>)> = Vec::new();
+    for (i, change) in changes.iter().enumerate() {
+        if let Change::Finish {
+            execution_id,
             status,
             finished_at,
             result,
-            ..
-        } => {
-            let (node, generation) = held(tx, writer, id)?;
-            let duration = result.get("durationMs").and_then(Value::as_i64);
-            let changed = tx.execute(
-                "UPDATE executions SET status = $2, finished_at = $3, result = $4,
-                       duration_ms = $5
-                     WHERE id = $1 AND owner_node = $6 AND generation = $7",
-                &[
-                    &id,
-                    &status.as_str(),
-                    finished_at,
-                    &result.to_string(),
-                    &duration,
-                    &node,
-                    &generation,
-                ],
-            )?;
-            if changed == 0 {
-                return Err(refused(tx, id));
+        } = change
+        {
+            match held(tx, owned, execution_id) {
+                Ok(generation) => finishes.push((
+                    i,
+                    Finish {
+                        id: execution_id,
+                        generation,
+                        status: status.as_str(),
+                        finished_at,
+                        result: result.to_string(),
+                        duration_ms: result.get("durationMs").and_then(Value::as_i64),
+                    },
+                )),
+                Err(e) => outcomes[i] = Some(Err(e)),
             }
-            Ok((Vec::new(), None))
         }
     }
+    if !finishes.is_empty() {
+        let (at, batch): (Vec<usize>, Vec<Finish<'_>>) = finishes.into_iter().unzip();
+        let written = finish_all(tx, node, &batch)?;
+        for (i, finish) in at.into_iter().zip(&batch) {
+            outcomes[i] = Some(if written.contains(finish.id) {
+                Ok((Vec::new(), Hold::Release))
+            } else {
+                Err(refused(tx, finish.id))
+            });
+        }
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(StoreError::Database("a change was not applied".into()))))
+        .collect())
 }
 
 impl Store for PostgresStore {
@@ -814,58 +1000,29 @@ impl Store for PostgresStore {
             // while its writes are on their way (see the module comment).
             let live = tx
                 .query_opt(
-                    "SELECT 1 FROM nodes WHERE id = $1 AND lease_until > now() FOR SHARE",
+                    "SELECT 1 FROM nodes WHERE id = $1 AND lease_until > now() FOR KEY SHARE",
                     &[&me],
                 )?
                 .is_some();
+            let applied = if live {
+                apply_all(&mut tx, &me, &mut owned, &changes)?
+            } else {
+                changes
+                    .iter()
+                    .map(|c| Err(refused(&mut tx, c.execution_id())))
+                    .collect()
+            };
+            let mut holds: Vec<(&str, Hold)> = Vec::new();
+            let mut appended: Vec<&str> = Vec::new();
             let mut outcomes = Vec::with_capacity(changes.len());
-            let mut holds: Vec<(String, Option<i64>)> = Vec::new();
-            // The appends, applied together after the other changes (which
-            // they never need to precede: an append's execution is created
-            // or taken over before it, and a finish changes no hold).
-            let mut appends: Vec<Append<'_>> = Vec::new();
-            let mut appended_at: Vec<usize> = Vec::new();
-            for (index, change) in changes.iter().enumerate() {
-                let id = change.execution_id().to_string();
-                let writer = Writer {
-                    node: &me,
-                    owned: &owned,
-                };
-                let outcome = match change {
-                    _ if !live => Err(refused(&mut tx, &id)),
-                    Change::Append {
-                        execution_id,
-                        entries,
-                    } => held(&mut tx, &writer, &id).map(|(_, generation)| {
-                        appended_at.push(index);
-                        appends.push(Append {
-                            id: execution_id,
-                            entries,
-                            fence: Some((me.as_str(), generation)),
-                        });
-                        (Vec::new(), None)
-                    }),
-                    _ => apply(&mut tx, &writer, change),
-                };
-                outcomes.push(outcome.map(|(seqs, generation)| {
-                    if let Some(generation) = generation {
-                        owned.insert(id.clone(), generation);
-                        holds.push((id.clone(), Some(generation)));
-                    } else if matches!(change, Change::Finish { .. }) {
-                        holds.push((id.clone(), None));
+            for (change, outcome) in changes.iter().zip(applied) {
+                outcomes.push(outcome.map(|(seqs, hold)| {
+                    if matches!(change, Change::Append { .. }) && !seqs.is_empty() {
+                        appended.push(change.execution_id());
                     }
+                    holds.push((change.execution_id(), hold));
                     seqs
                 }));
-            }
-            let mut appended: Vec<&str> = Vec::new();
-            if !appends.is_empty() {
-                let applied = append_all(&mut tx, &appends)?;
-                for ((index, append), outcome) in appended_at.iter().zip(&appends).zip(applied) {
-                    if outcome.as_ref().is_ok_and(|seqs| !seqs.is_empty()) {
-                        appended.push(append.id);
-                    }
-                    outcomes[*index] = outcome;
-                }
             }
             if !appended.is_empty() {
                 // Delivered to listening nodes when (and only if) this
@@ -880,11 +1037,16 @@ impl Store for PostgresStore {
             // What this incarnation now holds; an incarnation that expired
             // meanwhile holds nothing.
             if node.id == me {
-                for (id, generation) in holds {
-                    match generation {
-                        Some(generation) => node.owned.insert(id, generation),
-                        None => node.owned.remove(&id),
-                    };
+                for (id, hold) in holds {
+                    match hold {
+                        Hold::Keep => {}
+                        Hold::Take(generation) => {
+                            node.owned.insert(id.to_string(), generation);
+                        }
+                        Hold::Release => {
+                            node.owned.remove(id);
+                        }
+                    }
                 }
             }
             Ok(outcomes)
