@@ -283,4 +283,10 @@ fn a_cancel_sent_to_any_node_reaches_the_node_running_the_execution() {
     }
     let last = &events.last().unwrap().data;
     assert_eq!(last["data"]["status"], "cancelled", "{last}");
+    // A node stopped with SIGTERM gives its lease up as it leaves.
+    let nodes = || cluster.sql("cancel", "SELECT count(*) FROM nodes").unwrap();
+    assert_eq!(nodes(), "2");
+    let mut runner = runner;
+    assert_eq!(runner.terminate(Duration::from_secs(10)), Some(0));
+    assert_eq!(nodes(), "1");
 }

@@ -406,6 +406,11 @@ pub trait Store: Send + Sync {
         Ok(())
     }
 
+    /// This process stops using the store for good: a shared store's node
+    /// gives its lease up, so other nodes take over what it leaves at once
+    /// rather than when the lease would have expired.
+    fn leave(&self) {}
+
     /// Executions this process was running that it no longer holds (a
     /// shared store's lease expired), each returned once: stop them, their
     /// writes are refused.

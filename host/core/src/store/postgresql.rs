@@ -203,7 +203,9 @@ pub struct PostgresStore {
     jobs: mpsc::Sender<Job>,
     node: Arc<Mutex<Node>>,
     /// Dropping it stops the lease thread, which then gives the lease up.
-    _lease: mpsc::Sender<()>,
+    /// Dropping it stops the lease thread, which then gives the lease up
+    /// and says so on the receiver (see [`Store::leave`]).
+    lease: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
 }
 
 fn db(e: postgres::Error) -> StoreError {
@@ -328,7 +330,7 @@ impl PostgresStore {
             config,
             jobs,
             node,
-            _lease: lease,
+            lease: Mutex::new(Some(lease)),
         })
     }
 
@@ -397,8 +399,9 @@ fn keep_lease(
     config: postgres::Config,
     node: Arc<Mutex<Node>>,
     lease: Duration,
-) -> Result<mpsc::Sender<()>, StoreError> {
+) -> Result<(mpsc::Sender<()>, mpsc::Receiver<()>), StoreError> {
     let (tx, rx) = mpsc::channel::<()>();
+    let (left_tx, left) = mpsc::sync_channel::<()>(1);
     let (joined_tx, joined) = mpsc::sync_channel(1);
     std::thread::Builder::new()
         .name("orchestr8-lease".into())
@@ -468,12 +471,13 @@ fn keep_lease(
             if let Err(e) = client.execute("DELETE FROM nodes WHERE id = $1", &[&id]) {
                 tracing::debug!(error = %db(e), "could not give the lease up");
             }
+            let _ = left_tx.send(());
         })
         .map_err(|e| StoreError::Database(format!("cannot start the lease thread: {e}")))?;
     joined
         .recv()
         .map_err(|_| StoreError::Database("the lease thread stopped".into()))??;
-    Ok(tx)
+    Ok((tx, left))
 }
 
 /// The listener's thread: on a connection of its own, `LISTEN`s to the
@@ -1270,5 +1274,21 @@ impl Store for PostgresStore {
 
     fn lost(&self) -> Vec<String> {
         std::mem::take(&mut self.node().lost)
+    }
+
+    fn leave(&self) {
+        let lease = self
+            .lease
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((stop, left)) = lease {
+            drop(stop);
+            if left.recv_timeout(Duration::from_secs(5)).is_err() {
+                tracing::warn!(
+                    "could not give this node's lease up: its executions wait for it to expire"
+                );
+            }
+        }
     }
 }

@@ -245,9 +245,19 @@ impl ExecutionService {
     pub async fn shutdown(&self, grace: Duration) {
         self.stopping.cancel();
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_ok() {
-            return;
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            self.cancel_all().await;
         }
+        // Everything is recorded: a node on a shared store leaves it.
+        let store = self.orchestrator.store().clone();
+        let _ = tokio::task::spawn_blocking(move || store.leave()).await;
+    }
+
+    /// Cancels what still runs, and waits until it is recorded.
+    async fn cancel_all(&self) {
         let live: Vec<CancellationToken> = self
             .live
             .lock()
