@@ -1,7 +1,8 @@
 //! Nodes sharing one PostgreSQL database: `POST
 //! /workflows/execute?wait=true` of a one-step workflow (the echo agent) at
 //! 10 clients on one node, on PostgreSQL beside the same node on a SQLite
-//! file (the embedded default, the baseline); throughput with 1, 2 and 3
+//! file (the embedded default, the baseline), the node first in this
+//! process (as `--bench api` runs it), then as a process of its own; throughput with 1, 2 and 3
 //! nodes under the same 30 clients; and failover, from a node's death
 //! (SIGKILL) to its executions resuming on another node.
 //!
@@ -42,10 +43,8 @@ fn main() {
     }
 }
 
-/// A node: the REST API over `store`, running the echo and sleep agents,
-/// until it is killed.
-#[tokio::main]
-async fn node(store: &str) {
+/// The sandbox and the agents a node runs: echo and sleep.
+async fn agents() -> (Sandbox, HashMap<String, RegisteredAgent>) {
     let sandbox = Sandbox::new(SandboxConfig {
         max_instances: 256,
         cache_dir: None,
@@ -65,7 +64,14 @@ async fn node(store: &str) {
             RegisteredAgent::new(agent, SandboxPolicy::default()),
         );
     }
-    let addr = match store.strip_prefix("sqlite:") {
+    (sandbox, agents)
+}
+
+/// The REST API over `store` (a PostgreSQL URL, or `sqlite:PATH`) in this
+/// process; its address.
+async fn serve(store: &str) -> SocketAddr {
+    let (sandbox, agents) = agents().await;
+    match store.strip_prefix("sqlite:") {
         Some(path) => {
             let store = SqliteStore::open(std::path::Path::new(path)).unwrap();
             http::execution_server(&sandbox, store, agents).await.0
@@ -74,7 +80,13 @@ async fn node(store: &str) {
             let store = PostgresStore::connect(store, PostgresOptions::default()).unwrap();
             http::execution_server(&sandbox, store, agents).await.0
         }
-    };
+    }
+}
+
+/// A node: the REST API over `store` until it is killed.
+#[tokio::main]
+async fn node(store: &str) {
+    let addr = serve(store).await;
     println!("listening on {addr}");
     std::future::pending::<()>().await;
 }
@@ -254,17 +266,36 @@ async fn bench() {
     println!("Execute-and-wait, one node, 10 clients:\n");
     println!("| store | throughput | p50 | p95 | p99 | p95 over SQLite |");
     println!("|---|---|---|---|---|---|");
+    // In this process, as `--bench api` measures the embedded store.
     let state = tempfile::tempdir().unwrap();
+    let here = serve(&format!(
+        "sqlite:{}",
+        state.path().join("here.db").display()
+    ))
+    .await;
+    let baseline = load(&[here], &echo, 10, total).await;
+    row(
+        "in this process: SQLite file (baseline)",
+        &baseline,
+        &baseline.1,
+    );
+    let here = serve(&cluster.database("here").unwrap()).await;
+    let pg = load(&[here], &echo, 10, total).await;
+    row("in this process: PostgreSQL", &pg, &baseline.1);
     let sqlite = Node::start(&format!(
         "sqlite:{}",
         state.path().join("orchestr8.db").display()
     ));
     let baseline = load(&[sqlite.addr], &echo, 10, total).await;
     drop(sqlite);
-    row("SQLite file (baseline)", &baseline, &baseline.1);
+    row(
+        "a node process: SQLite file (baseline)",
+        &baseline,
+        &baseline.1,
+    );
     let one = Node::start(&url);
     let pg = load(&[one.addr], &echo, 10, total).await;
-    row("PostgreSQL", &pg, &baseline.1);
+    row("a node process: PostgreSQL", &pg, &baseline.1);
 
     println!("\nThroughput by nodes on PostgreSQL, 30 clients spread over them:\n");
     println!("| nodes | throughput | p50 | p95 | p99 | p95 over 1 node |");

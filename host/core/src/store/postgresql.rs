@@ -29,12 +29,6 @@
 //! nodes can never both record a step's result: a refused write is
 //! [`StoreError::LeaseLost`].
 //!
-//! **Group commit.** The journal writer hands over every queued change in
-//! one call; each kind of change (creates, takeovers, runs, appends,
-//! finishes) goes in one statement over arrays, so a commit costs a few
-//! round trips however many executions it carries, and each statement is
-//! prepared once per connection.
-//!
 //! The driver is `postgres`, the blocking face of `tokio-postgres`; it runs
 //! its own runtime, so its connections live on threads of their own and
 //! callers (async tasks among them) hand them jobs.
@@ -139,6 +133,9 @@ struct Node {
     /// Executions an expired incarnation of this node held, not yet handed
     /// to [`Store::lost`].
     lost: Vec<String>,
+    /// Whether other nodes were alive at the last renewal: a node alone
+    /// notifies no one of its commits.
+    peers: bool,
 }
 
 type Job = Box<dyn FnOnce(&mut Conn) + Send>;
@@ -202,7 +199,6 @@ pub struct PostgresStore {
     config: postgres::Config,
     jobs: mpsc::Sender<Job>,
     node: Arc<Mutex<Node>>,
-    /// Dropping it stops the lease thread, which then gives the lease up.
     /// Dropping it stops the lease thread, which then gives the lease up
     /// and says so on the receiver (see [`Store::leave`]).
     lease: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
@@ -311,6 +307,7 @@ impl PostgresStore {
             id: String::new(),
             owned: HashMap::new(),
             lost: Vec::new(),
+            peers: true,
         }));
         // The lease thread connects, migrates and registers the node first.
         let lease = keep_lease(config.clone(), node.clone(), options.lease)?;
@@ -435,14 +432,16 @@ fn keep_lease(
                     }
                 }
                 let id = lock().id.clone();
-                let renewed = client.execute(
+                // Renewed, with how many other nodes are alive.
+                let renewed = client.query_opt(
                     "UPDATE nodes SET lease_until = now() + make_interval(secs => $2)
-                     WHERE id = $1 AND lease_until > now()",
+                     WHERE id = $1 AND lease_until > now()
+                     RETURNING (SELECT count(*) FROM nodes WHERE id <> $1 AND lease_until > now())",
                     &[&id, &lease.as_secs_f64()],
                 );
                 match renewed {
-                    Ok(1) => {}
-                    Ok(_) => {
+                    Ok(Some(row)) => lock().peers = row.get::<_, i64>(0) > 0,
+                    Ok(None) => {
                         let fresh = match register(&mut client, lease) {
                             Ok(fresh) => fresh,
                             Err(e) => {
@@ -557,6 +556,12 @@ fn record(row: &Row) -> ExecutionRecord {
     }
 }
 
+/// Who writes: this node, and the generation it holds each execution under.
+struct Writer<'a> {
+    node: &'a str,
+    owned: &'a HashMap<String, i64>,
+}
+
 /// Why a write to execution `id` under (`node`, its generation) changed
 /// nothing: no such execution, or this node does not hold it.
 fn refused(tx: &mut Session<'_, impl GenericClient>, id: &str) -> StoreError {
@@ -567,415 +572,195 @@ fn refused(tx: &mut Session<'_, impl GenericClient>, id: &str) -> StoreError {
     }
 }
 
-/// The generation this node holds execution `id` under (in `owned`), or
-/// why it cannot write to it.
-fn held(
+/// The node and generation `writer` holds execution `id` under.
+fn held<'a>(
     tx: &mut Session<'_, impl GenericClient>,
-    owned: &HashMap<String, i64>,
+    writer: &Writer<'a>,
     id: &str,
-) -> Result<i64, StoreError> {
-    match owned.get(id) {
-        Some(generation) => Ok(*generation),
+) -> Result<(&'a str, i64), StoreError> {
+    match writer.owned.get(id) {
+        Some(generation) => Ok((writer.node, *generation)),
         None => Err(refused(tx, id)),
     }
 }
 
-/// One append of a commit: the execution, its entries, and the hold the
-/// writer has on it (`None`: unfenced, the sweep marking a dead node's
-/// execution).
-struct Append<'a> {
-    id: &'a str,
-    entries: &'a [NewEntry],
-    fence: Option<(&'a str, i64)>,
-}
-
-/// Appends every `appends` in one statement (one round trip however many
-/// executions a group commit carries), each execution's entries numbered
-/// on from its journal's last, and only where the writer still holds it.
-/// Returns, per append in order, its sequence numbers or why it was
-/// refused.
-fn append_all(
+/// Appends `entries` to `id`'s journal, fenced by the writer's hold on it
+/// when given (the sweep marking a dead node's execution writes unfenced).
+fn append_in(
     tx: &mut Session<'_, impl GenericClient>,
-    appends: &[Append<'_>],
-) -> Result<Vec<Result<Vec<u64>, StoreError>>, StoreError> {
-    let rows: usize = appends.iter().map(|a| a.entries.len()).sum();
-    let mut execution = Vec::with_capacity(rows);
-    let mut node = Vec::with_capacity(rows);
-    let mut generation = Vec::with_capacity(rows);
-    let mut n: Vec<i64> = Vec::with_capacity(rows);
-    let mut at = Vec::with_capacity(rows);
-    let mut kind = Vec::with_capacity(rows);
-    let mut step = Vec::with_capacity(rows);
-    let mut attempt = Vec::with_capacity(rows);
-    let mut duration = Vec::with_capacity(rows);
-    let mut code = Vec::with_capacity(rows);
-    let mut data = Vec::with_capacity(rows);
-    // Entries of an execution count on across its appends in the batch.
-    let mut counted: HashMap<&str, i64> = HashMap::new();
-    for append in appends {
-        let (held_by, held_as) = append.fence.unzip();
-        for e in append.entries {
-            let r = &e.record;
-            let next = counted.entry(append.id).or_insert(0);
-            *next += 1;
-            execution.push(append.id);
-            node.push(held_by);
-            generation.push(held_as);
-            n.push(*next);
-            at.push(e.at.as_str());
-            kind.push(r.kind().to_string());
-            step.push(r.step_id().map(str::to_string));
-            attempt.push(r.attempt().map(i64::from));
-            duration.push(r.duration_ms());
-            code.push(r.code());
-            data.push(r.to_value().to_string());
-        }
+    id: &str,
+    entries: &[NewEntry],
+    fence: Option<(&str, i64)>,
+) -> Result<Vec<u64>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
     }
-    let inserted = tx.query(
-        "WITH e AS (
-            SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::text[],
-                                 $6::text[], $7::text[], $8::int8[], $9::float8[], $10::text[], $11::text[])
-              AS e(execution_id, node, generation, n, at, kind, step_id, attempt, duration_ms, code, data)
-         ), held AS (
-            SELECT x.id, (SELECT COALESCE(MAX(j.seq), 0) FROM journal j WHERE j.execution_id = x.id) AS last
-            FROM executions x
-            WHERE x.id = ANY($1::text[])
-              AND EXISTS (SELECT 1 FROM e WHERE e.execution_id = x.id
-                          AND (e.node IS NULL OR (x.owner_node = e.node AND x.generation = e.generation)))
-         )
-         INSERT INTO journal (execution_id, seq, at, kind, step_id, attempt, duration_ms, code, data)
-         SELECT e.execution_id, held.last + e.n, e.at, e.kind, e.step_id, e.attempt, e.duration_ms, e.code, e.data
-         FROM e JOIN held ON held.id = e.execution_id
-         RETURNING execution_id, seq",
-        &[
-            &execution, &node, &generation, &n, &at, &kind, &step, &attempt, &duration, &code, &data,
-        ],
-    )?;
-    let mut seqs: HashMap<String, std::collections::VecDeque<u64>> = HashMap::new();
-    for row in &inserted {
-        seqs.entry(row.get(0))
-            .or_default()
-            .push_back(u64::try_from(row.get::<_, i64>(1)).unwrap_or(0));
+    let mut at = Vec::with_capacity(entries.len());
+    let mut kind = Vec::with_capacity(entries.len());
+    let mut step = Vec::with_capacity(entries.len());
+    let mut attempt = Vec::with_capacity(entries.len());
+    let mut duration = Vec::with_capacity(entries.len());
+    let mut code = Vec::with_capacity(entries.len());
+    let mut data = Vec::with_capacity(entries.len());
+    for e in entries {
+        let r = &e.record;
+        at.push(e.at.as_str());
+        kind.push(r.kind().to_string());
+        step.push(r.step_id().map(str::to_string));
+        attempt.push(r.attempt().map(i64::from));
+        duration.push(r.duration_ms());
+        code.push(r.code());
+        data.push(r.to_value().to_string());
     }
-    for numbers in seqs.values_mut() {
-        numbers.make_contiguous().sort_unstable();
+    let (node, generation) = fence.unzip();
+    // One statement, one round trip: the next numbers after the journal's
+    // last, only while the writer holds the execution (or unfenced).
+    let rows = tx
+        .query(
+            "WITH held AS (
+                SELECT 1 FROM executions WHERE id = $1
+                  AND ($2::text IS NULL OR (owner_node = $2 AND generation = $3))
+             ), last AS (
+                SELECT COALESCE(MAX(seq), 0) AS seq FROM journal WHERE execution_id = $1
+             )
+             INSERT INTO journal (execution_id, seq, at, kind, step_id, attempt, duration_ms, code, data)
+             SELECT $1, last.seq + e.n, e.at, e.kind, e.step_id, e.attempt, e.duration_ms, e.code, e.data
+             FROM held, last,
+                  unnest($4::text[], $5::text[], $6::text[], $7::int8[], $8::float8[], $9::text[], $10::text[])
+                    WITH ORDINALITY AS e(at, kind, step_id, attempt, duration_ms, code, data, n)
+             RETURNING seq",
+            &[
+                &id, &node, &generation, &at, &kind, &step, &attempt, &duration, &code, &data,
+            ],
+        )?;
+    if rows.is_empty() {
+        return Err(refused(tx, id));
     }
-    let mut outcomes = Vec::with_capacity(appends.len());
-    for append in appends {
-        let taken: Vec<u64> = match seqs.get_mut(append.id) {
-            Some(numbers) => numbers
-                .drain(..append.entries.len().min(numbers.len()))
-                .collect(),
-            None => Vec::new(),
-        };
-        outcomes.push(if taken.is_empty() && !append.entries.is_empty() {
-            Err(refused(tx, append.id))
-        } else {
-            Ok(taken)
-        });
-    }
-    Ok(outcomes)
-}
-
-/// What a change did to this node's holds.
-enum Hold {
-    /// Nothing.
-    Keep,
-    /// It holds the execution now, under this generation.
-    Take(i64),
-    /// The execution ended: nothing more is written to it.
-    Release,
-}
-
-/// How one change of a commit went, and what it did to the holds.
-type Outcome = Result<(Vec<u64>, Hold), StoreError>;
-
-/// Records new executions, held by `node` under generation 1, in one
-/// statement; returns the ids inserted (one missing had its id or its
-/// idempotency key taken).
-fn create_all(
-    tx: &mut Session<'_, impl GenericClient>,
-    node: &str,
-    records: &[&ExecutionRecord],
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    let column = |f: &dyn Fn(&ExecutionRecord) -> Option<String>| -> Vec<Option<String>> {
-        records.iter().map(|r| f(r)).collect()
-    };
-    let id = column(&|r| Some(r.id.to_string()));
-    let workflow_id = column(&|r| Some(r.workflow_id.clone()));
-    let workflow_name = column(&|r| Some(r.workflow_name.clone()));
-    let status = column(&|r| Some(r.status.as_str().to_string()));
-    let started_at = column(&|r| Some(r.started_at.clone()));
-    let finished_at = column(&|r| r.finished_at.clone());
-    let input = column(&|r| Some(r.input.to_string()));
-    let result = column(&|r| r.result.as_ref().map(Value::to_string));
-    let workflow = column(&|r| r.workflow.as_ref().map(Value::to_string));
-    let key = column(&|r| r.idempotency_key.clone());
-    let hash = column(&|r| r.request_hash.clone());
-    let duration: Vec<Option<i64>> = records
+    let mut seqs: Vec<u64> = rows
         .iter()
-        .map(|r| {
-            r.result
+        .map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Applies one change; its statements are written not to fail on the
+/// cases a change may meet (a duplicate key, a takeover, an unknown
+/// execution), so one change never aborts the batch's transaction.
+fn apply(
+    tx: &mut Session<'_, impl GenericClient>,
+    writer: &Writer<'_>,
+    change: &Change,
+) -> Result<(Vec<u64>, Option<i64>), StoreError> {
+    let id = change.execution_id();
+    match change {
+        Change::Create(r) => {
+            let duration = r
+                .result
                 .as_ref()
                 .and_then(|v| v.get("durationMs"))
-                .and_then(Value::as_i64)
-        })
-        .collect();
-    let pid: Vec<i64> = records.iter().map(|r| i64::from(r.owner_pid)).collect();
-    let rows = tx.query(
-        "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at,
-           finished_at, input, result, duration_ms, owner_pid, owner_node, workflow,
-           idempotency_key, request_hash)
-         SELECT c.id, c.workflow_id, c.workflow_name, c.status, c.started_at, c.finished_at,
-           c.input, c.result, c.duration_ms, c.owner_pid, $1, c.workflow, c.idempotency_key,
-           c.request_hash
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::text[], $10::int8[], $11::int8[], $12::text[], $13::text[],
-                     $14::text[])
-           WITH ORDINALITY AS c(id, workflow_id, workflow_name, status, started_at, finished_at,
-             input, result, duration_ms, owner_pid, workflow, idempotency_key, request_hash, n)
-         ORDER BY c.n
-         ON CONFLICT DO NOTHING
-         RETURNING id",
-        &[
-            &node,
-            &id,
-            &workflow_id,
-            &workflow_name,
-            &status,
-            &started_at,
-            &finished_at,
-            &input,
-            &result,
-            &duration,
-            &pid,
-            &workflow,
-            &key,
-            &hash,
-        ],
-    )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// Takes over an interrupted execution: `running`, held by `node` under
-/// the next generation, which it returns.
-fn resume(
-    tx: &mut Session<'_, impl GenericClient>,
-    node: &str,
-    id: &str,
-    owner_pid: u32,
-) -> Result<i64, StoreError> {
-    let taken = tx.query_opt(
-        "UPDATE executions SET status = 'running', owner_pid = $2, owner_node = $3,
-           generation = generation + 1, finished_at = NULL, result = NULL,
-           duration_ms = NULL, cancel_requested = NULL
-         WHERE id = $1 AND status = 'interrupted'
-         RETURNING generation",
-        &[&id, &i64::from(owner_pid), &node],
-    )?;
-    if let Some(row) = taken {
-        return Ok(row.get(0));
-    }
-    let found = tx.query_opt("SELECT status FROM executions WHERE id = $1", &[&id])?;
-    Err(match found {
-        None => StoreError::UnknownExecution(id.to_string()),
-        Some(row) => StoreError::NotResumable {
-            id: id.to_string(),
-            status: row.get(0),
-        },
-    })
-}
-
-/// Moves pending executions `held` (id, generation) by `node` to running,
-/// in one statement.
-fn run_all(
-    tx: &mut Session<'_, impl GenericClient>,
-    node: &str,
-    held: &[(&str, i64)],
-) -> Result<(), StoreError> {
-    let (ids, generations): (Vec<&str>, Vec<i64>) = held.iter().copied().unzip();
-    tx.execute(
-        "UPDATE executions x SET status = 'running'
-         FROM unnest($2::text[], $3::int8[]) AS r(id, generation)
-         WHERE x.id = ANY($2::text[]) AND x.id = r.id AND x.status = 'pending'
-           AND x.owner_node = $1 AND x.generation = r.generation",
-        &[&node, &ids, &generations],
-    )?;
-    Ok(())
-}
-
-/// One finish of a commit, with the generation it is written under.
-struct Finish<'a> {
-    id: &'a str,
-    generation: i64,
-    status: &'a str,
-    finished_at: &'a str,
-    result: String,
-    duration_ms: Option<i64>,
-}
-
-/// Records how executions ended, in one statement, where `node` still
-/// holds them; returns the ids written.
-fn finish_all(
-    tx: &mut Session<'_, impl GenericClient>,
-    node: &str,
-    finishes: &[Finish<'_>],
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    let ids: Vec<&str> = finishes.iter().map(|f| f.id).collect();
-    let generations: Vec<i64> = finishes.iter().map(|f| f.generation).collect();
-    let statuses: Vec<&str> = finishes.iter().map(|f| f.status).collect();
-    let times: Vec<&str> = finishes.iter().map(|f| f.finished_at).collect();
-    let results: Vec<&str> = finishes.iter().map(|f| f.result.as_str()).collect();
-    let durations: Vec<Option<i64>> = finishes.iter().map(|f| f.duration_ms).collect();
-    let rows = tx.query(
-        "UPDATE executions x SET status = f.status, finished_at = f.finished_at,
-           result = f.result, duration_ms = f.duration_ms
-         FROM unnest($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::int8[])
-           AS f(id, generation, status, finished_at, result, duration_ms)
-         WHERE x.id = ANY($2::text[]) AND x.id = f.id AND x.owner_node = $1
-           AND x.generation = f.generation
-         RETURNING x.id",
-        &[
-            &node,
-            &ids,
-            &generations,
-            &statuses,
-            &times,
-            &results,
-            &durations,
-        ],
-    )?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// Applies a commit's changes for `node`, which holds executions under the
-/// generations in `owned` (updated as changes take or end holds). Each kind
-/// of change goes in one statement, one round trip however many
-/// executions the group commit carries, in the order a change of one
-/// execution follows another (created or taken over, running, its
-/// entries, finished); changes of different executions do not depend on
-/// each other. The statements are written not to fail on what a change may
-/// meet (a duplicate key, a takeover, an unknown execution), so one change
-/// never aborts the others.
-fn apply_all(
-    tx: &mut Session<'_, impl GenericClient>,
-    node: &str,
-    owned: &mut HashMap<String, i64>,
-    changes: &[Change],
-) -> Result<Vec<Outcome>, StoreError> {
-    let mut outcomes: Vec<Option<Outcome>> = changes.iter().map(|_| None).collect();
-    let creates: Vec<(usize, &ExecutionRecord)> = changes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| match c {
-            Change::Create(r) => Some((i, r.as_ref())),
-            _ => None,
-        })
-        .collect();
-    if !creates.is_empty() {
-        let records: Vec<&ExecutionRecord> = creates.iter().map(|(_, r)| *r).collect();
-        let inserted = create_all(tx, node, &records)?;
-        for (i, r) in creates {
-            outcomes[i] = Some(if inserted.contains(r.id.as_str()) {
-                owned.insert(r.id.to_string(), 1);
-                Ok((Vec::new(), Hold::Take(1)))
-            } else {
-                Err(match &r.idempotency_key {
+                .and_then(Value::as_i64);
+            let inserted = tx.execute(
+                "INSERT INTO executions (id, workflow_id, workflow_name, status, started_at,
+                       finished_at, input, result, duration_ms, owner_pid, owner_node, workflow,
+                       idempotency_key, request_hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     ON CONFLICT DO NOTHING",
+                &[
+                    &r.id.as_str(),
+                    &r.workflow_id,
+                    &r.workflow_name,
+                    &r.status.as_str(),
+                    &r.started_at,
+                    &r.finished_at,
+                    &r.input.to_string(),
+                    &r.result.as_ref().map(Value::to_string),
+                    &duration,
+                    &i64::from(r.owner_pid),
+                    &writer.node,
+                    &r.workflow.as_ref().map(Value::to_string),
+                    &r.idempotency_key,
+                    &r.request_hash,
+                ],
+            )?;
+            if inserted == 0 {
+                return Err(match &r.idempotency_key {
                     Some(key) => StoreError::DuplicateKey(key.clone()),
                     None => StoreError::Database(format!("execution `{}` exists", r.id)),
-                })
-            });
+                });
+            }
+            Ok((Vec::new(), Some(1)))
         }
-    }
-    for (i, change) in changes.iter().enumerate() {
-        if let Change::Resume {
+        Change::Running(_) => {
+            let (node, generation) = held(tx, writer, id)?;
+            tx.execute(
+                "UPDATE executions SET status = 'running'
+                 WHERE id = $1 AND status = 'pending' AND owner_node = $2 AND generation = $3",
+                &[&id, &node, &generation],
+            )?;
+            Ok((Vec::new(), None))
+        }
+        Change::Resume {
             execution_id,
             owner_pid,
-        } = change
-        {
-            outcomes[i] = Some(
-                resume(tx, node, execution_id, *owner_pid).map(|generation| {
-                    owned.insert(execution_id.to_string(), generation);
-                    (Vec::new(), Hold::Take(generation))
-                }),
-            );
-        }
-    }
-    let mut running: Vec<(&str, i64)> = Vec::new();
-    let mut appends: Vec<(usize, Append<'_>)> = Vec::new();
-    for (i, change) in changes.iter().enumerate() {
-        let id = change.execution_id();
-        match change {
-            Change::Running(_) => match held(tx, owned, id) {
-                Ok(generation) => {
-                    running.push((id, generation));
-                    outcomes[i] = Some(Ok((Vec::new(), Hold::Keep)));
+        } => {
+            let taken = tx.query_opt(
+                "UPDATE executions SET status = 'running', owner_pid = $2, owner_node = $3,
+                       generation = generation + 1, finished_at = NULL, result = NULL,
+                       duration_ms = NULL, cancel_requested = NULL
+                     WHERE id = $1 AND status = 'interrupted'
+                     RETURNING generation",
+                &[&execution_id.as_str(), &i64::from(*owner_pid), &writer.node],
+            )?;
+            match taken {
+                Some(row) => Ok((Vec::new(), Some(row.get(0)))),
+                None => {
+                    let found = tx.query_opt(
+                        "SELECT status FROM executions WHERE id = $1",
+                        &[&execution_id.as_str()],
+                    )?;
+                    Err(match found {
+                        None => StoreError::UnknownExecution(execution_id.to_string()),
+                        Some(row) => StoreError::NotResumable {
+                            id: execution_id.to_string(),
+                            status: row.get(0),
+                        },
+                    })
                 }
-                Err(e) => outcomes[i] = Some(Err(e)),
-            },
-            Change::Append { entries, .. } => match held(tx, owned, id) {
-                Ok(generation) => appends.push((
-                    i,
-                    Append {
-                        id,
-                        entries,
-                        fence: Some((node, generation)),
-                    },
-                )),
-                Err(e) => outcomes[i] = Some(Err(e)),
-            },
-            _ => {}
+            }
         }
-    }
-    if !running.is_empty() {
-        run_all(tx, node, &running)?;
-    }
-    if !appends.is_empty() {
-        let (at, batch): (Vec<usize>, Vec<Append<'_>>) = appends.into_iter().unzip();
-        for (i, outcome) in at.into_iter().zip(append_all(tx, &batch)?) {
-            outcomes[i] = Some(outcome.map(|seqs| (seqs, Hold::Keep)));
+        Change::Append { entries, .. } => {
+            let fence = held(tx, writer, id)?;
+            Ok((append_in(tx, id, entries, Some(fence))?, None))
         }
-    }
-    let mut finishes: Vec<(usize, Finish<'_>)> = Vec::new();
-    for (i, change) in changes.iter().enumerate() {
-        if let Change::Finish {
-            execution_id,
+        Change::Finish {
             status,
             finished_at,
             result,
-        } = change
-        {
-            match held(tx, owned, execution_id) {
-                Ok(generation) => finishes.push((
-                    i,
-                    Finish {
-                        id: execution_id,
-                        generation,
-                        status: status.as_str(),
-                        finished_at,
-                        result: result.to_string(),
-                        duration_ms: result.get("durationMs").and_then(Value::as_i64),
-                    },
-                )),
-                Err(e) => outcomes[i] = Some(Err(e)),
+            ..
+        } => {
+            let (node, generation) = held(tx, writer, id)?;
+            let duration = result.get("durationMs").and_then(Value::as_i64);
+            let changed = tx.execute(
+                "UPDATE executions SET status = $2, finished_at = $3, result = $4,
+                       duration_ms = $5
+                     WHERE id = $1 AND owner_node = $6 AND generation = $7",
+                &[
+                    &id,
+                    &status.as_str(),
+                    finished_at,
+                    &result.to_string(),
+                    &duration,
+                    &node,
+                    &generation,
+                ],
+            )?;
+            if changed == 0 {
+                return Err(refused(tx, id));
             }
+            Ok((Vec::new(), None))
         }
     }
-    if !finishes.is_empty() {
-        let (at, batch): (Vec<usize>, Vec<Finish<'_>>) = finishes.into_iter().unzip();
-        let written = finish_all(tx, node, &batch)?;
-        for (i, finish) in at.into_iter().zip(&batch) {
-            outcomes[i] = Some(if written.contains(finish.id) {
-                Ok((Vec::new(), Hold::Release))
-            } else {
-                Err(refused(tx, finish.id))
-            });
-        }
-    }
-    Ok(outcomes
-        .into_iter()
-        .map(|o| o.unwrap_or_else(|| Err(StoreError::Database("a change was not applied".into()))))
-        .collect())
 }
 
 impl Store for PostgresStore {
@@ -983,7 +768,7 @@ impl Store for PostgresStore {
         let changes = changes.to_vec();
         let node = self.node.clone();
         self.run(move |client| {
-            let (me, mut owned) = {
+            let (me, mut owned, peers) = {
                 let node = node.lock().unwrap_or_else(PoisonError::into_inner);
                 let owned: HashMap<String, i64> = changes
                     .iter()
@@ -992,65 +777,87 @@ impl Store for PostgresStore {
                         node.owned.get(id).map(|g| (id.to_string(), *g))
                     })
                     .collect();
-                (node.id.clone(), owned)
+                (node.id.clone(), owned, node.peers)
             };
             let Conn { client, prepared } = client;
-            let mut transaction = client.transaction().map_err(db)?;
-            let mut tx = Session {
-                client: &mut transaction,
-                prepared,
-            };
-            // Held until the commit: a sweep cannot declare this node dead
-            // while its writes are on their way (see the module comment).
-            let live = tx
-                .query_opt(
-                    "SELECT 1 FROM nodes WHERE id = $1 AND lease_until > now() FOR KEY SHARE",
-                    &[&me],
-                )?
-                .is_some();
-            let applied = if live {
-                apply_all(&mut tx, &me, &mut owned, &changes)?
-            } else {
-                changes
+            // BEGIN and the lease check in one round trip. The check's row
+            // lock is held until the commit: a sweep cannot declare this
+            // node dead while its writes are on their way (see the module
+            // comment). The node id is a UUID this store made, so it is
+            // safe as a literal.
+            if uuid::Uuid::parse_str(&me).is_err() {
+                return Err(StoreError::Database(format!("not a node id: {me}")));
+            }
+            let begun = client.simple_query(&format!(
+                "BEGIN; SELECT 1 FROM nodes WHERE id = '{me}' AND lease_until > now() FOR KEY SHARE"
+            ));
+            let live = match begun {
+                Ok(messages) => messages
                     .iter()
-                    .map(|c| Err(refused(&mut tx, c.execution_id())))
-                    .collect()
+                    .any(|m| matches!(m, postgres::SimpleQueryMessage::Row(_))),
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK");
+                    return Err(db(e));
+                }
             };
-            let mut holds: Vec<(&str, Hold)> = Vec::new();
-            let mut appended: Vec<&str> = Vec::new();
-            let mut outcomes = Vec::with_capacity(changes.len());
-            for (change, outcome) in changes.iter().zip(applied) {
-                outcomes.push(outcome.map(|(seqs, hold)| {
-                    if matches!(change, Change::Append { .. }) && !seqs.is_empty() {
+            let mut tx = Session { client, prepared };
+            let applied = (|| -> Result<_, StoreError> {
+                let mut outcomes = Vec::with_capacity(changes.len());
+                let mut holds: Vec<(String, Option<i64>)> = Vec::new();
+                let mut appended: Vec<&str> = Vec::new();
+                for change in &changes {
+                    let id = change.execution_id().to_string();
+                    let outcome = if live {
+                        let writer = Writer {
+                            node: &me,
+                            owned: &owned,
+                        };
+                        apply(&mut tx, &writer, change)
+                    } else {
+                        Err(refused(&mut tx, &id))
+                    };
+                    if matches!(change, Change::Append { .. })
+                        && outcome.as_ref().is_ok_and(|(seqs, _)| !seqs.is_empty())
+                    {
                         appended.push(change.execution_id());
                     }
-                    holds.push((change.execution_id(), hold));
-                    seqs
-                }));
-            }
-            if !appended.is_empty() {
-                // Delivered to listening nodes when (and only if) this
-                // transaction commits.
-                tx.execute(
-                    "SELECT pg_notify($1, $2 || ' ' || id) FROM unnest($3::text[]) AS id",
-                    &[&JOURNAL_CHANNEL, &me, &appended],
-                )?;
-            }
-            transaction.commit().map_err(db)?;
+                    outcomes.push(outcome.map(|(seqs, generation)| {
+                        if let Some(generation) = generation {
+                            owned.insert(id.clone(), generation);
+                            holds.push((id.clone(), Some(generation)));
+                        } else if matches!(change, Change::Finish { .. }) {
+                            holds.push((id.clone(), None));
+                        }
+                        seqs
+                    }));
+                }
+                if peers && !appended.is_empty() {
+                    // Delivered to listening nodes when (and only if) this
+                    // transaction commits.
+                    tx.execute(
+                        "SELECT pg_notify($1, $2 || ' ' || id) FROM unnest($3::text[]) AS id",
+                        &[&JOURNAL_CHANNEL, &me, &appended],
+                    )?;
+                }
+                tx.client.batch_execute("COMMIT").map_err(db)?;
+                Ok((outcomes, holds))
+            })();
+            let (outcomes, holds) = match applied {
+                Ok(done) => done,
+                Err(e) => {
+                    let _ = tx.client.batch_execute("ROLLBACK");
+                    return Err(e);
+                }
+            };
             let mut node = node.lock().unwrap_or_else(PoisonError::into_inner);
             // What this incarnation now holds; an incarnation that expired
             // meanwhile holds nothing.
             if node.id == me {
-                for (id, hold) in holds {
-                    match hold {
-                        Hold::Keep => {}
-                        Hold::Take(generation) => {
-                            node.owned.insert(id.to_string(), generation);
-                        }
-                        Hold::Release => {
-                            node.owned.remove(id);
-                        }
-                    }
+                for (id, generation) in holds {
+                    match generation {
+                        Some(generation) => node.owned.insert(id, generation),
+                        None => node.owned.remove(&id),
+                    };
                 }
             }
             Ok(outcomes)
@@ -1239,15 +1046,7 @@ impl Store for PostgresStore {
                 .map(|r| r.get(0))
                 .collect();
             for id in &orphans {
-                let entry = [interrupted_entry(&at)];
-                let append = Append {
-                    id,
-                    entries: &entry,
-                    fence: None,
-                };
-                for outcome in append_all(&mut tx, std::slice::from_ref(&append))? {
-                    outcome?;
-                }
+                append_in(&mut tx, id, &[interrupted_entry(&at)], None)?;
                 tx.execute(
                     "UPDATE executions SET status = 'interrupted', finished_at = $2 WHERE id = $1",
                     &[id, &at],
