@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use orchestr8_test_postgres::Cluster;
 use serde_json::{Value, json};
 use support::api::{agents_dir, get, post, read_events, workflow};
-use support::{Server, orchestr8};
+use support::{Server, failed, ok, orchestr8};
 
 /// A node on `url`, its log written to `log`.
 fn node(url: &str, state: &Path, log: &Path) -> Server {
@@ -164,6 +164,16 @@ fn three_nodes_share_the_work_and_finish_what_a_killed_node_was_running() {
             assert!(by_node[1].contains(id), "{id} was not the killed node's");
         }
     }
+    // Any node lists them all, whichever node ran them.
+    let (status, page) = get(&format!("{}/executions?limit=1000", nodes[1].base));
+    assert_eq!(status, 200, "{page}");
+    let listed: BTreeSet<&str> = page["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["executionId"].as_str().unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| listed.contains(id.as_str())));
     let unfinished_on_death = by_node[1]
         .iter()
         .filter(|id| views[*id]["status"] == "succeeded")
@@ -289,4 +299,41 @@ fn a_cancel_sent_to_any_node_reaches_the_node_running_the_execution() {
     let mut runner = runner;
     assert_eq!(runner.terminate(Duration::from_secs(10)), Some(0));
     assert_eq!(nodes(), "1");
+}
+
+/// `orchestr8 db migrate` brings a database up to date once and says so;
+/// a `--store` that is not a PostgreSQL URL, or a database that is not
+/// there, is refused with what to do.
+#[test]
+fn db_migrate_applies_the_schema_once_and_bad_stores_are_refused() {
+    let cluster = Cluster::start().unwrap();
+    let url = cluster.database("fresh").unwrap();
+    let migrate = |url: &str| {
+        orchestr8()
+            .args(["db", "migrate", "--json", "--store", url])
+            .output()
+            .unwrap()
+    };
+    let first: Value = serde_json::from_str(&ok(&migrate(&url))).unwrap();
+    assert_eq!(first, json!({ "applied": [1], "version": 1 }));
+    let again: Value = serde_json::from_str(&ok(&migrate(&url))).unwrap();
+    assert_eq!(again, json!({ "applied": [], "version": 1 }));
+    assert_eq!(
+        cluster
+            .sql("fresh", "SELECT count(*) FROM orchestr8_migrations")
+            .unwrap(),
+        "1"
+    );
+
+    let not_postgres = orchestr8()
+        .args(["executions", "--store", "sqlite:/tmp/x.db"])
+        .output()
+        .unwrap();
+    let stderr = failed(&not_postgres, 2);
+    assert!(stderr.contains("give a PostgreSQL URL"), "{stderr}");
+
+    let missing = cluster.url("nowhere");
+    let stderr = failed(&migrate(&missing), 1);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+    assert!(stderr.contains("nowhere"), "{stderr}");
 }
