@@ -138,20 +138,28 @@ impl Cluster {
 
     /// Creates database `name`; returns its URL.
     pub fn database(&self, name: &str) -> Result<String, String> {
-        let socket = self.socket_dir().to_string_lossy().into_owned();
+        let mut args = self.connection();
+        args.push(name.to_string());
         self.run(
             "createdb",
-            &[
-                "-h",
-                &socket,
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                name,
-            ],
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
         )?;
         Ok(self.url(name))
+    }
+
+    /// The arguments a client tool connects with: the socket, as `postgres`.
+    fn connection(&self) -> Vec<String> {
+        let socket = self.socket_dir().to_string_lossy().into_owned();
+        [
+            "-h",
+            &socket,
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ]
+        .map(str::to_string)
+        .to_vec()
     }
 
     /// The URL of database `name` (over the socket, as `postgres`).
@@ -167,27 +175,21 @@ impl Cluster {
     /// Runs SQL on database `name` through `psql`; returns what it printed
     /// (unaligned, tuples only).
     pub fn sql(&self, name: &str, sql: &str) -> Result<String, String> {
-        let socket = self.socket_dir().to_string_lossy().into_owned();
-        let out = self.run(
-            "psql",
-            &[
-                "-h",
-                &socket,
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                name,
-                "-X",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ],
-        )?;
+        let mut args = self.connection();
+        for arg in [
+            "-d",
+            name,
+            "-X",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ] {
+            args.push(arg.to_string());
+        }
+        let out = self.run("psql", &args.iter().map(String::as_str).collect::<Vec<_>>())?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 }
