@@ -19,20 +19,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::api::agents_dir;
 use support::{Server, clients_python, orchestr8};
 
 /// The four checks the outside run used.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
-
-fn agents() -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../agents/target/wasm32-wasip2/release");
-    assert!(
-        dir.join("text_stats.wasm").is_file(),
-        "build the agents first: scripts/test"
-    );
-    dir
-}
 
 fn client(token: Option<&str>) -> (ureq::Agent, Option<String>) {
     let agent = ureq::Agent::config_builder()
@@ -128,7 +119,7 @@ fn schemathesis_finds_serve_true_to_its_document() {
             token,
             "--agents-dir",
         ])
-        .arg(agents())
+        .arg(agents_dir())
         .env("ORCHESTR8_STATE_DIR", state.path());
     let server = Server::start(command);
     let base = &server.base;
@@ -217,7 +208,7 @@ fn schemathesis_finds_agent_serve_true_to_its_document() {
         let mut command = orchestr8();
         command
             .args(["agent", "serve"])
-            .arg(agents().join(agent))
+            .arg(agents_dir().join(agent))
             .args(["--bind", "127.0.0.1:0"]);
         let server = Server::start(command);
         let mut document = get(&server.base, "/openapi.json", None);
@@ -266,7 +257,7 @@ fn every_document_is_valid_openapi_3_0() {
         let mut command = orchestr8();
         command
             .args(["serve", "--bind", "127.0.0.1:0", "--agents-dir"])
-            .arg(agents())
+            .arg(agents_dir())
             .env("ORCHESTR8_STATE_DIR", state.path());
         if let Some(token) = token {
             command.args(["--token", token]);
@@ -275,7 +266,7 @@ fn every_document_is_valid_openapi_3_0() {
         let name = format!("serve-{}", if token.is_some() { "token" } else { "open" });
         documents.push((name, get(&server.base, "/openapi.json", token)));
     }
-    let mut components: Vec<PathBuf> = std::fs::read_dir(agents())
+    let mut components: Vec<PathBuf> = std::fs::read_dir(agents_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wasm"))

@@ -236,15 +236,16 @@ impl Orchestrator {
     }
 
     /// Reads what execution `id` needs to go on after its process died:
-    /// its record (an execution whose process is gone is marked
-    /// interrupted first), the workflow it runs, checked again against
-    /// `agents`, and its journal.
+    /// its record, the workflow it runs, checked again against `agents`,
+    /// and its journal. Executions of dead processes were marked
+    /// interrupted when this orchestrator opened the store; a server looks
+    /// again before each round of takeovers
+    /// (`ExecutionService::resume_interrupted`), not once per execution.
     pub fn prepare_resume(
         &self,
         id: &str,
         agents: &dyn AgentCatalog,
     ) -> Result<Resumable, ResumeError> {
-        self.store.mark_interrupted(&now(), &process_alive)?;
         let record = self
             .store
             .execution(id)?
