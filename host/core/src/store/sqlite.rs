@@ -357,7 +357,14 @@ fn append_in(conn: &Connection, id: &str, entries: &[NewEntry]) -> Result<Vec<u6
             r.code(),
             r.to_value().to_string()
         ])
-        .map_err(db)?;
+        .map_err(|e| match e.sqlite_error() {
+            // The journal's execution must exist (and exists for the
+            // rest once the first entry went in).
+            Some(f) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                StoreError::UnknownExecution(id.to_string())
+            }
+            _ => db(e),
+        })?;
         seqs.push(seq);
     }
     Ok(seqs)

@@ -176,6 +176,69 @@ fn cancel_requests(store: &dyn Store) {
     assert!(store.cancel_requests(4242).unwrap().is_empty());
 }
 
+/// One commit of changes that depend on each other and changes that fail:
+/// each change has its own outcome, in order, and the failures change
+/// nothing of the rest.
+fn one_commit(store: &dyn Store) {
+    let mut keyed = record("k");
+    keyed.idempotency_key = Some("key".into());
+    store.create_execution(&keyed).unwrap();
+    let mut again = record("k2");
+    again.idempotency_key = Some("key".into());
+    let append = |id: &str, kinds: &[&str]| Change::Append {
+        execution_id: id.into(),
+        entries: kinds.iter().map(|k| entry(k)).collect(),
+    };
+    let outcomes = store
+        .commit(&[
+            Change::Create(Box::new(record("c"))),
+            append("c", &["one", "two"]),
+            Change::Create(Box::new(again)),
+            append("nope", &["lost"]),
+            append("c", &["three"]),
+            Change::Finish {
+                execution_id: "c".into(),
+                status: ExecutionStatus::Succeeded,
+                finished_at: now(),
+                result: json!({"durationMs": 5}),
+            },
+        ])
+        .unwrap();
+    assert_eq!(outcomes.len(), 6);
+    assert!(outcomes[0].as_ref().is_ok_and(Vec::is_empty));
+    assert_eq!(outcomes[1].as_ref().unwrap(), &vec![1, 2]);
+    assert!(
+        matches!(outcomes[2], Err(StoreError::DuplicateKey(_))),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(outcomes[3], Err(StoreError::UnknownExecution(_))),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(outcomes[4].as_ref().unwrap(), &vec![3]);
+    assert!(outcomes[5].is_ok(), "{:?}", outcomes[5]);
+    let c = store.execution("c").unwrap().unwrap();
+    assert_eq!(c.status, ExecutionStatus::Succeeded);
+    let kinds: Vec<String> = store
+        .journal("c", 0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind().to_string())
+        .collect();
+    assert_eq!(kinds, ["one", "two", "three"]);
+    assert!(store.execution("k2").unwrap().is_none());
+    assert!(store.execution("nope").unwrap().is_none());
+}
+
+#[test]
+fn a_commit_gives_each_change_its_own_outcome_in_every_store() {
+    one_commit(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    one_commit(&SqliteStore::open(&dir.path().join("orchestr8.db")).unwrap());
+}
+
 #[test]
 fn both_stores_record_cancellation_requests_for_the_owner_to_find() {
     cancel_requests(&MemoryStore::new());
@@ -335,6 +398,8 @@ fn the_postgres_store_passes_the_same_suite() {
     list(&store);
     let (_, store) = postgres(&cluster, "cancel");
     cancel_requests(&store);
+    let (_, store) = postgres(&cluster, "commit");
+    one_commit(&store);
 }
 
 /// Two nodes on one database: once a node's lease expires, another takes
