@@ -80,7 +80,7 @@ impl CircuitBreakerPolicy {
 }
 
 /// The externally visible state of a circuit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BreakerState {
     /// Calls go through; failures are counted.

@@ -26,7 +26,7 @@ pub use validate::{AgentCatalog, is_agent_id, schema_hash};
 use crate::error::{Coded, ErrorCode};
 
 /// One problem in a workflow document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Issue {
     /// Where: a JSON path such as `steps[2].dependencies[0]`.
     pub path: String,

@@ -42,7 +42,8 @@ use orchestr8_host::ids::ExecutionId;
 use orchestr8_host::journal::JournalUpdate;
 use orchestr8_host::orchestrator::{Orchestrator, Resumable};
 use orchestr8_host::record::Record;
-use orchestr8_host::registry::AgentRegistry;
+use orchestr8_host::registry::{AgentRegistry, AgentSet};
+use orchestr8_host::resilience::{BreakerRegistry, BreakerState};
 use orchestr8_host::store::{
     ExecutionQuery, ExecutionRecord, JournalEntry, StoreError, now, process_alive, stored_time,
     within,
@@ -229,12 +230,16 @@ impl ExecutionService {
             .route("/executions/{id}/journal", get(journal))
             .route("/executions/{id}/events", get(super::events::events))
             .route("/executions/{id}/cancel", post(cancel))
+            .route("/workflows", get(super::catalog::workflows))
+            .route("/workflows/validate", post(super::catalog::validate))
+            .route("/agents", get(super::catalog::agents))
             .route("/health", get(health))
             .route("/metrics", get(metrics))
             .route(
                 "/openapi.json",
                 get(move || async move { Json(document.as_ref().clone()) }),
             )
+            .merge(super::console::routes())
             .with_state(self.clone());
         harden(router, http)
     }
@@ -285,22 +290,50 @@ impl ExecutionService {
     }
 
     async fn resolve(&self, request: &ExecuteRequest) -> Result<Plan, ApiError> {
-        let text = match (&request.workflow, &request.workflow_file) {
-            (Some(doc), None) => doc.to_string(),
-            (None, Some(file)) => read_workflow_file(self.options.workflows_root.as_deref(), file)?,
-            _ => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidInput,
-                    "give either `workflow` (a document) or `workflowFile` (a file of the project)",
-                ));
-            }
-        };
-        let agents = self
-            .agents
+        let text =
+            self.workflow_text(request.workflow.as_ref(), request.workflow_file.as_deref())?;
+        let agents = self.agent_set().await?;
+        workflow::load(&text, agents.as_ref()).map_err(|e| ApiError::from(&e))
+    }
+
+    /// The text of the workflow a request gives: `workflow` (a document)
+    /// or `workflowFile` (a file of the project), exactly one.
+    pub(super) fn workflow_text(
+        &self,
+        document: Option<&Value>,
+        file: Option<&str>,
+    ) -> Result<String, ApiError> {
+        match (document, file) {
+            (Some(doc), None) => Ok(doc.to_string()),
+            (None, Some(file)) => read_workflow_file(self.options.workflows_root.as_deref(), file),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidInput,
+                "give either `workflow` (a document) or `workflowFile` (a file of the project)",
+            )),
+        }
+    }
+
+    /// The agents as they are now, reloaded first if their files changed.
+    pub(super) async fn agent_set(&self) -> Result<Arc<AgentSet>, ApiError> {
+        self.agents
             .refreshed()
             .await
-            .map_err(|e| ApiError::from(&e))?;
-        workflow::load(&text, agents.as_ref()).map_err(|e| ApiError::from(&e))
+            .map_err(|e| ApiError::from(&e))
+    }
+
+    /// The project's root, where workflow files are found.
+    pub(super) fn project_root(&self) -> Option<&Path> {
+        self.options.workflows_root.as_deref()
+    }
+
+    /// The state of every circuit breaker used so far.
+    pub(super) fn circuits(&self) -> Vec<(String, BreakerState)> {
+        self.orchestrator
+            .engine()
+            .runner()
+            .breakers()
+            .map(BreakerRegistry::states)
+            .unwrap_or_default()
     }
 
     /// The execution an earlier request with idempotency key `key` (and
@@ -712,6 +745,7 @@ async fn status(
         input: record.input,
         steps,
         error,
+        workflow: record.workflow,
     }))
 }
 

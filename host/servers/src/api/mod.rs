@@ -5,8 +5,11 @@
 //! Both share the same hardening ([`harden`]): one JSON error shape for
 //! every failure (unknown routes and methods, bad JSON, oversized bodies,
 //! timeouts, even a panic in a handler), a body size limit, a request
-//! timeout, and a bearer token on every route but `/health` when one is set.
+//! timeout, and a bearer token on every route but `/health` (and the
+//! console's page and assets, which hold no data) when one is set.
 
+mod catalog;
+mod console;
 mod error;
 mod events;
 mod executions;
@@ -105,7 +108,8 @@ async fn authorize(
     let Some(token) = token else {
         return next.run(request).await;
     };
-    if request.uri().path() == "/health" {
+    let path = request.uri().path();
+    if path == "/health" || console::ASSETS.contains(&path) {
         return next.run(request).await;
     }
     let given = request

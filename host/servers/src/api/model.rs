@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use orchestr8_host::engine::ExecutionStatus;
 use orchestr8_host::ids::ExecutionId;
+use orchestr8_host::resilience::BreakerState;
 use orchestr8_host::store::{ExecutionSummary, JournalEntry};
+use orchestr8_host::workflow::Issue;
 
 /// `POST /workflows/execute` body: exactly one of `workflow` and
 /// `workflowFile`.
@@ -84,6 +86,10 @@ pub struct ExecutionView {
     /// Why it failed, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+    /// The workflow document it runs (its steps and their dependencies);
+    /// absent for an execution recorded before documents were kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<Value>,
 }
 
 /// `GET /executions?status=…&workflow=…&since=…&until=…&limit=…&cursor=…`.
@@ -191,4 +197,159 @@ pub struct AgentHealth {
     pub version: String,
     /// `closed`, `open` or `half-open`.
     pub breaker: String,
+}
+
+/// `POST /workflows/validate` body: exactly one of `workflow` and
+/// `workflowFile`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [{"required": ["workflow"]}, {"required": ["workflowFile"]}]))]
+pub struct ValidateRequest {
+    /// The workflow document.
+    pub workflow: Option<Value>,
+    /// Or a workflow file of the server's project, relative to its root.
+    pub workflow_file: Option<String>,
+}
+
+/// Whether a workflow can run here, checked against the agents this
+/// server runs.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Validation {
+    /// True when it has no problem.
+    pub valid: bool,
+    /// Every problem, with its JSON path; empty when valid.
+    pub issues: Vec<Issue>,
+}
+
+/// `GET /workflows`: the workflow files of the server's project.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkflowList {
+    /// By file name; empty when the server has no project.
+    pub workflows: Vec<ProjectWorkflow>,
+}
+
+/// One workflow file of the project.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectWorkflow {
+    /// Its path, relative to the project's root: what `workflowFile` takes.
+    pub file: String,
+    /// Its `metadata.id`, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Its `metadata.name`, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its `metadata.description`, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Whether it can run here, and why not.
+    #[serde(flatten)]
+    pub validation: Validation,
+    /// A JSON Schema of its input: one property per variable of
+    /// `context.variables`, typed by and defaulting to its value there.
+    pub input_schema: Value,
+}
+
+/// `GET /agents`: the agents this server runs.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentList {
+    /// By id.
+    pub agents: Vec<AgentView>,
+    /// Agents the project names that could not be loaded, with why.
+    pub unavailable: Vec<UnavailableAgent>,
+}
+
+/// An agent the project names that could not be loaded.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnavailableAgent {
+    /// Its id.
+    pub id: String,
+    /// Why it could not be loaded.
+    pub error: String,
+}
+
+/// One agent: what it is, what bounds it, how its circuits are.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    /// Its id.
+    pub id: String,
+    /// Its version.
+    pub version: String,
+    /// What it does.
+    pub description: String,
+    /// The SHA-256 of its component, in hex.
+    pub digest: String,
+    /// Its limits per invocation.
+    pub limits: AgentLimits,
+    /// What it may reach (deny by default).
+    pub grants: AgentGrants,
+    /// Its circuit: the worst of its circuits' states (`closed` when none
+    /// was used).
+    pub breaker: BreakerState,
+    /// Each circuit used so far (one per target when a step's breaker
+    /// policy includes the target).
+    pub circuits: Vec<CircuitView>,
+    /// The JSON Schema of its input.
+    pub input_schema: Value,
+    /// The JSON Schema of its output.
+    pub output_schema: Value,
+}
+
+/// An agent's limits per invocation.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentLimits {
+    /// Wall-clock deadline, in milliseconds.
+    pub timeout_ms: u64,
+    /// Fuel: an upper bound on the instructions executed.
+    pub fuel: u64,
+    /// Largest linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// Largest output, in bytes.
+    pub output_bytes: u64,
+    /// Most log and event bytes.
+    pub log_bytes: u64,
+    /// Invocations at once, when bounded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+}
+
+/// What an agent may reach.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentGrants {
+    /// Hosts it may send HTTP requests to.
+    pub allowed_hosts: Vec<String>,
+    /// Directories it sees.
+    pub dirs: Vec<DirView>,
+    /// Environment variables it may read, by name.
+    pub env: Vec<String>,
+    /// Secrets it may read, by name.
+    pub secrets: Vec<String>,
+}
+
+/// A directory an agent sees.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DirView {
+    /// Where the agent sees it.
+    pub guest_path: String,
+    /// Whether it may change it.
+    pub writable: bool,
+}
+
+/// One circuit breaker.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitView {
+    /// Its key: `cb:<agent>` or `cb:<agent>:<target>`.
+    pub key: String,
+    /// Its state.
+    pub state: BreakerState,
 }

@@ -22,8 +22,9 @@ use serde_json::{Map, Value, json};
 
 use super::ErrorEnvelope;
 use super::model::{
-    Accepted, AgentHealth, Cancelling, EventsQuery, ExecuteQuery, ExecuteRequest, ExecutionList,
-    ExecutionView, Health, JournalPage, JournalQuery, ListQuery,
+    Accepted, AgentHealth, AgentList, Cancelling, EventsQuery, ExecuteQuery, ExecuteRequest,
+    ExecutionList, ExecutionView, Health, JournalPage, JournalQuery, ListQuery, ValidateRequest,
+    Validation, WorkflowList,
 };
 use orchestr8_host::engine::ExecutionResult;
 use orchestr8_host::sandbox::AgentInfo;
@@ -297,11 +298,58 @@ pub fn document(secured: bool) -> Value {
             "responses": d.responses(cancel),
         }}),
     );
+    let validate_body = d.read::<ValidateRequest>();
+    let validation = d.sent::<Validation>();
+    let validated = json!({
+        "200": Doc::json(validation, "Whether the workflow can run here (against the agents this server runs), with every problem"),
+        "400": d.error("Malformed JSON, or neither or both of `workflow` and `workflowFile`, or a `workflowFile` that is not a file"),
+        "404": d.error("`workflowFile` names no file of the project"),
+        "413": d.error("Body too large"),
+    });
+    paths.insert(
+        "/workflows/validate".into(),
+        json!({ "post": {
+            "summary": "Check a workflow against the agents this server runs, without starting it",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": validate_body } } },
+            "responses": d.responses(validated),
+        }}),
+    );
+    let workflows = d.sent::<WorkflowList>();
+    let workflows = d.responses(json!({ "200": Doc::json(workflows, "The project's workflow files: every `.json` file under `workflows/`, and the workflows at the project's root") }));
+    paths.insert(
+        "/workflows".into(),
+        json!({ "get": { "summary": "The workflow files of the server's project, validated, with their input schemas", "responses": workflows } }),
+    );
+    let agents = d.sent::<AgentList>();
+    let agents = d.responses(json!({ "200": Doc::json(agents, "The agents, by id, and those that could not be loaded") }));
+    paths.insert(
+        "/agents".into(),
+        json!({ "get": { "summary": "The agents this server runs: versions, digests, limits, grants and circuit breakers", "responses": agents } }),
+    );
     let health = d.open_responses(json!({ "200": Doc::json(health, "Up") }));
     paths.insert(
         "/health".into(),
         json!({ "get": { "summary": "Liveness", "security": [], "responses": health } }),
     );
+    for (path, media, summary) in [
+        (
+            "/",
+            "text/html",
+            "The web console (asks for the token itself)",
+        ),
+        (
+            "/console/app.js",
+            "text/javascript",
+            "The web console's script",
+        ),
+        ("/console/app.css", "text/css", "The web console's style"),
+    ] {
+        let page = d.open_responses(json!({ "200": Doc::text(summary, media) }));
+        paths.insert(
+            path.into(),
+            json!({ "get": { "summary": summary, "security": [], "responses": page } }),
+        );
+    }
     d.common_paths(&mut paths);
     d.finish("orchestr8 REST API", paths)
 }
