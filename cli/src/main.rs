@@ -241,16 +241,22 @@ Examples:
        -d '{\"workflowFile\": \"workflows/hello.json\", \"input\": {\"name\": \"Ada\"}}'
   curl -s localhost:7878/executions/<id>/journal?after=0&limit=100
 
+The web console is at / (open http://127.0.0.1:7878/ in a browser): executions
+live as a graph, a timeline and the journal; agents; the project's workflows,
+validated and started from a form.
+
 Routes: POST /workflows/execute, GET /executions, GET /executions/{id},
-GET /executions/{id}/journal, POST /executions/{id}/cancel, GET /health,
-GET /metrics, GET /openapi.json. Every error is
+GET /executions/{id}/journal, GET /executions/{id}/events (live, SSE),
+POST /executions/{id}/cancel, GET /agents, GET /workflows,
+POST /workflows/validate, GET /health, GET /metrics, GET /openapi.json. Every error is
 {\"error\": {\"code\", \"message\", \"details\"}}. A full queue answers 503 with
 Retry-After. Before it accepts an execution the server loads its agents
 again if orchestr8.toml, the secrets file or a component changed (a new
 `orchestr8 build` is served at once; running calls finish on their build);
 an agent that cannot load fails only the workflows that use it. On SIGINT/SIGTERM running executions get --grace-ms to finish,
 then are cancelled (the journal says so). Binding a non-loopback address
-needs a token (--token or ORCHESTR8_TOKEN), checked on every route but /health.";
+needs a token (--token or ORCHESTR8_TOKEN), checked on every route but /health
+and the console's page (the console asks for the token).";
 
 const REPLAY_HELP: &str = "\
 Examples:

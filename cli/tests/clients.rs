@@ -155,6 +155,8 @@ fn schemathesis_finds_serve_true_to_its_document() {
     let mut document = get(base, "/openapi.json", Some(token));
     let execute = "/paths/~1workflows~1execute/post/requestBody/content/application~1json/schema";
     example(&mut document, execute, json!({ "workflow": counting }));
+    let validate = "/paths/~1workflows~1validate/post/requestBody/content/application~1json/schema";
+    example(&mut document, validate, json!({ "workflow": counting }));
     let finished_id = finished["executionId"].clone();
     let running_id = running["executionId"].clone();
     for (path, id) in [

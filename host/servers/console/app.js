@@ -283,9 +283,9 @@ async function executionsPage(main, params) {
       el("th", { scope: "col" }, "Status"), el("th", { scope: "col" }, "Started"),
       el("th", { scope: "col", class: "num" }, "Duration"))),
     body);
-  const newer = el("button", { class: "secondary", id: "page-newer", disabled: trail.length === 0 && !cursor }, "← Newer");
+  const newer = el("button", { class: "secondary", id: "page-newer", disabled: trail.length === 0 }, "← Newer");
   const older = el("button", { class: "secondary", id: "page-older", disabled: true }, "Older →");
-  const where = el("span", { class: "muted", id: "page-number" }, `page ${trail.length + (cursor ? 2 : 1)}`);
+  const where = el("span", { class: "muted", id: "page-number" }, `page ${trail.length + 1}`);
   newer.addEventListener("click", () => {
     const previous = trail.slice();
     const back = previous.pop() || "";
@@ -559,7 +559,8 @@ function drawGraph(container, model, select) {
     svg("rect", { width: W, height: H, rx: 8 }),
     svg("text", { x: 10, y: 19 }, clip(id, 20)),
     svg("text", { x: 10, y: 34, class: "sub" }, clip(agent, 26)),
-    svg("text", { x: 10, y: 48, class: `state status-${step.status}` }, step.status));
+    svg("text", { x: 10, y: 48, class: `state status-${step.status}` },
+      step.viaFallback ? `${step.status} via ${clip(step.viaFallback, 14)}` : step.status));
     root.append(node);
   }
   const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.step : null;
@@ -700,7 +701,7 @@ function journalPanel() {
     const row = el("tr", { "data-seq": entry.seq, "data-kind": entry.kind, "data-step": entry.stepId || "", "data-at": entry.at, "data-received": receivedAt },
       el("td", { class: "num" }, entry.seq),
       el("td", { class: "mono" }, (entry.at || "").replace("T", " ").replace("Z", "")),
-      el("td", {}, entry.kind),
+      el("td", { class: "kind" }, entry.kind),
       el("td", {}, entry.stepId || ""),
       el("td", { class: "num" }, entry.attempt || ""),
       el("td", {}, summary(entry)));
