@@ -13,6 +13,7 @@
 
 pub mod bus;
 pub mod engine;
+pub mod eval;
 pub mod execution;
 pub mod journal;
 pub mod orchestrator;
