@@ -7,6 +7,7 @@ mod db;
 mod dev;
 mod distribute;
 mod error;
+mod eval;
 mod executions;
 mod init;
 mod input;
@@ -133,6 +134,12 @@ enum Command {
     /// outbound HTTP answered from recorded fixtures.
     #[command(after_help = TEST_HELP)]
     Test(testing::TestArgs),
+    /// Measure an agent's quality: run every case of an evaluation suite N
+    /// times per variant (a prompt, a model, another version), grade each
+    /// run, and report pass rates with 95% intervals and whether one
+    /// variant is better than another.
+    #[command(after_help = EVAL_HELP)]
+    Eval(eval::EvalArgs),
     /// Run a workflow: its steps run as sandboxed agents; progress is shown
     /// as the journal records it.
     #[command(
@@ -230,6 +237,23 @@ enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+const EVAL_HELP: &str = "\
+Examples:
+  orchestr8 eval evals/brief.json
+  orchestr8 eval evals/brief.json --variant terse --variant cited --trials 20
+  orchestr8 eval evals/brief.json --report eval.md --min-pass-rate 0.8
+  orchestr8 eval evals/brief.json --baseline .orchestr8/evals/brief-….json
+
+Each run is a fresh sandbox under the project's limits and grants; the
+suite's fixtures answer outbound HTTP as in `orchestr8 test`. The report
+gives each variant's pass rate with its Wilson 95% interval (per grader and
+per case too), latency p50/p95, tokens and cost when the output reports
+them, and, for each variant against the first, the difference with its
+95% interval, the exact McNemar test over runs paired by case and trial,
+and a verdict in words. Grader errors are reported apart and not counted.
+Every run is recorded in .orchestr8/evals/. Exit 1 when --min-pass-rate is
+not met or a variant is significantly worse than in --baseline.";
 
 const SERVE_HELP: &str = "\
 Examples:
@@ -428,6 +452,7 @@ fn main() -> ExitCode {
             Command::Create(args) => init::create(args),
             Command::Build(args) => build::build(args, config).await,
             Command::Test(args) => testing::test(args, config).await,
+            Command::Eval(args) => eval::eval(args, config).await,
             Command::Serve(args) => serve::serve(args, config).await,
             Command::Dev(args) => dev::dev(args, config).await,
             Command::Mcp(args) => claude::mcp(args, config).await,

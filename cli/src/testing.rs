@@ -325,22 +325,22 @@ fn parse_fixtures(value: Value, origin: &str) -> Result<Vec<HttpFixture>, String
         .collect()
 }
 
-/// Runs one case; `Err` says why it failed.
-async fn run_case(
-    project: &Project,
+/// The runtime's agents for one case (or eval run): each answers HTTP
+/// from `fixtures` (when given) and sees the `secrets` it is granted.
+pub fn with_fixtures(
     runtime: &Runtime,
-    file: &Path,
-    case: &Case,
-) -> Result<(), String> {
-    let fixtures = HttpFixtures::new(fixtures(file, &case.fixtures)?);
-    // Every agent of this case answers HTTP from its fixtures and sees its secrets.
-    let agents: HashMap<String, RegisteredAgent> = runtime
+    fixtures: Option<&HttpFixtures>,
+    secrets: &BTreeMap<String, String>,
+) -> HashMap<String, RegisteredAgent> {
+    runtime
         .agents()
         .iter()
         .map(|(id, registered)| {
             let mut registered = registered.clone();
-            registered.policy.http_fixtures = Some(fixtures.clone());
-            for (name, value) in &case.secrets {
+            if let Some(fixtures) = fixtures {
+                registered.policy.http_fixtures = Some(fixtures.clone());
+            }
+            for (name, value) in secrets {
                 if registered.policy.grants.secrets.contains(name) {
                     registered
                         .policy
@@ -350,7 +350,18 @@ async fn run_case(
             }
             (id.clone(), registered)
         })
-        .collect();
+        .collect()
+}
+
+/// Runs one case; `Err` says why it failed.
+async fn run_case(
+    project: &Project,
+    runtime: &Runtime,
+    file: &Path,
+    case: &Case,
+) -> Result<(), String> {
+    let fixtures = HttpFixtures::new(fixtures(file, &case.fixtures)?);
+    let agents = with_fixtures(runtime, Some(&fixtures), &case.secrets);
     let (actual, status) = match (&case.agent, &case.workflow) {
         (Some(id), None) => (run_agent(runtime, &agents, id, case).await?, None),
         (None, Some(wf)) => {

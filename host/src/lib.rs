@@ -31,7 +31,7 @@ pub mod telemetry;
 pub mod runner;
 pub mod runtime;
 
-pub use orchestr8_core::{bus, journal, orchestrator, record, resilience, store, workflow};
+pub use orchestr8_core::{bus, eval, journal, orchestrator, record, resilience, store, workflow};
 pub use orchestr8_sandbox as sandbox;
 
 /// The engine, with the step runner that runs agents in the sandbox.

@@ -287,7 +287,7 @@ impl Grader {
 
 /// The value at JMESPath `path` in `data` (`null` when there is nothing
 /// there); `Err` when the path does not compile or cannot be evaluated.
-fn at(path: &str, data: &Value) -> Result<Value, String> {
+pub fn at(path: &str, data: &Value) -> Result<Value, String> {
     let expression = jmespath::compile(path).map_err(|e| format!("path `{path}`: {e}"))?;
     let found = expression
         .search(data)

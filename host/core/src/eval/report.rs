@@ -320,7 +320,7 @@ pub fn compare(baseline: (&str, &[&Run]), variant: (&str, &[&Run]), cases: usize
     let significant = interval.excludes_zero() && p_value < ALPHA;
     let points = |x: f64| format!("{:+.0}", x * 100.0);
     let stated = format!(
-        "{} points, 95% CI [{}, {}], paired test p = {}",
+        "{} points, 95% CI [{}, {}], paired test p {}",
         points(difference),
         points(interval.low),
         points(interval.high),
@@ -375,7 +375,7 @@ fn p_text(p: f64) -> String {
     if p < 0.001 {
         "< 0.001".into()
     } else {
-        format!("{p:.3}")
+        format!("= {p:.3}")
     }
 }
 
