@@ -54,6 +54,7 @@ mod error;
 pub mod http;
 pub mod llm;
 pub mod log;
+pub mod prompt;
 
 pub use context::{Context, SecretError};
 pub use error::AgentError;

@@ -30,6 +30,10 @@ const SDK_FILES: &[(&str, &str)] = &[
     ("src/http.rs", include_str!("../../agent-sdk/src/http.rs")),
     ("src/llm.rs", include_str!("../../agent-sdk/src/llm.rs")),
     ("src/log.rs", include_str!("../../agent-sdk/src/log.rs")),
+    (
+        "src/prompt.rs",
+        include_str!("../../agent-sdk/src/prompt.rs"),
+    ),
     ("wit/orchestr8.wit", include_str!("../../wit/orchestr8.wit")),
     ("wit/deps/cli.wit", include_str!("../../wit/deps/cli.wit")),
     (

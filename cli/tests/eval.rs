@@ -16,15 +16,29 @@ use support::api::agents_dir;
 use support::{failed, ok, orchestr8};
 
 /// A Messages API where `good-model` always mentions the sandbox, and
-/// `weak-model` only when the text to summarize says "easy".
+/// `weak-model` only when the text to summarize says "easy"; asked as a
+/// judge (the judge agent's template has a `<rubric>`), it scores an
+/// output that names the sandbox 0.9 and others 0.2, and cannot judge an
+/// output that says "murky".
 struct Model;
 
 impl Respond for Model {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let asked = body["messages"].to_string();
-        let text = if body["model"] == "good-model" || asked.contains("easy") {
+        let text = if asked.contains("<rubric>") {
+            let judged = asked.split("<agent_output>").nth(1).unwrap_or_default();
+            if judged.contains("murky") {
+                "I would rather not say."
+            } else if judged.contains("sandbox") {
+                r#"{"score": 0.9, "reason": "It names the sandbox."}"#
+            } else {
+                r#"{"score": 0.2, "reason": "No sandbox."}"#
+            }
+        } else if body["model"] == "good-model" || asked.contains("easy") {
             "Agents run in a sandbox with limits."
+        } else if asked.contains("murky") {
+            "Agents run, murky."
         } else {
             "Agents run."
         };
@@ -298,4 +312,75 @@ fn grader_errors_and_bad_suites_are_reported_as_such() {
     assert!(stderr.contains("pattern"), "{stderr}");
     assert!(stderr.contains("used twice"), "{stderr}");
     assert_eq!(fake.calls(), calls, "nothing ran");
+}
+
+/// The judge grader calls the judge agent, sandboxed like any agent, which
+/// asks the model: its scores decide the runs, and a judge that cannot
+/// answer is a grader error, not a failed run.
+#[test]
+fn a_judge_agent_grades_the_runs() {
+    let fake = Fake::start();
+    let project = project(
+        &fake,
+        json!({ "a": {}, "b": { "config": { "model": "good-model" } } }),
+    );
+    let root = project.path();
+    std::fs::copy(agents_dir().join("judge.wasm"), root.join("judge.wasm")).unwrap();
+    let port = fake.server.address().port();
+    let mut manifest = std::fs::read_to_string(root.join("orchestr8.toml")).unwrap();
+    manifest.push_str(&format!(
+        "\n[agents.\"@orchestr8/judge\"]\ncomponent = \"judge.wasm\"\n\
+         grants = {{ allowed_hosts = [\"127.0.0.1:{port}\"], secrets = [\"anthropic-api-key\"] }}\n\
+         config = {{ provider = \"anthropic\", model = \"judge-model\", baseUrl = \"{}\" }}\n",
+        fake.server.uri()
+    ));
+    std::fs::write(root.join("orchestr8.toml"), manifest).unwrap();
+    let mut suite: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("evals/summary.json")).unwrap())
+            .unwrap();
+    suite["graders"] = json!([{ "type": "judge", "agent": "@orchestr8/judge",
+                                "rubric": "The summary names the sandbox.", "threshold": 0.5 }]);
+    suite["trials"] = json!(2);
+    suite["cases"][4] =
+        json!({ "name": "murky", "input": { "text": "a murky text about agents" } });
+    std::fs::write(root.join("evals/summary.json"), suite.to_string()).unwrap();
+
+    let out = eval(root, &["--json"]);
+    let report: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let a = &report["variants"][0];
+    let b = &report["variants"][1];
+    // a: only the easy case names the sandbox; its murky case stumps the judge.
+    assert_eq!(
+        (
+            a["passed"].as_u64(),
+            a["failed"].as_u64(),
+            a["errors"].as_u64()
+        ),
+        (Some(2), Some(6), Some(2)),
+        "{a}"
+    );
+    assert_eq!(
+        (
+            b["passed"].as_u64(),
+            b["failed"].as_u64(),
+            b["errors"].as_u64()
+        ),
+        (Some(10), Some(0), Some(0)),
+        "{b}"
+    );
+    let murky = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["variant"] == "a" && r["case"] == "murky")
+        .unwrap();
+    assert_eq!(murky["outcome"], "error", "{murky}");
+    let reason = murky["grades"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the judge `@orchestr8/judge` failed"),
+        "{reason}"
+    );
+    assert_eq!(murky["grades"][0]["grader"], "judge @orchestr8/judge");
+    // 20 runs of the agent and 20 of the judge.
+    assert_eq!(fake.calls(), 40);
 }

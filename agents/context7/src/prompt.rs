@@ -9,6 +9,7 @@
 
 use crate::snippets::Snippet;
 use orchestr8_agent_sdk::AgentError;
+use orchestr8_agent_sdk::prompt::{escape, fill};
 
 const SYSTEM: &str = include_str!("../prompts/system.xml");
 const RESEARCH: &str = include_str!("../prompts/research.xml");
@@ -55,47 +56,6 @@ pub fn render(research: &Research) -> Result<(String, String), AgentError> {
     ];
     let user = fill(RESEARCH, &values)?;
     Ok((SYSTEM.trim().to_string(), user))
-}
-
-/// Replaces each `{{name}}` of `template` with its value, in one pass.
-fn fill(template: &str, values: &[(&str, String)]) -> Result<String, AgentError> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| AgentError::fatal("prompt template: `{{` is never closed"))?;
-        let name = &after[..end];
-        let value = values
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
-            .ok_or_else(|| AgentError::fatal(format!("prompt template: no value for `{name}`")))?;
-        out.push_str(value);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// `text` safe inside XML content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters other than tab and newlines are not XML.
-            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
