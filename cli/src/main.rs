@@ -13,6 +13,7 @@ mod init;
 mod input;
 mod output;
 mod project;
+mod prompts;
 mod replay;
 mod resume;
 mod scaffold;
@@ -228,6 +229,12 @@ enum Command {
         after_help = "Examples:\n  orchestr8 db migrate --store postgres://orchestr8:secret@db:5432/orchestr8\n  ORCHESTR8_DATABASE_URL=postgres://… orchestr8 db migrate --json"
     )]
     Db(db::DbCommand),
+    /// The prompt templates agents ship.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  orchestr8 prompts check\n  orchestr8 prompts check @demo/brief --json\n\nA template (prompts/*.xml in the agent's directory) must be well-formed XML;\neach {{placeholder}} must be given a value by the agent's code, as a\n(\"name\", value) pair for prompt::fill, and the value must go through\nprompt::escape (or say `// escaped …` on the line above). Exit 1 on a problem."
+    )]
+    Prompts(prompts::PromptsCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  orchestr8 completions bash > ~/.local/share/bash-completion/completions/orchestr8\n  orchestr8 completions zsh > ~/.zfunc/_orchestr8\n  orchestr8 completions fish > ~/.config/fish/completions/orchestr8.fish"
@@ -463,6 +470,7 @@ fn main() -> ExitCode {
             Command::Agents(cmd) => distribute::agents(cmd, config).await,
             Command::Claude(cmd) => claude::run(cmd),
             Command::Db(cmd) => db::run(cmd),
+            Command::Prompts(cmd) => prompts::run(cmd),
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,

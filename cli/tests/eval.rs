@@ -384,3 +384,80 @@ fn a_judge_agent_grades_the_runs() {
     // 20 runs of the agent and 20 of the judge.
     assert_eq!(fake.calls(), 40);
 }
+
+/// `orchestr8 prompts check` passes the templates this repository's agents
+/// ship, and names each problem of a broken one: not well-formed, a
+/// placeholder the code never fills, a value not escaped.
+#[test]
+fn prompts_check_passes_the_shipped_templates_and_names_broken_ones() {
+    let agents = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agents");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let mut manifest = String::from("[project]\nname = \"prompts\"\n");
+    for (id, name) in [
+        ("@orchestr8/context7", "context7"),
+        ("@orchestr8/judge", "judge"),
+    ] {
+        manifest.push_str(&format!(
+            "\n[agents.\"{id}\"]\ncrate = \"{}\"\n",
+            agents.join(name).display()
+        ));
+    }
+    std::fs::write(root.join("orchestr8.toml"), &manifest).unwrap();
+    let check = |args: &[&str]| {
+        orchestr8()
+            .args(["prompts", "check"])
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap()
+    };
+    let text = ok(&check(&[]));
+    assert!(text.contains("ok   @orchestr8/judge"), "{text}");
+    assert!(text.contains("3 templates, 0 with problems"), "{text}");
+
+    let broken = root.join("agents/broken");
+    std::fs::create_dir_all(broken.join("prompts")).unwrap();
+    std::fs::create_dir_all(broken.join("src")).unwrap();
+    std::fs::write(
+        broken.join("Cargo.toml"),
+        "[package]\nname = \"broken\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        broken.join("src/lib.rs"),
+        "let values = [(\"question\", input.question.clone())];\n",
+    )
+    .unwrap();
+    std::fs::write(
+        broken.join("prompts/ask.xml"),
+        "<task>Answer</tsk>\n<q>{{question}}</q>\n<c>{{context}}</c>\n",
+    )
+    .unwrap();
+    manifest.push_str("\n[agents.\"@prompts/broken\"]\ncrate = \"agents/broken\"\n");
+    std::fs::write(root.join("orchestr8.toml"), &manifest).unwrap();
+    let out = check(&["@prompts/broken", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problems: Vec<&str> = report["templates"][0]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems[0].starts_with("not well-formed XML at line 1"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].contains("`{{question}}`") && problems[1].contains("prompt::escape"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[2].contains("`{{context}}` is never given a value"),
+        "{problems:?}"
+    );
+    let stderr = failed(&check(&["@nobody/here"]), 2);
+    assert!(stderr.contains("no agent `@nobody/here`"), "{stderr}");
+}

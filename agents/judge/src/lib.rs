@@ -68,10 +68,11 @@ impl Agent for Judge {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
+        let (input_text, output_text) = (text(&input.input), text(&input.output));
         let values = [
-            ("rubric", bounded(&input.rubric, "rubric")?),
-            ("input", bounded(&text(&input.input), "input")?),
-            ("output", bounded(&text(&input.output), "output")?),
+            ("rubric", escape(bounded(&input.rubric, "rubric")?)),
+            ("input", escape(bounded(&input_text, "input")?)),
+            ("output", escape(bounded(&output_text, "output")?)),
         ];
         let prompt = fill(TEMPLATE, &values)?;
         let config: LlmConfig = ctx.config()?;
@@ -96,14 +97,14 @@ impl Agent for Judge {
     }
 }
 
-/// `text` escaped for the template, if it is not too long.
-fn bounded(text: &str, name: &str) -> Result<String, AgentError> {
+/// `text`, if it is not too long for the prompt.
+fn bounded<'a>(text: &'a str, name: &str) -> Result<&'a str, AgentError> {
     if text.chars().count() > MAX_CHARS {
         return Err(AgentError::invalid_input(format!(
             "`{name}` is longer than {MAX_CHARS} characters"
         )));
     }
-    Ok(escape(text))
+    Ok(text)
 }
 
 /// The model's verdict: the first JSON object of its answer, with a score
