@@ -9,6 +9,7 @@
 mod support;
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,10 +37,13 @@ impl Browser {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap();
+        // A process group of its own: the browser it starts goes with it,
+        // even when a failed test never closes the session.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver is missing: run scripts/setup-tests (it installs Debian's chromium and chromium-driver)");
         let caps = json!({
@@ -138,6 +142,8 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

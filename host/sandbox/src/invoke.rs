@@ -329,7 +329,7 @@ impl Sandbox {
         let activity = store.data().recorder.activity();
         let raced = {
             let work = async {
-                let agent = pre.instantiate_async(&mut store).await?;
+                let agent = instantiate(pre, &mut store).await?;
                 call(&agent, &mut store, invocation).await
             };
             tokio::select! {
@@ -366,6 +366,38 @@ impl Sandbox {
             stats,
         }
     }
+}
+
+/// How many times instantiation is tried when the kernel refuses to seal
+/// a memory image.
+const SEAL_TRIES: u32 = 3;
+
+/// Instantiates `pre` in `store`, trying again when creating the module's
+/// copy-on-write memory image fails at sealing its memfd: under heavy load
+/// Linux can answer `EBUSY` for a moment (pages of the fresh image still
+/// held by another CPU), which is the host's condition, not the agent's.
+/// Wasmtime keeps no failed image, so the next try builds it again.
+async fn instantiate(
+    pre: &AgentPre<AgentState>,
+    store: &mut Store<AgentState>,
+) -> wasmtime::Result<Agent> {
+    let mut tries = 1;
+    loop {
+        match pre.instantiate_async(&mut *store).await {
+            Err(e) if tries < SEAL_TRIES && is_sealing_failure(&e) => {
+                tracing::warn!(error = %e, try_number = tries, "could not seal a memory image: trying again");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(tries))).await;
+                tries += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Whether `e` is the memfd crate's "cannot add seals to the memfd".
+fn is_sealing_failure(e: &wasmtime::Error) -> bool {
+    e.chain()
+        .any(|cause| cause.to_string().contains("add seals to the memfd"))
 }
 
 /// What a running invocation holds: its turn in its agent's bulkhead, its
@@ -674,6 +706,19 @@ fn finish(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_a_sealing_failure_is_tried_again() {
+        let sealing = wasmtime::Error::msg("cannot add seals to the memfd");
+        assert!(is_sealing_failure(&sealing));
+        assert!(is_sealing_failure(
+            &sealing.context("instantiating the component")
+        ));
+        assert!(!is_sealing_failure(&wasmtime::Error::msg(
+            "wasm trap: unreachable"
+        )));
+    }
+
     use super::*;
 
     #[test]
