@@ -524,6 +524,7 @@ fn record(
                 method,
                 url,
                 body: None,
+                body_contains: Vec::new(),
             },
             response: FixtureResponse {
                 status,

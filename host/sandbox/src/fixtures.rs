@@ -44,6 +44,16 @@ pub struct FixtureRequest {
     /// everything else by equality).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    /// Texts that must each occur in the body: in its text as sent, or,
+    /// for a JSON body, inside one of its strings (so quotes and newlines
+    /// in a prompt need no JSON escaping). For requests whose bodies differ
+    /// in ways a subset cannot pin down, such as a prompt inside a message.
+    #[serde(
+        default,
+        rename = "bodyContains",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub body_contains: Vec<String>,
 }
 
 fn default_method() -> String {
@@ -156,6 +166,7 @@ impl HttpFixtures {
                     .body
                     .as_ref()
                     .is_none_or(|want| body_matches(want, &text))
+                && body_contains(&f.request.body_contains, &text)
         });
         if let (Some((i, _)), Some(used)) = (found, used.as_mut())
             && let Some(slot) = used.get_mut(i)
@@ -186,6 +197,27 @@ fn body_matches(want: &Value, text: &str) -> bool {
     match want {
         Value::String(s) => s == text,
         want => serde_json::from_str::<Value>(text).is_ok_and(|got| json_contains(&got, want)),
+    }
+}
+
+fn body_contains(wanted: &[String], text: &str) -> bool {
+    if wanted.is_empty() {
+        return true;
+    }
+    let json = serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+    let mut strings = Vec::new();
+    collect_strings(&json, &mut strings);
+    wanted.iter().all(|want| {
+        text.contains(want.as_str()) || strings.iter().any(|s| s.contains(want.as_str()))
+    })
+}
+
+fn collect_strings<'a>(value: &'a Value, into: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => into.push(s),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, into)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, into)),
+        _ => {}
     }
 }
 
@@ -302,6 +334,38 @@ mod tests {
             unhandled[2].to_string(),
             r#"POST https://api.openai.com/v1/chat/completions with body {"model":"other"}"#
         );
+    }
+
+    #[tokio::test]
+    async fn body_contains_finds_texts_in_the_body_or_inside_its_json_strings() {
+        let f = HttpFixtures::new(
+            serde_json::from_value(json!([
+                { "request": { "method": "POST", "url": "https://m/v1",
+                               "bodyContains": ["<question>Why \"x\"?</question>", "Cite every claim"] },
+                  "response": { "body": "a" } },
+                { "request": { "method": "POST", "url": "https://m/v1", "bodyContains": ["plain text"] },
+                  "response": { "body": "b" } }
+            ]))
+            .unwrap(),
+        );
+        let prompt = json!({"messages": [{"content": "<question>Why \"x\"?</question>\nCite every claim."}]});
+        let r = f
+            .answer(request("POST", "https://m/v1", &prompt.to_string()))
+            .await
+            .unwrap();
+        assert_eq!(body_text(r).await, "a");
+        let r = f
+            .answer(request("POST", "https://m/v1", "some plain text body"))
+            .await
+            .unwrap();
+        assert_eq!(body_text(r).await, "b");
+        let only_one = json!({"messages": [{"content": "<question>Why \"x\"?</question>"}]});
+        assert!(
+            f.answer(request("POST", "https://m/v1", &only_one.to_string()))
+                .await
+                .is_err()
+        );
+        assert_eq!(f.unhandled().len(), 1);
     }
 
     #[test]
