@@ -530,6 +530,55 @@ fn with_a_model_configured_the_brief_carries_a_cited_answer_from_an_xml_prompt(#
     );
 }
 
+/// The user message the fake model was sent last.
+fn last_prompt(fake: &Fake) -> String {
+    let sent: Value = fake
+        .requests()
+        .iter()
+        .rev()
+        .find(|r| r.url.path() == "/v1/messages")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .unwrap();
+    sent["messages"][0]["content"].as_str().unwrap().to_string()
+}
+
+#[rstest::rstest]
+#[case::rust(Twin::Rust)]
+#[case::typescript(Twin::TypeScript)]
+fn the_config_chooses_the_prompt_template_and_refuses_an_unknown_one(#[case] twin: Twin) {
+    let fake = Fake::start().with_axum().with_model("Use TraceLayer [1].");
+    let template = |name: &str| {
+        let mut config = fake.config_with_model();
+        config["prompt"] = json!(name);
+        config
+    };
+    let cited = Project::of(twin, &fake, template("cited")).serve();
+    let (status, brief) = process(&cited, &axum_input());
+    assert_eq!(status, 200, "{brief}");
+    let user = last_prompt(&fake);
+    assert!(user.contains("<rules>"), "{user}");
+    assert!(user.contains("Every sentence that states something"), "{user}");
+    assert!(user.contains(&format!("<question>{QUESTION}</question>")));
+    drop(cited);
+
+    let plain = Project::of(twin, &fake, template("research")).serve();
+    assert_eq!(process(&plain, &axum_input()).0, 200);
+    let user = last_prompt(&fake);
+    assert!(!user.contains("<rules>"), "{user}");
+    assert!(user.contains("A direct answer first"), "{user}");
+    drop(plain);
+
+    let unknown = Project::of(twin, &fake, template("shouty")).serve();
+    let (status, error) = process(&unknown, &axum_input());
+    assert_ne!(status, 200, "{error}");
+    assert_eq!(error["error"]["code"], "INVALID_INPUT", "{error}");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("config") && message.contains("cited"),
+        "{message}"
+    );
+}
+
 #[test]
 fn an_unknown_library_is_invalid_input_with_suggestions() {
     let fake = Fake::start().with_axum();

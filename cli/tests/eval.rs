@@ -414,7 +414,7 @@ fn prompts_check_passes_the_shipped_templates_and_names_broken_ones() {
     };
     let text = ok(&check(&[]));
     assert!(text.contains("ok   @orchestr8/judge"), "{text}");
-    assert!(text.contains("3 templates, 0 with problems"), "{text}");
+    assert!(text.contains("4 templates, 0 with problems"), "{text}");
 
     let broken = root.join("agents/broken");
     std::fs::create_dir_all(broken.join("prompts")).unwrap();

@@ -66,6 +66,9 @@ struct Config {
     /// A language model to synthesize an answer from the snippets.
     #[serde(default)]
     llm: Option<LlmConfig>,
+    /// The task template the model is asked with [default `research`].
+    #[serde(default)]
+    prompt: prompt::Template,
 }
 
 /// The chosen library.
@@ -192,6 +195,7 @@ impl Agent for Context7 {
         let answer = match &config.llm {
             Some(llm) => Some(synthesize(
                 llm,
+                config.prompt,
                 ctx,
                 &query,
                 topic.as_deref(),
@@ -352,6 +356,7 @@ fn not_found(what: &str, message: &str, suggestions: &[Alternative]) -> AgentErr
 
 fn synthesize(
     config: &LlmConfig,
+    template: prompt::Template,
     ctx: &Context,
     query: &str,
     topic: Option<&str>,
@@ -359,14 +364,17 @@ fn synthesize(
     snippets: &[Snippet],
 ) -> Result<Answer, AgentError> {
     let llm = Llm::new(config, ctx)?;
-    let (system, user) = prompt::render(&prompt::Research {
-        question: query,
-        topic,
-        library_id: &library.id,
-        library_title: &library.title,
-        library_version: library.version.as_deref(),
-        snippets,
-    })?;
+    let (system, user) = prompt::render(
+        template,
+        &prompt::Research {
+            question: query,
+            topic,
+            library_id: &library.id,
+            library_title: &library.title,
+            library_version: library.version.as_deref(),
+            snippets,
+        },
+    )?;
     log::info(&format!(
         "asking {} ({}) for an answer from {} snippets",
         config.provider.name(),

@@ -9,7 +9,7 @@ import { z } from "zod";
 import { AgentError, type Context, Llm, LlmConfig, Provider, SecretError, defineAgent, log } from "@orchestr8/agent";
 
 import { Client, Context7Failure, DEFAULT_BASE_URL, type Docs, type Library, idVersion, isLibraryId } from "./api.js";
-import { render } from "./prompt.js";
+import { type Template, render } from "./prompt.js";
 import { type Alternative, asAlternative, because, rank, trustLabel } from "./rank.js";
 import { type Snippet, sources, withinBudget } from "./snippets.js";
 
@@ -39,6 +39,7 @@ const Config = z
     baseUrl: z.string().optional(),
     apiKeySecret: z.string().optional(),
     llm: LlmConfig.optional(),
+    prompt: z.enum(["research", "cited"]).optional(),
   })
   .strict();
 
@@ -133,7 +134,10 @@ export const handler = defineAgent({
       );
     }
     log.info(`${snippets.length} snippets of ${chosen.id} (${budget.used} of ${budget.limit} tokens)`);
-    const answer = config.llm === undefined ? undefined : synthesize(config.llm, ctx, query, topic, chosen, snippets);
+    const answer =
+      config.llm === undefined
+        ? undefined
+        : synthesize(config.llm, config.prompt ?? "research", ctx, query, topic, chosen, snippets);
     return { query, topic, library: chosen, reason, alternatives, snippets, budget, sources: sources(snippets), answer };
   },
 });
@@ -249,6 +253,7 @@ function notFound(what: string, message: string, suggestions: Alternative[]): Ag
 /** A language model's answer from the snippets, citing them as [n]. */
 function synthesize(
   config: LlmConfig,
+  template: Template,
   ctx: Context,
   query: string,
   topic: string | undefined,
@@ -256,7 +261,7 @@ function synthesize(
   snippets: Snippet[],
 ) {
   const llm = new Llm(config, ctx);
-  const [system, user] = render({
+  const [system, user] = render(template, {
     question: query,
     topic,
     libraryId: library.id,

@@ -3,9 +3,14 @@
 // agents/context7/src/prompt.rs.
 import { AgentError } from "@orchestr8/agent";
 
+import RESEARCH_CITED from "../../context7/prompts/research-cited.xml";
 import RESEARCH from "../../context7/prompts/research.xml";
 import SYSTEM from "../../context7/prompts/system.xml";
 import type { Snippet } from "./snippets.js";
+
+/** Which task template asks for the answer: the config's `prompt`. */
+export const TEMPLATES = { research: RESEARCH, cited: RESEARCH_CITED } as const;
+export type Template = keyof typeof TEMPLATES;
 
 export interface Research {
   question: string;
@@ -17,7 +22,7 @@ export interface Research {
 }
 
 /** The system prompt and the user's message. */
-export function render(research: Research): [string, string] {
+export function render(template: Template, research: Research): [string, string] {
   const snippets = research.snippets
     .map(
       (s, i) =>
@@ -32,7 +37,7 @@ export function render(research: Research): [string, string] {
     library_version: escape(research.libraryVersion ?? "latest"),
     snippets,
   };
-  return [SYSTEM.trim(), fill(RESEARCH, values)];
+  return [SYSTEM.trim(), fill(TEMPLATES[template], values)];
 }
 
 /** `{{name}}` → its value; a placeholder without one is a bug. */
