@@ -253,19 +253,39 @@ fn a_better_variant_is_reported_better() {
 #[test]
 fn equal_variants_are_reported_as_no_significant_difference() {
     let fake = Fake::start();
+    // A name with markup: the HTML report shows it as text.
     let project = project(
         &fake,
-        json!({ "weak": {}, "same": { "config": { "maxTokens": 512 } } }),
+        json!({ "weak": {}, "<i>same</i>|x": { "config": { "maxTokens": 512 } } }),
     );
-    let out = eval(project.path(), &["--trials", "3"]);
+    let out = eval(
+        project.path(),
+        &["--trials", "3", "--report", "report.html"],
+    );
     let text = ok(&out);
     assert!(
         text.contains(
-            "no significant difference between weak and same at this sample size (+0 points"
+            "no significant difference between <i>same</i>|x and weak at this sample size (+0 points"
         ),
         "{text}"
     );
     assert!(text.contains("more trials per case"), "{text}");
+    let page = std::fs::read_to_string(project.path().join("report.html")).unwrap();
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(
+        page.contains("<title>Evaluation: evals/summary.json</title>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<table>") && page.contains("<th>pass rate</th>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>&lt;i&gt;same&lt;/i&gt;|x</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("<i>"), "{page}");
+    assert!(page.contains("no significant difference"), "{page}");
 }
 
 /// A grader that cannot decide is reported as an error, apart from

@@ -319,20 +319,38 @@ pub fn compare(baseline: (&str, &[&Run]), variant: (&str, &[&Run]), cases: usize
     let p_value = mcnemar_exact(only_a, only_b);
     let significant = interval.excludes_zero() && p_value < ALPHA;
     let points = |x: f64| format!("{:+.0}", x * 100.0);
-    let stated = format!(
-        "{} points, 95% CI [{}, {}], paired test p {}",
-        points(difference),
-        points(interval.low),
-        points(interval.high),
-        p_text(p_value)
-    );
-    let verdict = if significant {
-        let (better, worse) = if difference > 0.0 {
-            (variant.0, baseline.0)
+    // The numbers as seen from the first name: better minus worse when a
+    // verdict is called, so a winning baseline reads "+", never "-".
+    let stated = |sign: f64| {
+        let (low, high) = if sign > 0.0 {
+            (interval.low, interval.high)
         } else {
-            (baseline.0, variant.0)
+            (-interval.high, -interval.low)
         };
-        format!("{better} is better than {worse}: {stated}")
+        format!(
+            "{} points, 95% CI [{}, {}], paired test p {}",
+            points(sign * difference),
+            points(low),
+            points(high),
+            p_text(p_value)
+        )
+    };
+    let verdict = if significant {
+        if difference > 0.0 {
+            format!(
+                "{} is better than {}: {}",
+                variant.0,
+                baseline.0,
+                stated(1.0)
+            )
+        } else {
+            format!(
+                "{} is better than {}: {}",
+                baseline.0,
+                variant.0,
+                stated(-1.0)
+            )
+        }
     } else {
         // How many runs per variant would tell apart a difference of the
         // size seen (or of 10 points when none was seen).
@@ -354,8 +372,10 @@ pub fn compare(baseline: (&str, &[&Run]), variant: (&str, &[&Run]), cases: usize
             })
             .unwrap_or_default();
         format!(
-            "no significant difference between {} and {} at this sample size ({stated}){advice}",
-            variant.0, baseline.0
+            "no significant difference between {} and {} at this sample size ({}){advice}",
+            variant.0,
+            baseline.0,
+            stated(1.0)
         )
     };
     Comparison {
@@ -462,6 +482,25 @@ mod tests {
         assert!((report.cost_usd.unwrap() - (5000.0 * 3.0 + 500.0 * 15.0) / 1e6).abs() < 1e-12);
         assert_eq!(report.cases.len(), 10);
         assert_eq!(report.graders[0].name, "contains summary");
+    }
+
+    #[test]
+    fn a_better_baseline_is_named_first_with_a_positive_difference() {
+        let a = runs("a", &[1, 1, 1, 1, 1, 1, 1, 1, 1, 1], 1);
+        let b = runs("b", &[1, 0, 1, 0, 0, 0, 1, 0, 0, 0], 1);
+        let (a, b): (Vec<&Run>, Vec<&Run>) = (a.iter().collect(), b.iter().collect());
+        let c = compare(("a", &a), ("b", &b), 10);
+        assert!(c.significant, "{c:?}");
+        assert!((c.difference + 0.7).abs() < 1e-9, "the field stays b - a");
+        assert!(
+            c.verdict
+                .starts_with("a is better than b: +70 points, 95% CI [+"),
+            "{}",
+            c.verdict
+        );
+        let flipped = compare(("b", &b), ("a", &a), 10);
+        let numbers = |v: &str| v.split_once(": ").map(|(_, n)| n.to_string());
+        assert_eq!(numbers(&c.verdict), numbers(&flipped.verdict));
     }
 
     #[test]

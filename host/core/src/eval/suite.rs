@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -14,6 +15,10 @@ use super::grader::Grader;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Suite {
+    /// Where editors find this file's JSON Schema (`orchestr8 schema
+    /// --eval-suite`); not read otherwise.
+    #[serde(default, rename = "$schema", skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
     /// The agent under test, by its id in `orchestr8.toml`.
     pub agent: String,
     /// What the suite measures.
@@ -43,10 +48,11 @@ pub struct Suite {
     /// cost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
-    /// The variants to compare, by name [default: one, `default`: the
+    /// The variants to compare, by name, in this order: the first is the
+    /// baseline the others are compared with [default: one, `default`: the
     /// agent as configured].
     #[serde(default)]
-    pub variants: BTreeMap<String, Variant>,
+    pub variants: IndexMap<String, Variant>,
     /// The cases; at least one.
     pub cases: Vec<Case>,
 }

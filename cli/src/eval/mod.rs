@@ -25,6 +25,8 @@ use orchestr8_host::sandbox::{HttpFixture, HttpFixtures, Sandbox, SandboxConfig}
 use orchestr8_host::store::now;
 use orchestr8_host::{Coded, ErrorCode};
 
+mod render;
+
 use crate::error::{Failure, Outcome as Exit, exit, report};
 use crate::project::{BuildCheck, require_project};
 use crate::testing::{read_fixtures, with_fixtures};
@@ -43,8 +45,9 @@ pub struct EvalArgs {
     /// Runs at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
     concurrency: u32,
-    /// Also write the report as Markdown to this file.
-    #[arg(long, value_name = "FILE.md")]
+    /// Also write the report to this file: a page of HTML when the name
+    /// ends in .html or .htm, Markdown otherwise.
+    #[arg(long, value_name = "FILE.md|FILE.html")]
     report: Option<PathBuf>,
     /// Exit 1 when a variant's pass rate is below this (0 to 1).
     #[arg(long, value_name = "RATE")]
@@ -260,9 +263,16 @@ pub async fn eval(args: EvalArgs, config: SandboxConfig) -> Exit {
     };
     let json = serde_json::to_string_pretty(&saved).unwrap_or_default();
     let kept = keep(&project.root, &args.suite, &json);
-    let markdown = markdown(&saved);
     if let Some(file) = &args.report {
-        std::fs::write(file, &markdown).map_err(|e| {
+        let is_html = file
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"));
+        let page = if is_html {
+            render::html(&saved)
+        } else {
+            render::markdown(&saved)
+        };
+        std::fs::write(file, page).map_err(|e| {
             report(
                 ErrorCode::Internal,
                 &format!("cannot write `{}`: {e}", file.display()),
@@ -273,7 +283,7 @@ pub async fn eval(args: EvalArgs, config: SandboxConfig) -> Exit {
     if args.json {
         println!("{json}");
     } else {
-        print!("{}", terminal(&saved));
+        print!("{}", render::terminal(&saved));
         if let Some(kept) = kept {
             println!("runs recorded in {}", kept.display());
         }
@@ -286,7 +296,7 @@ pub async fn eval(args: EvalArgs, config: SandboxConfig) -> Exit {
                 failing.push(format!(
                     "{} passes {} of runs, under --min-pass-rate {min}",
                     v.overall.name,
-                    percent(v.overall.pass_rate)
+                    render::percent(v.overall.pass_rate)
                 ));
             }
         }
@@ -460,144 +470,4 @@ fn outcome_word(outcome: Outcome) -> &'static str {
         Outcome::Failed => "failed",
         Outcome::Error => "grader error",
     }
-}
-
-fn percent(rate: Option<f64>) -> String {
-    rate.map_or("—".into(), |r| format!("{:.0}%", r * 100.0))
-}
-
-fn interval(v: &orchestr8_host::eval::stats::Interval) -> String {
-    format!("[{:.0}%, {:.0}%]", v.low * 100.0, v.high * 100.0)
-}
-
-fn ms(v: Option<f64>) -> String {
-    v.map_or("—".into(), |v| format!("{v:.0} ms"))
-}
-
-/// The report for a terminal.
-fn terminal(saved: &Saved) -> String {
-    let mut out = format!(
-        "\n{} · {} · {} cases × {} trials per variant\n\n",
-        saved.suite, saved.agent, saved.cases, saved.trials
-    );
-    for v in &saved.variants {
-        let o = &v.overall;
-        out.push_str(&format!(
-            "{}: {} passed ({} of {}), 95% CI {}{} · latency p50 {} p95 {}{}\n",
-            o.name,
-            percent(o.pass_rate),
-            o.passed,
-            o.passed + o.failed,
-            interval(&o.interval),
-            if o.errors > 0 {
-                format!(" · {} grader errors (not counted)", o.errors)
-            } else {
-                String::new()
-            },
-            ms(v.latency_p50_ms),
-            ms(v.latency_p95_ms),
-            tokens(v)
-        ));
-        for g in &v.graders {
-            out.push_str(&format!(
-                "    grader {}: {} {}{}\n",
-                g.name,
-                percent(g.pass_rate),
-                interval(&g.interval),
-                if g.errors > 0 {
-                    format!(", {} errors", g.errors)
-                } else {
-                    String::new()
-                }
-            ));
-        }
-        for c in &v.cases {
-            out.push_str(&format!(
-                "    case {}: {} of {}\n",
-                c.name,
-                c.passed,
-                c.passed + c.failed + c.errors
-            ));
-        }
-    }
-    for c in saved.comparisons.iter().chain(&saved.regressions) {
-        out.push_str(&format!("\n{}\n", c.verdict));
-    }
-    out
-}
-
-fn tokens(v: &VariantReport) -> String {
-    match (v.input_tokens, v.output_tokens, v.cost_usd) {
-        (None, None, _) => String::new(),
-        (i, o, cost) => format!(
-            " · tokens {} in, {} out{}",
-            i.unwrap_or(0),
-            o.unwrap_or(0),
-            cost.map(|c| format!(" (${c:.4})")).unwrap_or_default()
-        ),
-    }
-}
-
-/// The report as Markdown.
-fn markdown(saved: &Saved) -> String {
-    let mut out = format!(
-        "# Evaluation: {}\n\nAgent `{}`, {} cases, {} trials per case and variant, {}.\n\n",
-        saved.suite, saved.agent, saved.cases, saved.trials, saved.at
-    );
-    out.push_str("| variant | pass rate | 95% CI | passed | failed | grader errors | latency p50 | latency p95 | tokens in | tokens out | cost |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for v in &saved.variants {
-        let o = &v.overall;
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            o.name,
-            percent(o.pass_rate),
-            interval(&o.interval),
-            o.passed,
-            o.failed,
-            o.errors,
-            ms(v.latency_p50_ms),
-            ms(v.latency_p95_ms),
-            v.input_tokens.map_or("—".into(), |t| t.to_string()),
-            v.output_tokens.map_or("—".into(), |t| t.to_string()),
-            v.cost_usd.map_or("—".into(), |c| format!("${c:.4}")),
-        ));
-    }
-    if !saved.comparisons.is_empty() || !saved.regressions.is_empty() {
-        out.push_str("\n## Verdicts\n\n");
-        for c in saved.comparisons.iter().chain(&saved.regressions) {
-            out.push_str(&format!(
-                "- **{}**\n  (pairs only {} passed: {}; only {} passed: {})\n",
-                c.verdict, c.baseline, c.only_baseline, c.variant, c.only_variant
-            ));
-        }
-    }
-    for v in &saved.variants {
-        out.push_str(&format!(
-            "\n## {}\n\n| grader | pass rate | 95% CI | errors |\n|---|---|---|---|\n",
-            v.overall.name
-        ));
-        for g in &v.graders {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} |\n",
-                g.name,
-                percent(g.pass_rate),
-                interval(&g.interval),
-                g.errors
-            ));
-        }
-        out.push_str("\n| case | passed | runs |\n|---|---|---|\n");
-        for c in &v.cases {
-            out.push_str(&format!(
-                "| {} | {} | {} |\n",
-                c.name,
-                c.passed,
-                c.passed + c.failed + c.errors
-            ));
-        }
-    }
-    out.push_str(&format!(
-        "\nIntervals are Wilson 95% score intervals; differences carry Newcombe's interval and the exact McNemar test over runs paired by case and trial, and are called only when both agree (p < 0.05). Every run: `orchestr8 eval {} --json`.\n",
-        saved.suite
-    ));
-    out
 }
