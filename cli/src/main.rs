@@ -178,9 +178,9 @@ enum Command {
     /// the journal; says per step whether the output is identical.
     #[command(after_help = REPLAY_HELP)]
     Replay(replay::ReplayArgs),
-    /// Print the JSON Schema of workflow documents.
+    /// Print the JSON Schema of workflow documents (or of eval suites).
     #[command(
-        after_help = "Examples:\n  orchestr8 schema > workflow.schema.json\n  orchestr8 schema --hash"
+        after_help = "Examples:\n  orchestr8 schema > workflow.schema.json\n  orchestr8 schema --hash\n  orchestr8 schema --eval-suite > eval-suite.schema.json"
     )]
     Schema(workflow::SchemaArgs),
     /// Inspect and run single agent components.

@@ -66,6 +66,9 @@ pub struct SchemaArgs {
     /// Print only the schema's SHA-256 (the value of a document's `schemaHash`).
     #[arg(long)]
     hash: bool,
+    /// Print the JSON Schema of eval suite files (`orchestr8 eval`) instead.
+    #[arg(long, conflicts_with = "hash")]
+    eval_suite: bool,
 }
 
 fn read_workflow(path: &Path) -> Result<String, Failure> {
@@ -98,6 +101,12 @@ fn invalid(path: &Path, e: &WorkflowError, json: bool) -> Outcome {
 pub fn schema(args: SchemaArgs) -> Outcome {
     if args.hash {
         println!("{}", workflow::schema_hash());
+    } else if args.eval_suite {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&orchestr8_host::eval::suite::json_schema())
+                .unwrap_or_default()
+        );
     } else {
         println!(
             "{}",

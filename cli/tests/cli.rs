@@ -182,16 +182,22 @@ fn bad_command_lines_exit_two(#[case] extra: &[&str], #[case] message: &str) {
     assert!(stderr(&out).contains(message), "{}", stderr(&out));
 }
 
-#[test]
-fn the_published_workflow_schema_is_current() {
-    let out = orchestr8(&["schema"]);
+#[rstest]
+#[case::workflow(&[][..], "workflow.schema.json")]
+#[case::eval_suite(&["--eval-suite"][..], "eval-suite.schema.json")]
+fn the_published_schemas_are_current(#[case] extra: &[&str], #[case] file: &str) {
+    let mut args = vec!["schema"];
+    args.extend_from_slice(extra);
+    let out = orchestr8(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let published =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/src/workflow.schema.json");
+    let published = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/src")
+        .join(file);
     let current = String::from_utf8(out.stdout).unwrap();
     if std::fs::read_to_string(&published).ok().as_deref() != Some(current.as_str()) {
         panic!(
-            "docs/src/workflow.schema.json is stale: run `orchestr8 schema > docs/src/workflow.schema.json`"
+            "docs/src/{file} is stale: run `orchestr8 {}> docs/src/{file}`",
+            args.iter().map(|a| format!("{a} ")).collect::<String>()
         );
     }
 }
