@@ -557,7 +557,10 @@ fn the_config_chooses_the_prompt_template_and_refuses_an_unknown_one(#[case] twi
     assert_eq!(status, 200, "{brief}");
     let user = last_prompt(&fake);
     assert!(user.contains("<rules>"), "{user}");
-    assert!(user.contains("Every sentence that states something"), "{user}");
+    assert!(
+        user.contains("Every sentence that states something"),
+        "{user}"
+    );
     assert!(user.contains(&format!("<question>{QUESTION}</question>")));
     drop(cited);
 

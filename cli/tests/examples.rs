@@ -108,3 +108,38 @@ fn a_run_on_fixtures_names_the_request_no_fixture_answers() {
         "{stderr}"
     );
 }
+
+/// The eval example measures the research agent's two synthesis prompts on
+/// recorded answers and verdicts: a fresh run gives the committed report
+/// (apart from the time it ran and its latencies), verdict included.
+#[test]
+fn the_eval_example_gives_its_committed_report() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/eval");
+    let state = tempfile::tempdir().unwrap();
+    ok(&run(&example, state.path(), &["build"]));
+    let fresh = state.path().join("report.md");
+    let out = run(
+        &example,
+        state.path(),
+        &[
+            "eval",
+            "evals/synthesis.json",
+            "--report",
+            fresh.to_str().unwrap(),
+        ],
+    );
+    let terminal = ok(&out);
+    assert!(
+        terminal.contains("cited is better than research: +60 points"),
+        "{terminal}"
+    );
+    let varying = regex::Regex::new(r"\d+ ms|\d{4}-\d\d-\d\dT[0-9:.]+Z").unwrap();
+    let stable = |text: &str| varying.replace_all(text, "…").to_string();
+    let committed = std::fs::read_to_string(example.join("report.md")).unwrap();
+    let fresh = std::fs::read_to_string(&fresh).unwrap();
+    assert_eq!(
+        stable(&fresh),
+        stable(&committed),
+        "examples/eval/report.md is stale: run `orchestr8 -C examples/eval eval evals/synthesis.json --report report.md`"
+    );
+}
