@@ -259,8 +259,10 @@ per case too), latency p50/p95, tokens and cost when the output reports
 them, and, for each variant against the first, the difference with its
 95% interval, the exact McNemar test over runs paired by case and trial,
 and a verdict in words. Grader errors are reported apart and not counted.
-Every run is recorded in .orchestr8/evals/. Exit 1 when --min-pass-rate is
-not met or a variant is significantly worse than in --baseline.";
+--report writes it as Markdown, or HTML for a name ending in .html. Every
+run (output, grades with their reasons, time, tokens) is recorded in
+.orchestr8/evals/. Exit 1 when --min-pass-rate is not met or a variant is
+significantly worse than in --baseline.";
 
 const SERVE_HELP: &str = "\
 Examples:

@@ -183,6 +183,11 @@ fn a_better_variant_is_reported_better() {
     );
     let report: Value = serde_json::from_str(&ok(&out)).unwrap();
     assert_eq!(report["runs"].as_array().unwrap().len(), 20);
+    assert!(
+        report["runs"][0]["output"]["summary"].is_string(),
+        "every run keeps the agent's output: {}",
+        report["runs"][0]
+    );
     assert_eq!(report["variants"][0]["name"], "b");
     assert_eq!(report["variants"][0]["inputTokens"], 10 * 120);
     let cost = report["variants"][0]["costUsd"].as_f64().unwrap();

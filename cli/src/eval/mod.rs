@@ -362,6 +362,7 @@ async fn run_once(
         outcome: Outcome::Failed,
         duration_ms: 0.0,
         agent_error: None,
+        output: None,
         grades: Vec::new(),
         input_tokens: None,
         output_tokens: None,
@@ -420,6 +421,7 @@ async fn run_once(
         });
     }
     run.outcome = Run::outcome_of(None, &run.grades);
+    run.output = Some(output);
     run
 }
 

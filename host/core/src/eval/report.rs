@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::grader::Grade;
 use super::stats::{
@@ -79,6 +80,9 @@ pub struct Run {
     /// The agent's failure (`CODE: message`), when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_error: Option<String>,
+    /// What the agent answered, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
     /// Each grader's grade (none when the agent failed).
     #[serde(default)]
     pub grades: Vec<Graded>,
@@ -423,6 +427,7 @@ mod tests {
             outcome,
             duration_ms: f64::from(trial),
             agent_error: None,
+            output: None,
             grades: vec![Graded {
                 grader: "contains summary".into(),
                 grade: match outcome {
