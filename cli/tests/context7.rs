@@ -16,9 +16,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::fake::FakeServer;
 use support::{Server, orchestr8};
 use wiremock::matchers::{method, path, query_param};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use wiremock::{Mock, Request, ResponseTemplate};
 
 const QUESTION: &str = "How do I add middleware that logs every request?";
 const KEY: &str = "ctx7sk-test-0123456789";
@@ -70,21 +71,16 @@ fn recorded(url_part: &str) -> Value {
         .clone()
 }
 
-/// A fake Context7 on loopback, with its own runtime so tests stay plain.
-struct Fake {
-    rt: tokio::runtime::Runtime,
-    server: MockServer,
-}
+/// A fake Context7 (and, when asked, a fake model) on loopback.
+struct Fake(FakeServer);
 
 impl Fake {
     fn start() -> Fake {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let server = rt.block_on(MockServer::start());
-        Fake { rt, server }
+        Fake(FakeServer::start())
     }
 
     fn mount(&self, mock: Mock) {
-        self.rt.block_on(mock.mount(&self.server));
+        self.0.mount(mock);
     }
 
     /// Search for `name` answers the recorded axum results; the docs of
@@ -128,14 +124,12 @@ impl Fake {
     fn config_with_model(&self) -> Value {
         json!({
             "baseUrl": self.base_url(),
-            "llm": {"provider": "anthropic", "model": "claude-sonnet-4-5", "baseUrl": self.server.uri(), "apiKeySecret": "context7-api-key"}
+            "llm": {"provider": "anthropic", "model": "claude-sonnet-4-5", "baseUrl": self.0.uri(), "apiKeySecret": "context7-api-key"}
         })
     }
 
     fn requests(&self) -> Vec<Request> {
-        self.rt
-            .block_on(self.server.received_requests())
-            .unwrap_or_default()
+        self.0.requests()
     }
 
     fn hits(&self, path_suffix: &str) -> usize {
@@ -146,11 +140,11 @@ impl Fake {
     }
 
     fn port(&self) -> u16 {
-        self.server.address().port()
+        self.0.port()
     }
 
     fn base_url(&self) -> String {
-        format!("{}/api", self.server.uri())
+        format!("{}/api", self.0.uri())
     }
 }
 

@@ -14,9 +14,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::fake::FakeServer;
 use support::{failed, ok, orchestr8};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -246,17 +247,15 @@ fn a_package_installs_from_a_file_pins_its_digest_and_runs() {
 fn a_package_installs_from_a_loopback_http_server_under_another_id() {
     let source = source_project();
     let (manifest, component) = package(source.path());
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(MockServer::start());
+    let server = FakeServer::start();
     for file in [&manifest, &component] {
         let name = file.file_name().unwrap().to_str().unwrap();
-        rt.block_on(
+        server.mount(
             Mock::given(method("GET"))
                 .and(path(format!("/agents/{name}")))
                 .respond_with(
                     ResponseTemplate::new(200).set_body_bytes(std::fs::read(file).unwrap()),
-                )
-                .mount(&server),
+                ),
         );
     }
     let url = format!(

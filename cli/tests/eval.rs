@@ -10,9 +10,10 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
 use support::api::agents_dir;
+use support::fake::FakeServer;
 use support::{failed, ok, orchestr8};
 
 /// A Messages API where `good-model` always mentions the sandbox, and
@@ -50,35 +51,20 @@ impl Respond for Model {
     }
 }
 
-struct Fake {
-    rt: tokio::runtime::Runtime,
-    server: MockServer,
-}
-
-impl Fake {
-    fn start() -> Fake {
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let server = rt.block_on(MockServer::start());
-        rt.block_on(
-            Mock::given(method("POST"))
-                .and(path("/v1/messages"))
-                .respond_with(Model)
-                .mount(&server),
-        );
-        Fake { rt, server }
-    }
-
-    fn calls(&self) -> usize {
-        self.rt
-            .block_on(self.server.received_requests())
-            .unwrap_or_default()
-            .len()
-    }
+/// The fake model, answering as [`Model`] does.
+fn model() -> FakeServer {
+    let fake = FakeServer::start();
+    fake.mount(
+        Mock::given(method("POST"))
+            .and(path("/v1/messages"))
+            .respond_with(Model),
+    );
+    fake
 }
 
 /// A project with the summarize agent allowed to reach `fake`, and a
 /// suite over five texts (one of them "easy") with `variants`.
-fn project(fake: &Fake, variants: Value) -> tempfile::TempDir {
+fn project(fake: &FakeServer, variants: Value) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::copy(
@@ -86,7 +72,7 @@ fn project(fake: &Fake, variants: Value) -> tempfile::TempDir {
         root.join("summarize.wasm"),
     )
     .unwrap();
-    let port = fake.server.address().port();
+    let port = fake.port();
     std::fs::write(
         root.join("orchestr8.toml"),
         format!(
@@ -109,7 +95,7 @@ fn project(fake: &Fake, variants: Value) -> tempfile::TempDir {
     let suite = json!({
         "agent": "@orchestr8/summarize",
         "trials": 4,
-        "config": { "provider": "anthropic", "model": "weak-model", "baseUrl": fake.server.uri() },
+        "config": { "provider": "anthropic", "model": "weak-model", "baseUrl": fake.uri() },
         "secrets": { "anthropic-api-key": "sk-test" },
         "graders": [
             { "type": "schema" },
@@ -139,7 +125,7 @@ fn eval(root: &Path, args: &[&str]) -> std::process::Output {
 /// JSON and as Markdown; every run is recorded.
 #[test]
 fn a_better_variant_is_reported_better() {
-    let fake = Fake::start();
+    let fake = model();
     let project = project(
         &fake,
         json!({ "a": { "description": "the weak model" }, "b": { "config": { "model": "good-model" } } }),
@@ -161,7 +147,7 @@ fn a_better_variant_is_reported_better() {
         "{text}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("[40/40]"));
-    assert_eq!(fake.calls(), 40, "every run asked the model once");
+    assert_eq!(fake.requests().len(), 40, "every run asked the model once");
     let markdown = std::fs::read_to_string(root.join("report.md")).unwrap();
     assert!(
         markdown.contains("| b | 100% | [84%, 100%] | 20 | 0 | 0 |"),
@@ -257,7 +243,7 @@ fn a_better_variant_is_reported_better() {
 /// many more trials would settle one.
 #[test]
 fn equal_variants_are_reported_as_no_significant_difference() {
-    let fake = Fake::start();
+    let fake = model();
     // A name with markup: the HTML report shows it as text.
     let project = project(
         &fake,
@@ -297,7 +283,7 @@ fn equal_variants_are_reported_as_no_significant_difference() {
 /// failures; a suite with problems is refused whole before anything runs.
 #[test]
 fn grader_errors_and_bad_suites_are_reported_as_such() {
-    let fake = Fake::start();
+    let fake = model();
     let project = project(&fake, json!({}));
     let root = project.path();
     let mut suite: Value =
@@ -332,11 +318,11 @@ fn grader_errors_and_bad_suites_are_reported_as_such() {
     suite["graders"] = json!([{ "type": "regex", "path": "summary", "pattern": "(" }]);
     suite["cases"][1]["name"] = suite["cases"][0]["name"].clone();
     std::fs::write(root.join("evals/summary.json"), suite.to_string()).unwrap();
-    let calls = fake.calls();
+    let calls = fake.requests().len();
     let stderr = failed(&eval(root, &[]), 2);
     assert!(stderr.contains("pattern"), "{stderr}");
     assert!(stderr.contains("used twice"), "{stderr}");
-    assert_eq!(fake.calls(), calls, "nothing ran");
+    assert_eq!(fake.requests().len(), calls, "nothing ran");
 }
 
 /// The judge grader calls the judge agent, sandboxed like any agent, which
@@ -344,20 +330,20 @@ fn grader_errors_and_bad_suites_are_reported_as_such() {
 /// answer is a grader error, not a failed run.
 #[test]
 fn a_judge_agent_grades_the_runs() {
-    let fake = Fake::start();
+    let fake = model();
     let project = project(
         &fake,
         json!({ "a": {}, "b": { "config": { "model": "good-model" } } }),
     );
     let root = project.path();
     std::fs::copy(agents_dir().join("judge.wasm"), root.join("judge.wasm")).unwrap();
-    let port = fake.server.address().port();
+    let port = fake.port();
     let mut manifest = std::fs::read_to_string(root.join("orchestr8.toml")).unwrap();
     manifest.push_str(&format!(
         "\n[agents.\"@orchestr8/judge\"]\ncomponent = \"judge.wasm\"\n\
          grants = {{ allowed_hosts = [\"127.0.0.1:{port}\"], secrets = [\"anthropic-api-key\"] }}\n\
          config = {{ provider = \"anthropic\", model = \"judge-model\", baseUrl = \"{}\" }}\n",
-        fake.server.uri()
+        fake.uri()
     ));
     std::fs::write(root.join("orchestr8.toml"), manifest).unwrap();
     let mut suite: Value =
@@ -407,7 +393,7 @@ fn a_judge_agent_grades_the_runs() {
     );
     assert_eq!(murky["grades"][0]["grader"], "judge @orchestr8/judge");
     // 20 runs of the agent and 20 of the judge.
-    assert_eq!(fake.calls(), 40);
+    assert_eq!(fake.requests().len(), 40);
 }
 
 /// `orchestr8 prompts check` passes the templates this repository's agents
