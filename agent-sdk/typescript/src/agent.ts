@@ -44,7 +44,7 @@ export interface Invocation {
 /** The `handler` interface of the WIT contract: export it as `handler`. */
 export interface Handler {
   info(): AgentInfo;
-  process(invocation: Invocation): Promise<string>;
+  process(invocation: Invocation): string | Promise<string>;
 }
 
 /**
@@ -69,9 +69,14 @@ export function defineAgent<I extends z.ZodType, O extends z.ZodType>(agent: Age
   warm(agent.output);
   return {
     info: () => info,
-    async process(invocation: Invocation): Promise<string> {
+    process(invocation: Invocation): string | Promise<string> {
       try {
-        return await run(agent, invocation);
+        const out = run(agent, invocation);
+        return typeof out === "string"
+          ? out
+          : out.catch((e: unknown) => {
+              throw toWit(e);
+            });
       } catch (e) {
         throw toWit(e);
       }
@@ -92,10 +97,10 @@ function warm(type: z.ZodType): void {
   }
 }
 
-async function run<I extends z.ZodType, O extends z.ZodType>(
+function run<I extends z.ZodType, O extends z.ZodType>(
   agent: AgentDefinition<I, O>,
   invocation: Invocation,
-): Promise<string> {
+): string | Promise<string> {
   const raw = parseJson(invocation.input, "input");
   const input = check(agent.input, raw);
   if (!input.ok) {
@@ -109,13 +114,23 @@ async function run<I extends z.ZodType, O extends z.ZodType>(
     deadlineUnixMs: Number(invocation.deadlineUnixMs),
     config: typeof config === "object" && config !== null && !Array.isArray(config) ? (config as Record<string, unknown>) : {},
   });
-  const produced = await agent.process(input.value, ctx);
-  const output = check(agent.output, produced);
-  if (!output.ok) {
-    // A bug in the agent, not in the input: the published schema must stay true.
-    throw AgentError.fatal(`the output does not match ${agent.id}'s output schema: ${output.problems}`);
-  }
-  return JSON.stringify(output.value);
+  const produced = agent.process(input.value, ctx);
+  // An agent that answers at once is answered without a promise: settling
+  // one makes the engine run its job queue before the export returns, about
+  // 0.1 ms of every call in a fresh sandbox (measured with ts-greeter).
+  const finish = (value: unknown): string => {
+    const output = check(agent.output, value);
+    if (!output.ok) {
+      // A bug in the agent, not in the input: the published schema must stay true.
+      throw AgentError.fatal(`the output does not match ${agent.id}'s output schema: ${output.problems}`);
+    }
+    return JSON.stringify(output.value);
+  };
+  return isThenable(produced) ? Promise.resolve(produced).then(finish) : finish(produced);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
 function parseJson(text: string, what: string): unknown {
