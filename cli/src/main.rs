@@ -261,8 +261,8 @@ them, and, for each variant against the first, the difference with its
 and a verdict in words. Grader errors are reported apart and not counted.
 --report writes it as Markdown, or HTML for a name ending in .html. Every
 run (output, grades with their reasons, time, tokens) is recorded in
-.orchestr8/evals/. Exit 1 when --min-pass-rate is not met or a variant is
-significantly worse than in --baseline.";
+.orchestr8/evals/ (or the --state-dir's evals/). Exit 1 when --min-pass-rate
+is not met or a variant is significantly worse than in --baseline.";
 
 const SERVE_HELP: &str = "\
 Examples:

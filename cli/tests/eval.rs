@@ -249,9 +249,17 @@ fn equal_variants_are_reported_as_no_significant_difference() {
         &fake,
         json!({ "weak": {}, "<i>same</i>|x": { "config": { "maxTokens": 512 } } }),
     );
+    let state = tempfile::tempdir().unwrap();
     let out = eval(
         project.path(),
-        &["--trials", "3", "--report", "report.html"],
+        &[
+            "--trials",
+            "3",
+            "--report",
+            "report.html",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
     );
     let text = ok(&out);
     assert!(
@@ -277,6 +285,14 @@ fn equal_variants_are_reported_as_no_significant_difference() {
     );
     assert!(!page.contains("<i>"), "{page}");
     assert!(page.contains("no significant difference"), "{page}");
+    assert_eq!(
+        std::fs::read_dir(state.path().join("evals"))
+            .unwrap()
+            .count(),
+        1,
+        "the runs are recorded in the state folder given"
+    );
+    assert!(!project.path().join(".orchestr8/evals").exists());
 }
 
 /// A grader that cannot decide is reported as an error, apart from

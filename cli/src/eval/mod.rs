@@ -59,6 +59,10 @@ pub struct EvalArgs {
     /// Print the report as JSON (with every run).
     #[arg(long)]
     json: bool,
+    /// Where the runs are recorded, in evals/ [default: the project's
+    /// .orchestr8/]
+    #[arg(long, value_name = "DIR", env = "ORCHESTR8_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     #[command(flatten)]
     build: BuildCheck,
 }
@@ -262,7 +266,11 @@ pub async fn eval(args: EvalArgs, config: SandboxConfig) -> Exit {
         runs,
     };
     let json = serde_json::to_string_pretty(&saved).unwrap_or_default();
-    let kept = keep(&project.root, &args.suite, &json);
+    let state = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| project.root.join(".orchestr8"));
+    let kept = keep(&state, &args.suite, &json);
     if let Some(file) = &args.report {
         let is_html = file
             .extension()
@@ -454,10 +462,10 @@ fn read_baseline(file: &Path) -> Result<Vec<Run>, String> {
     Ok(saved.runs)
 }
 
-/// Saves the report with every run in `.orchestr8/evals/`; where, if it
-/// could.
-fn keep(root: &Path, suite: &Path, json: &str) -> Option<PathBuf> {
-    let dir = root.join(".orchestr8").join("evals");
+/// Saves the report with every run in the state folder's `evals/`; where,
+/// if it could.
+fn keep(state: &Path, suite: &Path, json: &str) -> Option<PathBuf> {
+    let dir = state.join("evals");
     let stem = suite.file_stem()?.to_string_lossy().to_string();
     let stamp = now().replace([':', '.'], "-");
     let file = dir.join(format!("{stem}-{stamp}.json"));
