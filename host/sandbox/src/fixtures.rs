@@ -6,6 +6,7 @@
 //! A request no fixture matches is refused and remembered, so the test fails
 //! and can print it (MSW's `onUnhandledRequest: "error"`).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -153,6 +154,7 @@ impl HttpFixtures {
             .map_err(|_| HttpError::HttpRequestBodySize(Some(MAX_REQUEST_BODY as u64)))?
             .to_bytes();
         let text = String::from_utf8_lossy(&body);
+        let seen = SeenBody::new(&text);
         let mut used = self
             .used
             .as_ref()
@@ -165,8 +167,8 @@ impl HttpFixtures {
                 && f.request
                     .body
                     .as_ref()
-                    .is_none_or(|want| body_matches(want, &text))
-                && body_contains(&f.request.body_contains, &text)
+                    .is_none_or(|want| seen.matches(want))
+                && seen.contains_all(&f.request.body_contains)
         });
         if let (Some((i, _)), Some(used)) = (found, used.as_mut())
             && let Some(slot) = used.get_mut(i)
@@ -193,31 +195,53 @@ impl HttpFixtures {
     }
 }
 
-fn body_matches(want: &Value, text: &str) -> bool {
-    match want {
-        Value::String(s) => s == text,
-        want => serde_json::from_str::<Value>(text).is_ok_and(|got| json_contains(&got, want)),
+/// A request body as the fixtures' matchers read it: its text, and its
+/// JSON parsed once, when a matcher first needs it.
+struct SeenBody<'a> {
+    text: &'a str,
+    json: OnceCell<Option<Value>>,
+}
+
+impl<'a> SeenBody<'a> {
+    fn new(text: &'a str) -> Self {
+        SeenBody {
+            text,
+            json: OnceCell::new(),
+        }
+    }
+
+    fn json(&self) -> Option<&Value> {
+        self.json
+            .get_or_init(|| serde_json::from_str(self.text).ok())
+            .as_ref()
+    }
+
+    /// `request.body`: a string equals the text; any other value is
+    /// contained in the JSON.
+    fn matches(&self, want: &Value) -> bool {
+        match want {
+            Value::String(s) => s == self.text,
+            want => self.json().is_some_and(|got| json_contains(got, want)),
+        }
+    }
+
+    /// `request.bodyContains`: each text occurs in the body as sent, or
+    /// inside one of its JSON strings.
+    fn contains_all(&self, wanted: &[String]) -> bool {
+        wanted.iter().all(|want| {
+            self.text.contains(want.as_str())
+                || self.json().is_some_and(|json| has_text(json, want))
+        })
     }
 }
 
-fn body_contains(wanted: &[String], text: &str) -> bool {
-    if wanted.is_empty() {
-        return true;
-    }
-    let json = serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
-    let mut strings = Vec::new();
-    collect_strings(&json, &mut strings);
-    wanted.iter().all(|want| {
-        text.contains(want.as_str()) || strings.iter().any(|s| s.contains(want.as_str()))
-    })
-}
-
-fn collect_strings<'a>(value: &'a Value, into: &mut Vec<&'a str>) {
+/// Whether a string somewhere in `value` contains `want`.
+fn has_text(value: &Value, want: &str) -> bool {
     match value {
-        Value::String(s) => into.push(s),
-        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, into)),
-        Value::Object(map) => map.values().for_each(|v| collect_strings(v, into)),
-        _ => {}
+        Value::String(s) => s.contains(want),
+        Value::Array(items) => items.iter().any(|v| has_text(v, want)),
+        Value::Object(map) => map.values().any(|v| has_text(v, want)),
+        _ => false,
     }
 }
 

@@ -340,21 +340,12 @@ pub fn compare(baseline: (&str, &[&Run]), variant: (&str, &[&Run]), cases: usize
         )
     };
     let verdict = if significant {
-        if difference > 0.0 {
-            format!(
-                "{} is better than {}: {}",
-                variant.0,
-                baseline.0,
-                stated(1.0)
-            )
+        let (better, worse, sign) = if difference > 0.0 {
+            (variant.0, baseline.0, 1.0)
         } else {
-            format!(
-                "{} is better than {}: {}",
-                baseline.0,
-                variant.0,
-                stated(-1.0)
-            )
-        }
+            (baseline.0, variant.0, -1.0)
+        };
+        format!("{better} is better than {worse}: {}", stated(sign))
     } else {
         // How many runs per variant would tell apart a difference of the
         // size seen (or of 10 points when none was seen).
