@@ -175,7 +175,7 @@ async fn reload(registry: &Arc<AgentRegistry>, watch: &mut Watch) {
             }
             for (id, why) in now.broken() {
                 if before.broken().get(id) != Some(why) {
-                    output::notice(&format!("warning: agent `{id}` is not loaded: {why}"));
+                    output::warning(&format!("agent `{id}` is not loaded: {why}"));
                 }
             }
         }

@@ -91,15 +91,11 @@ struct Cli {
     #[arg(long, global = true, default_value = "warn", env = "ORCHESTR8_LOG")]
     log_level: String,
 
-    /// Log lines for people (pretty) or one JSON object per line (json).
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "pretty",
-        env = "ORCHESTR8_LOG_FORMAT"
-    )]
-    log_format: LogFormatArg,
+    /// Log lines for people (pretty) or one JSON object per line (json)
+    /// [default: json for `run --json` and `resume --json`, whose stderr
+    /// is JSON lines, else pretty].
+    #[arg(long, global = true, value_enum, env = "ORCHESTR8_LOG_FORMAT")]
+    log_format: Option<LogFormatArg>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -243,6 +239,17 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// Whether the command writes its progress on stderr as JSON lines.
+    fn streams_json_progress(&self) -> bool {
+        match self {
+            Command::Run(args) => args.streams_json_progress(),
+            Command::Resume(args) => args.streams_json_progress(),
+            _ => false,
+        }
+    }
 }
 
 const EVAL_HELP: &str = "\
@@ -392,8 +399,11 @@ orchestr8.toml still apply. Exit code 1 when any case fails.";
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let format = match cli.log_format {
-        LogFormatArg::Pretty => LogFormat::Pretty,
-        LogFormatArg::Json => LogFormat::Json,
+        Some(LogFormatArg::Pretty) => LogFormat::Pretty,
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        // A warning in between must not break a reader of JSON progress.
+        None if cli.command.streams_json_progress() => LogFormat::Json,
+        None => LogFormat::Pretty,
     };
     output::use_json(format == LogFormat::Json);
     if let Some(dir) = &cli.directory

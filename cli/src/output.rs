@@ -61,3 +61,8 @@ pub fn error(code: ErrorCode, message: &str) {
 pub fn notice(text: &str) {
     line("INFO", "orchestr8", text, Map::new());
 }
+
+/// `warning: text`, a WARN line in JSON.
+pub fn warning(text: &str) {
+    line("WARN", "orchestr8", &format!("warning: {text}"), Map::new());
+}

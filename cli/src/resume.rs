@@ -34,6 +34,13 @@ pub struct ResumeArgs {
     quiet: bool,
 }
 
+impl ResumeArgs {
+    /// Whether progress goes to stderr as JSON lines.
+    pub fn streams_json_progress(&self) -> bool {
+        self.json && !self.quiet
+    }
+}
+
 pub async fn resume(args: ResumeArgs, config: SandboxConfig) -> Outcome {
     let store = executions::open(&args.project.state)?;
     let ids: Vec<String> = match &args.execution {

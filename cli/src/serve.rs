@@ -168,8 +168,8 @@ pub async fn serve_api(
     args: &ServerArgs,
 ) -> Outcome {
     for (id, why) in runtime.agents().broken() {
-        output::notice(&format!(
-            "warning: agent `{id}` is not loaded ({why}); workflows that use it fail until it is fixed"
+        output::warning(&format!(
+            "agent `{id}` is not loaded ({why}); workflows that use it fail until it is fixed"
         ));
     }
     let orchestrator = runtime

@@ -48,6 +48,13 @@ pub struct RunArgs {
     fixtures: Vec<PathBuf>,
 }
 
+impl RunArgs {
+    /// Whether progress goes to stderr as JSON lines.
+    pub fn streams_json_progress(&self) -> bool {
+        self.json && !self.quiet
+    }
+}
+
 #[derive(Args)]
 pub struct ValidateArgs {
     /// The workflow document.
@@ -226,8 +233,8 @@ pub async fn run(args: RunArgs, config: SandboxConfig) -> Outcome {
     };
     // A misspelt variable would otherwise run silently with its default.
     for key in variables.keys().filter(|k| !wf.reads_variable(k)) {
-        output::notice(&format!(
-            "warning: --input key `{key}` is not read by the workflow (no `${{variables.{key}}}` in its mappings, no condition names it)"
+        output::warning(&format!(
+            "--input key `{key}` is not read by the workflow (no `${{variables.{key}}}` in its mappings, no condition names it)"
         ));
     }
     let orchestrator = runtime

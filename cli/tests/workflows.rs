@@ -439,6 +439,60 @@ fn an_input_key_the_workflow_never_reads_is_warned_about() {
 }
 
 #[test]
+fn with_json_every_line_on_stderr_is_json_warnings_included_unless_pretty_logs_are_asked_for() {
+    let state = tempfile::tempdir().unwrap();
+    let file = one_step(
+        state.path(),
+        "defaults",
+        "@orchestr8/text-stats",
+        json!({"text": "${variables.text ?? \"a default\"}"}),
+    );
+    let agents = agents_dir();
+    let json_run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            file.to_str().unwrap(),
+            "--agents-dir",
+            &agents,
+            "--input",
+            r#"{"txt": "misspelt"}"#,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = run(state.path(), &args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let err = json_run(&[]);
+    let lines: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let warning = lines
+        .iter()
+        .find(|l| l["level"] == "WARN")
+        .unwrap_or_else(|| panic!("no warning in {err}"));
+    assert!(
+        warning["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("warning: --input key `txt` is not read"),
+        "{warning}"
+    );
+    assert!(
+        lines.iter().any(|l| l["kind"] == "execution-finished"),
+        "{err}"
+    );
+
+    let err = json_run(&["--log-format", "pretty"]);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("warning: --input key `txt` is not read")),
+        "{err}"
+    );
+}
+
+#[test]
 fn validate_checks_each_steps_mapping_against_its_agents_input_schema() {
     let state = tempfile::tempdir().unwrap();
     let wf = json!({

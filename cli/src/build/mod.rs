@@ -136,8 +136,8 @@ pub async fn rebuild_stale(
     }
     let names: Vec<&str> = stale.iter().map(|s| s.id.as_str()).collect();
     if skip {
-        output::notice(&format!(
-            "warning: {} changed since {} last build; running the last build (--no-build)",
+        output::warning(&format!(
+            "{} changed since {} last build; running the last build (--no-build)",
             names.join(", "),
             if names.len() == 1 { "its" } else { "their" }
         ));
