@@ -100,7 +100,13 @@ pub async fn resume(args: ResumeArgs, config: SandboxConfig) -> Outcome {
         let wf = resumable.plan().workflow().clone();
         let cancel = CancellationToken::new();
         let style = Progress::chosen(args.quiet, args.json);
-        let going = orchestrator.resume(resumable, cancel.clone());
+        let going = {
+            let (orchestrator, cancel) = (&orchestrator, cancel.clone());
+            async move {
+                let claimed = orchestrator.claim(resumable).await?;
+                orchestrator.resume(claimed, cancel).await
+            }
+        };
         if watch(&orchestrator, going, cancel, style, None, &wf, args.json).await? != exit::OK {
             code = exit::FAILED;
         }

@@ -191,7 +191,7 @@ pub async fn serve_api(
     let resumed = if args.no_resume {
         Vec::new()
     } else {
-        service.resume_interrupted()
+        service.resume_interrupted().await
     };
     if !resumed.is_empty() {
         output::notice(&format!(

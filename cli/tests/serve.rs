@@ -1145,9 +1145,10 @@ fn dev_rebuilds_and_serves_an_agent_as_soon_as_it_is_saved() {
     assert_eq!(result["status"], "succeeded", "{result}");
 }
 
-/// `serve` killed (SIGKILL) with an execution in flight: started again on
-/// the same port and state, it resumes the execution, and a client polling
-/// the API sees it finish through the new process, in one journal.
+/// `serve` killed (SIGKILL) with executions in flight: started again on
+/// the same port and state, it resumes them (each read as running from the
+/// first request on, even one waiting for its turn), and a client polling
+/// the API sees them finish through the new process, in one journal.
 #[test]
 fn a_server_killed_mid_execution_resumes_it_when_it_starts_again() {
     let state = tempfile::tempdir().unwrap();
@@ -1165,16 +1166,25 @@ fn a_server_killed_mid_execution_resumes_it_when_it_starts_again() {
     );
     assert_eq!(status, 202, "{accepted}");
     let id = accepted["executionId"].as_str().unwrap().to_string();
+    let (status, accepted) = post(
+        &format!("{base}/workflows/execute"),
+        &json!({ "workflow": sleep_workflow(1) }).to_string(),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let napping = accepted["executionId"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&format!("{base}/executions/{id}")).1["steps"]["nap"]["status"] != "running" {
-        assert!(Instant::now() < deadline, "the nap never started");
-        std::thread::sleep(Duration::from_millis(10));
+    for id in [&id, &napping] {
+        while get(&format!("{base}/executions/{id}")).1["steps"]["nap"]["status"] != "running" {
+            assert!(Instant::now() < deadline, "the nap never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     first.child.kill().unwrap();
     first.child.wait().unwrap();
 
     let address = base.trim_start_matches("http://");
     let agents = agents_dir();
+    // One at a time: the other resumed execution waits for its turn.
     let _second = start(
         &[
             "serve",
@@ -1182,9 +1192,16 @@ fn a_server_killed_mid_execution_resumes_it_when_it_starts_again() {
             address,
             "--agents-dir",
             agents.to_str().unwrap(),
+            "--max-running",
+            "1",
         ],
         state.path(),
     );
+    for id in [&id, &napping] {
+        let (_, view) = get(&format!("{base}/executions/{id}"));
+        assert_eq!(view["status"], "running", "{view}");
+    }
+    assert_eq!(poll_until_final(&base, &napping)["status"], "succeeded");
     let view = poll_until_final(&base, &id);
     assert_eq!(view["status"], "succeeded", "{view}");
     assert_eq!(view["steps"]["after"]["output"]["words"], 2, "{view}");

@@ -135,7 +135,8 @@ async fn main() {
         let mut bus = orchestrator.subscribe(65_536);
         let started = Instant::now();
         let resumable = orchestrator.prepare_resume(id.as_str(), &catalog).unwrap();
-        let going = orchestrator.resume(resumable, CancellationToken::new());
+        let claimed = orchestrator.claim(resumable).await.unwrap();
+        let going = orchestrator.resume(claimed, CancellationToken::new());
         tokio::pin!(going);
         let first_attempt = loop {
             tokio::select! {

@@ -279,13 +279,25 @@ impl Orchestrator {
         })
     }
 
-    /// Goes on with an execution [`Orchestrator::prepare_resume`] read:
-    /// recorded as running in this process (failing if another took it
-    /// first), then run from where its journal stopped, into the same
-    /// journal.
+    /// Records an execution [`Orchestrator::prepare_resume`] read as
+    /// running in this process, failing with [`StoreError::NotResumable`]
+    /// if another took it first. From then on nobody sees it interrupted,
+    /// even while it waits for a turn to run.
+    pub async fn claim(&self, resumable: Resumable) -> Result<Claimed, StoreError> {
+        self.journal
+            .write(Change::Resume {
+                execution_id: resumable.id.clone(),
+                owner_pid: std::process::id(),
+            })
+            .await?;
+        Ok(Claimed(resumable))
+    }
+
+    /// Goes on with a claimed execution from where its journal stopped,
+    /// into the same journal.
     pub async fn resume(
         &self,
-        resumable: Resumable,
+        claimed: Claimed,
         cancel: CancellationToken,
     ) -> Result<ExecutionResult, StoreError> {
         let Resumable {
@@ -293,13 +305,7 @@ impl Orchestrator {
             plan,
             variables,
             progress,
-        } = resumable;
-        self.journal
-            .write(Change::Resume {
-                execution_id: id.clone(),
-                owner_pid: std::process::id(),
-            })
-            .await?;
+        } = claimed.0;
         // A circuit open when the process died stays open for what was
         // left of its reset timeout (the time down counts here: it is the
         // upstream's time to recover).
@@ -394,6 +400,17 @@ impl Resumable {
     /// The workflow it runs.
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+}
+
+/// An interrupted execution recorded as running in this process
+/// ([`Orchestrator::claim`]), for [`Orchestrator::resume`].
+pub struct Claimed(Resumable);
+
+impl Claimed {
+    /// The execution.
+    pub fn id(&self) -> &ExecutionId {
+        &self.0.id
     }
 }
 

@@ -40,7 +40,7 @@ use orchestr8_host::engine::{
 use orchestr8_host::error::ErrorCode;
 use orchestr8_host::ids::ExecutionId;
 use orchestr8_host::journal::JournalUpdate;
-use orchestr8_host::orchestrator::{Orchestrator, Resumable};
+use orchestr8_host::orchestrator::{Claimed, Orchestrator, Resumable};
 use orchestr8_host::record::Record;
 use orchestr8_host::registry::{AgentRegistry, AgentSet};
 use orchestr8_host::resilience::{BreakerRegistry, BreakerState};
@@ -143,8 +143,8 @@ fn is_idempotency_key(key: &str) -> bool {
 enum Begin {
     /// Just accepted: the plan, its variables, when its request arrived.
     Fresh(Box<Plan>, BTreeMap<String, Value>, tokio::time::Instant),
-    /// Taken over from a process that died.
-    Resumed(Box<Resumable>),
+    /// Taken over from a process that died, already claimed.
+    Resumed(Box<Claimed>),
 }
 
 struct Live {
@@ -435,10 +435,43 @@ impl ExecutionService {
     /// a shared store: whose node's lease expired), each in the background
     /// as if just accepted (listed, cancellable): what a restarted server
     /// does first, and a node on a shared store every [`TAKE_OVER_EVERY`]
-    /// (see [`ExecutionService::keep_taking_over`]). Returns their ids; one
-    /// that cannot go on here (its agent is gone) is logged and left
+    /// (see [`ExecutionService::keep_taking_over`]). Each is recorded as
+    /// running here before this returns, so a client never reads as
+    /// interrupted one that is going on. Returns their ids; one that
+    /// cannot go on here (its agent is gone) is logged and left
     /// interrupted, and one another node took first is left to it.
-    pub fn resume_interrupted(self: &Arc<Self>) -> Vec<ExecutionId> {
+    pub async fn resume_interrupted(self: &Arc<Self>) -> Vec<ExecutionId> {
+        let service = self.clone();
+        // The store blocks: off the async workers.
+        let found = match tokio::task::spawn_blocking(move || service.interrupted()).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "the look for interrupted executions failed");
+                return Vec::new();
+            }
+        };
+        let mut resumed = Vec::new();
+        for resumable in found {
+            let id = resumable.id.clone();
+            match self.orchestrator.claim(resumable).await {
+                Ok(claimed) => {
+                    self.admitted.fetch_add(1, Ordering::SeqCst);
+                    self.spawn(id.clone(), Begin::Resumed(Box::new(claimed)));
+                    resumed.push(id);
+                }
+                Err(StoreError::NotResumable { .. }) => {
+                    tracing::debug!(execution_id = %id, "taken over by another node first");
+                }
+                // Tried again at the next sweep.
+                Err(e) => tracing::warn!(execution_id = %id, error = %e, "not resumed"),
+            }
+        }
+        resumed
+    }
+
+    /// Marks interrupted the executions whose process died and reads back,
+    /// oldest first, those that can go on here.
+    fn interrupted(&self) -> Vec<Resumable> {
         let store = self.orchestrator.store();
         if let Err(e) = store.mark_interrupted(&now(), &process_alive) {
             tracing::error!(error = %e, "cannot look for executions whose process died");
@@ -457,7 +490,7 @@ impl ExecutionService {
             }
         };
         let agents = self.agents.current();
-        let mut resumed = Vec::new();
+        let mut resumable = Vec::new();
         for summary in found.into_iter().rev() {
             let id = summary.execution_id;
             if self
@@ -468,11 +501,7 @@ impl ExecutionService {
                 continue;
             }
             match self.orchestrator.prepare_resume(&id, agents.as_ref()) {
-                Ok(resumable) => {
-                    self.admitted.fetch_add(1, Ordering::SeqCst);
-                    self.spawn(id.clone(), Begin::Resumed(Box::new(resumable)));
-                    resumed.push(id);
-                }
+                Ok(ready) => resumable.push(ready),
                 Err(ResumeError::NotInterrupted { .. }) => {
                     tracing::debug!(execution_id = %id, "taken over by another node first");
                 }
@@ -484,7 +513,7 @@ impl ExecutionService {
                 }
             }
         }
-        resumed
+        resumable
     }
 
     /// On a store shared with other nodes: until the service stops, takes
@@ -504,12 +533,9 @@ impl ExecutionService {
                     _ = tick.tick() => {}
                     _ = service.stopping.cancelled() => return,
                 }
-                // The store blocks: off the async workers.
-                let sweeping = service.clone();
-                match tokio::task::spawn_blocking(move || sweeping.resume_interrupted()).await {
-                    Ok(ids) if !ids.is_empty() => taken(&ids),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "the takeover sweep failed"),
+                let ids = service.resume_interrupted().await;
+                if !ids.is_empty() {
+                    taken(&ids);
                 }
             }
         });
@@ -547,15 +573,12 @@ impl ExecutionService {
                         .execute(exec_id.clone(), &wf, variables, cancel, accepted)
                         .await
                 }
-                Begin::Resumed(resumable) => service.orchestrator.resume(*resumable, cancel).await,
+                Begin::Resumed(claimed) => service.orchestrator.resume(*claimed, cancel).await,
             };
             drop(permit);
             match result {
                 Ok(result) => {
                     let _ = done_tx.send(Some(Arc::new(result)));
-                }
-                Err(StoreError::NotResumable { .. }) => {
-                    tracing::debug!(execution_id = %exec_id, "taken over by another node first");
                 }
                 Err(e @ StoreError::LeaseLost(_)) => {
                     tracing::warn!(execution_id = %exec_id, error = %e, "stopped: another node goes on with it");
