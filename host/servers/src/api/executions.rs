@@ -396,7 +396,7 @@ impl ExecutionService {
                     .retry_after(Duration::from_secs(5)),
             );
         }
-        let capacity = self.options.max_running + self.options.queue_capacity;
+        let capacity = self.capacity();
         let admitted = self.admitted.fetch_add(1, Ordering::SeqCst);
         if admitted >= capacity {
             self.admitted.fetch_sub(1, Ordering::SeqCst);
@@ -431,13 +431,19 @@ impl ExecutionService {
         })
     }
 
+    /// How many executions may be running or queued here at once.
+    fn capacity(&self) -> usize {
+        self.options.max_running + self.options.queue_capacity
+    }
+
     /// Goes on with the executions of this state whose process died (on
     /// a shared store: whose node's lease expired), each in the background
     /// as if just accepted (listed, cancellable): what a restarted server
     /// does first, and a node on a shared store every [`TAKE_OVER_EVERY`]
-    /// (see [`ExecutionService::keep_taking_over`]). Each is recorded as
-    /// running here before this returns, so a client never reads as
-    /// interrupted one that is going on. Returns their ids; one that
+    /// (see [`ExecutionService::keep_taking_over`]); on a shared store, as
+    /// many as this node would admit as new executions. Each is recorded as running here
+    /// before this returns, so a client never reads as interrupted one
+    /// that is going on. Returns their ids; one that
     /// cannot go on here (its agent is gone) is logged and left
     /// interrupted, and one another node took first is left to it.
     pub async fn resume_interrupted(self: &Arc<Self>) -> Vec<ExecutionId> {
@@ -450,8 +456,20 @@ impl ExecutionService {
                 return Vec::new();
             }
         };
+        // On a shared store, no more than this node would admit as new
+        // work: the rest are left to nodes with room (the next sweep is
+        // soon). Its own store's are all its to run.
+        let room = if self.orchestrator.store().shared() {
+            self.capacity()
+                .saturating_sub(self.admitted.load(Ordering::SeqCst))
+        } else {
+            usize::MAX
+        };
         let mut resumed = Vec::new();
         for resumable in found {
+            if resumed.len() >= room {
+                break;
+            }
             let id = resumable.id.clone();
             match self.orchestrator.claim(resumable).await {
                 Ok(claimed) => {
