@@ -20,11 +20,17 @@ use support::{Server, failed, ok, orchestr8};
 
 /// A node on `url`, its log written to `log`.
 fn node(url: &str, state: &Path, log: &Path) -> Server {
+    node_with(url, state, log, &[])
+}
+
+/// A node on `url` with `serve`'s `extra` arguments.
+fn node_with(url: &str, state: &Path, log: &Path, extra: &[&str]) -> Server {
     let agents = agents_dir();
     let mut command = orchestr8();
     command
         .args(["serve", "--bind", "127.0.0.1:0", "--agents-dir"])
         .arg(agents)
+        .args(extra)
         .env("ORCHESTR8_STATE_DIR", state)
         .env("ORCHESTR8_DATABASE_URL", url)
         .stderr(Stdio::from(std::fs::File::create(log).unwrap()));
@@ -187,6 +193,69 @@ fn three_nodes_share_the_work_and_finish_what_a_killed_node_was_running() {
     assert!(logs.contains("taking over"), "{logs}");
     drop(killed);
     eprintln!("{taken_over} executions taken over; all done {took_over:?} after the kill");
+}
+
+#[test]
+fn a_node_takes_over_no_more_than_it_would_admit_and_the_rest_later() {
+    let cluster = Cluster::start().unwrap();
+    let url = cluster.database("room").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut dying = node(&url, &dir.path().join("a"), &dir.path().join("a.log"));
+    let one_at_a_time = node_with(
+        &url,
+        &dir.path().join("b"),
+        &dir.path().join("b.log"),
+        &["--max-running", "1", "--queue", "0"],
+    );
+    let napping = json!({ "workflow": workflow(json!([
+        { "id": "nap", "name": "nap", "agent": { "id": "@hostile/sleep" }, "input": { "mapping": { "seconds": 2 } } }
+    ])) });
+    let ids: Vec<String> = (0..3)
+        .map(|_| submit(&dying.base, &napping).unwrap())
+        .collect();
+    let status_of = |id: &str| {
+        get(&format!("{}/executions/{id}", one_at_a_time.base)).1["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ids.iter().all(|id| status_of(id) == "running") {
+        assert!(Instant::now() < deadline, "the naps never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    dying.child.kill().unwrap();
+    dying.child.wait().unwrap();
+    // All three are marked interrupted in one sweep; the surviving node,
+    // with room for one, takes one and leaves two for later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let marked = |id: &String| {
+        journal(&one_at_a_time.base, id)
+            .iter()
+            .any(|e| e["kind"] == "execution-interrupted")
+    };
+    while !ids.iter().all(marked) {
+        assert!(Instant::now() < deadline, "never marked interrupted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let statuses = loop {
+        let statuses: Vec<String> = ids.iter().map(|id| status_of(id)).collect();
+        if statuses.iter().any(|s| s != "interrupted") {
+            break statuses;
+        }
+        assert!(Instant::now() < deadline, "never taken over");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let count = |want: &str| statuses.iter().filter(|s| *s == want).count();
+    assert_eq!(
+        (count("running"), count("interrupted")),
+        (1, 2),
+        "{statuses:?}"
+    );
+    let views = wait_all(&one_at_a_time.base, &ids, Duration::from_secs(60));
+    for (id, view) in &views {
+        assert_eq!(view["status"], "succeeded", "{id}: {view}");
+    }
 }
 
 #[test]
