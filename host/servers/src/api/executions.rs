@@ -441,21 +441,12 @@ impl ExecutionService {
     /// as if just accepted (listed, cancellable): what a restarted server
     /// does first, and a node on a shared store every [`TAKE_OVER_EVERY`]
     /// (see [`ExecutionService::keep_taking_over`]); on a shared store, as
-    /// many as this node would admit as new executions. Each is recorded as running here
-    /// before this returns, so a client never reads as interrupted one
-    /// that is going on. Returns their ids; one that
+    /// many as this node would admit as new executions. Each is recorded
+    /// as running here before this returns, so a client never reads as
+    /// interrupted one that is going on. Returns their ids; one that
     /// cannot go on here (its agent is gone) is logged and left
     /// interrupted, and one another node took first is left to it.
     pub async fn resume_interrupted(self: &Arc<Self>) -> Vec<ExecutionId> {
-        let service = self.clone();
-        // The store blocks: off the async workers.
-        let found = match tokio::task::spawn_blocking(move || service.interrupted()).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::error!(error = %e, "the look for interrupted executions failed");
-                return Vec::new();
-            }
-        };
         // On a shared store, no more than this node would admit as new
         // work: the rest are left to nodes with room (the next sweep is
         // soon). Its own store's are all its to run.
@@ -465,11 +456,17 @@ impl ExecutionService {
         } else {
             usize::MAX
         };
+        let service = self.clone();
+        // The store blocks: off the async workers.
+        let found = match tokio::task::spawn_blocking(move || service.interrupted(room)).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(error = %e, "the look for interrupted executions failed");
+                return Vec::new();
+            }
+        };
         let mut resumed = Vec::new();
         for resumable in found {
-            if resumed.len() >= room {
-                break;
-            }
             let id = resumable.id.clone();
             match self.orchestrator.claim(resumable).await {
                 Ok(claimed) => {
@@ -488,11 +485,14 @@ impl ExecutionService {
     }
 
     /// Marks interrupted the executions whose process died and reads back,
-    /// oldest first, those that can go on here.
-    fn interrupted(&self) -> Vec<Resumable> {
+    /// oldest first, up to `room` of those that can go on here.
+    fn interrupted(&self, room: usize) -> Vec<Resumable> {
         let store = self.orchestrator.store();
         if let Err(e) = store.mark_interrupted(&now(), &process_alive) {
             tracing::error!(error = %e, "cannot look for executions whose process died");
+            return Vec::new();
+        }
+        if room == 0 {
             return Vec::new();
         }
         let query = ExecutionQuery {
@@ -510,6 +510,9 @@ impl ExecutionService {
         let agents = self.agents.current();
         let mut resumable = Vec::new();
         for summary in found.into_iter().rev() {
+            if resumable.len() >= room {
+                break;
+            }
             let id = summary.execution_id;
             if self
                 .passed_over
