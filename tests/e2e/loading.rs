@@ -135,14 +135,83 @@ async fn compiled_agents_are_cached_on_disk_and_reused() {
     .unwrap();
     let path = crate::support::agent_path("text-stats");
     let first = sandbox.load(&path).await.unwrap();
-    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    let entries = compiled_components(dir.path());
     assert_eq!(entries.len(), 1, "one compiled entry");
-    let name = entries[0].as_ref().unwrap().file_name();
+    let name = entries[0].file_name().unwrap();
     assert!(name.to_string_lossy().starts_with(first.digest()));
     let second = sandbox.load(&path).await.unwrap();
     assert_eq!(first.digest(), second.digest());
     // A corrupt entry is ignored and recompiled.
-    std::fs::write(entries[0].as_ref().unwrap().path(), b"garbage").unwrap();
+    std::fs::write(&entries[0], b"garbage").unwrap();
     let third = sandbox.load(&path).await.unwrap();
     assert_eq!(third.info().id, "@orchestr8/text-stats");
+}
+
+#[tokio::test]
+async fn a_rebuilt_component_compiles_only_the_functions_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = orchestr8_host::sandbox::Sandbox::new(orchestr8_host::sandbox::SandboxConfig {
+        max_instances: 4,
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap();
+    let bytes = std::fs::read(crate::support::agent_path("text-stats")).unwrap();
+    let first = load_into(&sandbox, &bytes).await;
+    let functions = compiled_functions(&dir.path().join("functions"));
+    assert!(!functions.is_empty(), "its functions are cached one by one");
+
+    // The same code with a byte changed outside it (a custom section, as a
+    // non-reproducible toolchain's rebuild might add): a new digest, so the
+    // whole-component cache misses, and its functions are found.
+    let mut rebuilt = bytes.clone();
+    rebuilt.extend_from_slice(&[0, 7, 5, b'b', b'u', b'i', b'l', b'd', 1]);
+    let second = load_into(&sandbox, &rebuilt).await;
+    assert_ne!(first.digest(), second.digest());
+    assert_eq!(compiled_components(dir.path()).len(), 2);
+    // wasmtime 48 keys about one function in eight differently on each
+    // compile of the same code; the rest must be found.
+    let again = compiled_functions(&dir.path().join("functions")).len() - functions.len();
+    assert!(
+        again * 4 < functions.len(),
+        "{again} of {} functions compiled again",
+        functions.len()
+    );
+    let outcome = sandbox
+        .invoke(
+            &second,
+            &SandboxPolicy::default(),
+            orchestr8_host::sandbox::InvocationRequest::new(json!({"text": "same code"})),
+            &tokio_util::sync::CancellationToken::new(),
+        )
+        .await;
+    assert_eq!(outcome.result.unwrap()["words"], 2);
+}
+
+async fn load_into(
+    sandbox: &orchestr8_host::sandbox::Sandbox,
+    bytes: &[u8],
+) -> orchestr8_host::sandbox::LoadedAgent {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bytes).unwrap();
+    sandbox.load(file.path()).await.unwrap()
+}
+
+fn compiled_components(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect()
+}
+
+/// Every compiled-function entry, sorted.
+fn compiled_functions(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    all.sort();
+    all
 }

@@ -9,6 +9,12 @@
 //!
 //! Loading cached machine code means trusting the cache directory: it is
 //! created private to the user (0700 on Unix) and must not be shared.
+//!
+//! Beneath it, `functions/` holds Cranelift's cache of single functions
+//! (see [`functions`]), which makes compiling a component that missed here
+//! cheap when its code is mostly known.
+
+mod functions;
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -16,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+pub(crate) use functions::FunctionCache;
 
 /// A directory of precompiled components.
 #[derive(Debug, Clone)]

@@ -71,7 +71,7 @@ pub use policy::{
     Grants, Limits, PolicyError, Recording, SandboxPolicy, SecretValue,
 };
 
-use cache::ComponentCache;
+use cache::{ComponentCache, FunctionCache};
 use egress::{ConnectionShares, EgressShared};
 use state::AgentState;
 pub use state::{MAX_HTTP_FIELDS_BYTES, MAX_RESOURCES};
@@ -302,6 +302,15 @@ fn build_engine(config: &SandboxConfig) -> Result<Engine, SetupError> {
             .table_keep_resident(KEEP_RESIDENT_BYTES)
             .pagemap_scan(Enabled::Auto);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    if let Some(dir) = &config.cache_dir {
+        let functions =
+            FunctionCache::new(dir.join("functions")).map_err(|source| SetupError::Cache {
+                path: dir.clone(),
+                source,
+            })?;
+        c.enable_incremental_compilation(Arc::new(functions))
+            .map_err(|e| SetupError::Engine(e.to_string()))?;
     }
     Engine::new(&c).map_err(|e| SetupError::Engine(e.to_string()))
 }
