@@ -127,12 +127,7 @@ async fn a_truncated_component_is_invalid() {
 #[tokio::test]
 async fn compiled_agents_are_cached_on_disk_and_reused() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = orchestr8_host::sandbox::Sandbox::new(orchestr8_host::sandbox::SandboxConfig {
-        max_instances: 4,
-        cache_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .unwrap();
+    let sandbox = sandbox_caching_in(dir.path());
     let path = crate::support::agent_path("text-stats");
     let first = sandbox.load(&path).await.unwrap();
     let entries = compiled_components(dir.path());
@@ -148,14 +143,9 @@ async fn compiled_agents_are_cached_on_disk_and_reused() {
 }
 
 #[tokio::test]
-async fn a_rebuilt_component_compiles_only_the_functions_it_changed() {
+async fn a_rebuilt_component_reuses_the_functions_it_shares_with_the_last_build() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = orchestr8_host::sandbox::Sandbox::new(orchestr8_host::sandbox::SandboxConfig {
-        max_instances: 4,
-        cache_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .unwrap();
+    let sandbox = sandbox_caching_in(dir.path());
     let bytes = std::fs::read(crate::support::agent_path("text-stats")).unwrap();
     let first = load_into(&sandbox, &bytes).await;
     let functions = compiled_functions(&dir.path().join("functions"));
@@ -186,6 +176,15 @@ async fn a_rebuilt_component_compiles_only_the_functions_it_changed() {
         )
         .await;
     assert_eq!(outcome.result.unwrap()["words"], 2);
+}
+
+fn sandbox_caching_in(dir: &std::path::Path) -> orchestr8_host::sandbox::Sandbox {
+    orchestr8_host::sandbox::Sandbox::new(orchestr8_host::sandbox::SandboxConfig {
+        max_instances: 4,
+        cache_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 async fn load_into(
