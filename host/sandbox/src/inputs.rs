@@ -89,7 +89,7 @@ impl Tape {
     pub(crate) fn recorded(&self) -> RecordedInputs {
         let state = self.lock();
         let mut inputs = state.inputs.clone();
-        inputs.random_hex = encode_hex(&state.random);
+        inputs.random_hex = crate::hex(&state.random);
         inputs
     }
 
@@ -200,10 +200,6 @@ impl TryRng for TapedRng {
         self.0.random(dst, self.1.as_mut());
         Ok(())
     }
-}
-
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn decode_hex(text: &str) -> Vec<u8> {

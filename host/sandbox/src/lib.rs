@@ -315,6 +315,11 @@ fn build_engine(config: &SandboxConfig) -> Result<Engine, SetupError> {
     Engine::new(&c).map_err(|e| SetupError::Engine(e.to_string()))
 }
 
+/// Lower-case hex, as digests and cache keys are written.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn link(linker: &mut Linker<AgentState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::p2::bindings::filesystem;
     wasmtime_wasi::p2::add_to_linker_async(linker)?;

@@ -127,7 +127,7 @@ impl Sandbox {
         origin: String,
     ) -> Result<LoadedAgent, LoadError> {
         check_header(&bytes, &origin)?;
-        let digest = hex(&Sha256::digest(&bytes));
+        let digest = crate::hex(&Sha256::digest(&bytes));
         let component = {
             let sandbox = self.clone();
             let digest = digest.clone();
@@ -290,10 +290,6 @@ fn check_header(bytes: &[u8], origin: &str) -> Result<(), LoadError> {
         });
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@
 //! calls;
 //! throughput and peak memory at 10, 100, 1,000 and 10,000 concurrent
 //! invocations (peak RSS of the whole process, bare runs included). The baseline ([`bare`]) runs on the
-//! sandbox's own engine: same allocator, pool and settings.
+//! sandbox's own engine: same allocator, pool and settings (bare compiles
+//! run on a twin engine without the compile cache, which would otherwise
+//! be warm for orchestr8's cold load).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

@@ -39,7 +39,7 @@ impl FunctionCache {
     }
 
     fn entry(&self, key: &[u8]) -> PathBuf {
-        let name: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let name = crate::hex(key);
         let (shard, rest) = name.split_at(name.len().min(2));
         self.dir.join(shard).join(rest)
     }
