@@ -178,6 +178,31 @@ async fn a_rebuilt_component_reuses_the_functions_it_shares_with_the_last_build(
     assert_eq!(outcome.result.unwrap()["words"], 2);
 }
 
+#[test]
+fn a_cache_directory_that_cannot_be_made_is_a_clear_setup_error() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let err = orchestr8_host::sandbox::Sandbox::new(orchestr8_host::sandbox::SandboxConfig {
+        max_instances: 4,
+        cache_dir: Some(file.path().join("cache")),
+        ..Default::default()
+    })
+    .err()
+    .expect("a file stands where the cache directory would go");
+    assert!(
+        matches!(err, orchestr8_host::sandbox::SetupError::Cache { .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.starts_with("cannot use the compile cache at `"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&file.path().display().to_string()),
+        "{message}"
+    );
+}
+
 fn sandbox_caching_in(dir: &std::path::Path) -> orchestr8_host::sandbox::Sandbox {
     orchestr8_host::sandbox::Sandbox::new(orchestr8_host::sandbox::SandboxConfig {
         max_instances: 4,
